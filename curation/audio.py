@@ -1,0 +1,540 @@
+"""Speech primitives: voice activity (silero-vad), speaker diarization, overlap removal and
+regrouping of clean speech into clip-sized spans (AnyTalker data recipe).
+
+Backends, all offline by default:
+
+* VAD: ``silero-vad`` (its JIT model ships inside the PyPI wheel).
+* Diarization ``"default"`` (alias ``"resemblyzer"``): d-vectors from Resemblyzer's pretrained
+  GE2E voice encoder (``pretrained.pt`` ships inside the ``resemblyzer`` wheel, Apache-2.0) over
+  sliding windows of VAD speech, spectral clustering (pruned cosine affinity, eigengap speaker count), a short
+  median filter, and an overlap heuristic (a window whose two nearest speaker centroids are
+  almost equally close and both close enough counts as both speakers). The wheel's own
+  preprocessing imports librosa + webrtcvad, which we do not want as dependencies, so the
+  network (3-layer LSTM 40->256, linear 256->256, ReLU, L2 norm) is rebuilt here and loads the
+  wheel's weight file; the mel filterbank reproduces ``librosa.filters.mel`` (Slaney scale and
+  norm) with numpy.
+* Diarization ``"pyannote"``: ``pyannote.audio.Pipeline.from_pretrained(path_or_name)``, used
+  only when pyannote.audio is importable (it is not installed in this project's environment).
+
+Every function returns plain Python floats / tuples so callers can put them into rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+SR = 16000
+
+# Resemblyzer hyper-parameters (resemblyzer/hparams.py) the weights were trained with.
+_MEL_WINDOW = 400  # 25 ms at 16 kHz
+_MEL_HOP = 160  # 10 ms
+_MEL_CHANNELS = 40
+_MEL_FPS = SR // _MEL_HOP  # 100 mel frames per second
+
+# Diarization defaults, measured on audio/sample.wav vs sample.rttm and the single-speaker
+# talking clips (see docs/calibration.md and benchmarks/perf/diarization_der.py).
+EMBED_WINDOW_S = 1.2  # d-vector window: long enough for a stable voice print
+EMBED_STEP_S = 0.1  # label resolution
+AFFINITY_KEEP = 0.1  # spectral clustering: each window keeps its 10 % most similar windows
+MIN_NEIGHBOURS = 5  # ... but at least this many (short clips)
+MERGE_SIM = 0.75  # clusters whose centroid cosine similarity exceeds this are one voice
+OVERLAP_MARGIN = 0.03  # sim(best) - sim(second) below this ...
+OVERLAP_MIN_SIM = 0.78  # ... with sim(second) above this -> both speakers active
+MEDIAN_FILTER_S = 0.5  # label smoothing
+
+
+def _package_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not-installed"
+
+
+def vad_backend_name() -> str:
+    return f"silero-vad {_package_version('silero-vad')}"
+
+
+def diarization_backend_name(backend: str = "default") -> str:
+    if backend in ("default", "resemblyzer"):
+        return f"resemblyzer-spectral {_package_version('resemblyzer')}"
+    if backend == "pyannote":
+        return f"pyannote.audio {_package_version('pyannote.audio')}"
+    raise ValueError(f"unknown diarization backend {backend!r}; use 'default' or 'pyannote'")
+
+
+def _to_16k(audio: np.ndarray, sr: int) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if sr == SR:
+        return audio
+    from scipy.signal import resample_poly
+
+    g = np.gcd(int(sr), SR)
+    return resample_poly(audio, SR // g, int(sr) // g).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# VAD
+
+
+@functools.lru_cache(maxsize=1)
+def _silero_model():
+    from silero_vad import load_silero_vad
+
+    return load_silero_vad()
+
+
+def vad_segments(
+    audio: np.ndarray,
+    sr: int = SR,
+    threshold: float = 0.5,
+    min_speech_s: float = 0.25,
+    min_silence_s: float = 0.1,
+) -> list[tuple[float, float]]:
+    """Speech segments ``[(start_s, end_s), ...]`` found by silero-vad (its default settings)."""
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    wav = _to_16k(audio, sr)
+    if wav.size < 512:
+        return []
+    stamps = get_speech_timestamps(
+        torch.from_numpy(wav),
+        _silero_model(),
+        threshold=threshold,
+        sampling_rate=SR,
+        min_speech_duration_ms=int(min_speech_s * 1000),
+        min_silence_duration_ms=int(min_silence_s * 1000),
+    )
+    return [(round(s["start"] / SR, 3), round(s["end"] / SR, 3)) for s in stamps]
+
+
+# --------------------------------------------------------------------------------------------
+# Resemblyzer voice encoder (rebuilt; weights from the resemblyzer wheel)
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    # Slaney's auditory toolbox scale, as librosa (htk=False)
+    f = np.asarray(f, dtype=np.float64)
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, mels)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+@functools.lru_cache(maxsize=1)
+def _mel_filterbank() -> np.ndarray:
+    """``librosa.filters.mel(sr=16000, n_fft=400, n_mels=40)`` (Slaney scale, Slaney norm)."""
+    n_fft, n_mels = _MEL_WINDOW, _MEL_CHANNELS
+    fftfreqs = np.linspace(0, SR / 2, 1 + n_fft // 2)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SR / 2), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    weights = np.zeros((n_mels, len(fftfreqs)))
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+def mel_spectrogram(wav: np.ndarray) -> np.ndarray:
+    """(N, 40) power mel frames, 10 ms hop: resemblyzer's ``wav_to_mel_spectrogram``
+    (librosa.feature.melspectrogram, centred frames, periodic Hann window, power 2)."""
+    wav = np.asarray(wav, dtype=np.float32)
+    pad = _MEL_WINDOW // 2
+    padded = np.pad(wav, (pad, pad), mode="constant")
+    n = 1 + (len(padded) - _MEL_WINDOW) // _MEL_HOP
+    if n <= 0:
+        return np.zeros((0, _MEL_CHANNELS), np.float32)
+    idx = np.arange(_MEL_WINDOW)[None, :] + _MEL_HOP * np.arange(n)[:, None]
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_MEL_WINDOW) / _MEL_WINDOW)).astype(np.float32)
+    spec = np.abs(np.fft.rfft(padded[idx] * window, axis=1)) ** 2
+    return (spec @ _mel_filterbank().T).astype(np.float32)
+
+
+def _resemblyzer_weights() -> Path:
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the default diarization backend needs the resemblyzer wheel for its voice-encoder "
+            "weights: pip install --no-deps resemblyzer==0.1.4 (it ships pretrained.pt; its "
+            "librosa/webrtcvad dependencies are not needed here)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
+    if not path.is_file():
+        raise RuntimeError(f"{path}: resemblyzer's pretrained.pt is missing; reinstall resemblyzer==0.1.4")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _voice_encoder():
+    import torch
+    from torch import nn
+
+    class VoiceEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(_MEL_CHANNELS, 256, 3, batch_first=True)
+            self.linear = nn.Linear(256, 256)
+            self.relu = nn.ReLU()
+
+        def forward(self, mels):
+            _, (hidden, _) = self.lstm(mels)
+            raw = self.relu(self.linear(hidden[-1]))
+            return raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-8)
+
+    model = VoiceEncoder()
+    ckpt = torch.load(_resemblyzer_weights(), map_location="cpu", weights_only=False)
+    # resemblyzer loads with strict=False because the checkpoint also has similarity_weight/bias
+    missing, _ = model.load_state_dict(ckpt["model_state"], strict=False)
+    if missing:
+        raise RuntimeError(f"resemblyzer pretrained.pt lacks parameters {missing}")
+    model.eval()
+    return model
+
+
+def speaker_embeddings(
+    audio: np.ndarray,
+    sr: int = SR,
+    window_s: float = EMBED_WINDOW_S,
+    step_s: float = EMBED_STEP_S,
+    batch: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sliding-window d-vectors: (centre times (N,), embeddings (N, 256), L2-normalised)."""
+    import torch
+
+    wav = _to_16k(audio, sr)
+    # resemblyzer normalises volume to -30 dBFS (increase only) before the mel
+    rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2))) if wav.size else 0.0
+    if rms > 0:
+        gain = 10 ** ((-30 - 20 * np.log10(rms)) / 20)
+        if gain > 1:
+            wav = wav * gain
+    mel = mel_spectrogram(wav)
+    win = int(round(window_s * _MEL_FPS))
+    step = max(1, int(round(step_s * _MEL_FPS)))
+    if len(mel) < win:
+        mel = np.pad(mel, ((0, win - len(mel)), (0, 0)))
+    starts = np.arange(0, len(mel) - win + 1, step)
+    centres = (starts + win / 2) / _MEL_FPS
+    model = _voice_encoder()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(starts), batch):
+            chunk = np.stack([mel[s : s + win] for s in starts[i : i + batch]])
+            out.append(model(torch.from_numpy(chunk)).numpy())
+    return centres, np.concatenate(out) if out else np.zeros((0, 256), np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Diarization
+
+
+def _mask_from_segments(segments: Iterable[tuple[float, float]], times: np.ndarray) -> np.ndarray:
+    m = np.zeros(len(times), bool)
+    for s, e in segments:
+        m |= (times >= s) & (times < e)
+    return m
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) index runs where ``mask`` is True."""
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
+
+
+def _pruned_affinity(emb: np.ndarray, keep_frac: float = AFFINITY_KEEP) -> np.ndarray:
+    """Cosine affinity keeping each row's top ``keep_frac`` entries, symmetrised (the pruning of
+    spectral-clustering diarization, Wang et al. 2018 / Park et al. 2019)."""
+    aff = np.clip(emb @ emb.T, 0.0, 1.0)
+    keep = max(MIN_NEIGHBOURS, int(round(keep_frac * len(emb))))
+    thr = -np.sort(-aff, axis=1)[:, min(keep, len(emb)) - 1 : min(keep, len(emb))]
+    aff = np.where(aff >= thr, aff, 0.0)
+    return (aff + aff.T) / 2
+
+
+def _cluster(emb: np.ndarray, num_speakers: int | None, max_speakers: int) -> np.ndarray:
+    """Spectral clustering of d-vectors. With ``num_speakers`` given, exactly that many
+    clusters; otherwise ``max_speakers`` clusters whose centroids then merge while their cosine
+    similarity is at least MERGE_SIM (a single voice split in several clusters)."""
+    from sklearn.cluster import SpectralClustering
+
+    n = len(emb)
+    if n < 4:
+        return np.zeros(n, int)
+    aff = _pruned_affinity(emb)
+    # unknown count: over-cluster to max_speakers, then merge clusters that are one voice (the
+    # eigengap of the pruned graph proved unreliable on 5-10 s clips, see docs/calibration.md)
+    k = int(num_speakers) if num_speakers is not None else int(max_speakers)
+    k = max(1, min(k, n // 4))
+    if k == 1:
+        return np.zeros(n, int)
+    labels = SpectralClustering(k, affinity="precomputed", random_state=0).fit_predict(aff)
+    if num_speakers is None:
+        labels = _merge_close_clusters(emb, labels)
+    return labels
+
+
+def _centroids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    c = np.stack([emb[labels == k].mean(0) for k in range(labels.max() + 1)])
+    return c / np.linalg.norm(c, axis=1, keepdims=True)
+
+
+def _merge_close_clusters(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    while labels.max() > 0:
+        c = _centroids(emb, labels)
+        sim = c @ c.T
+        np.fill_diagonal(sim, -1)
+        i, j = np.unravel_index(np.argmax(sim), sim.shape)
+        if sim[i, j] < MERGE_SIM:
+            break
+        labels = np.where(labels == max(i, j), min(i, j), labels)
+        labels = np.unique(labels, return_inverse=True)[1]
+    return labels
+
+
+def _diarize_resemblyzer(
+    audio: np.ndarray,
+    num_speakers: int | None,
+    max_speakers: int,
+    speech: list[tuple[float, float]] | None,
+) -> list[tuple[float, float, str]]:
+    from scipy.ndimage import median_filter
+
+    if speech is None:
+        speech = vad_segments(audio)
+    if not speech:
+        return []
+    times, emb = speaker_embeddings(audio)
+    # label grid at EMBED_STEP_S; each grid point uses the window centred on it
+    in_speech = _mask_from_segments(speech, times)
+    if in_speech.sum() == 0:
+        return []
+    sp_emb = emb[in_speech]
+    labels = _cluster(sp_emb, num_speakers, max_speakers)
+    # drop tiny clusters (< 0.5 s of windows) into their nearest big cluster: noise, not a voice
+    counts = np.bincount(labels)
+    big = np.flatnonzero(counts * EMBED_STEP_S >= 0.5)
+    if len(big) == 0:
+        big = np.array([int(np.argmax(counts))])
+    centroids = np.stack([sp_emb[labels == k].mean(0) for k in big])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    sims = sp_emb @ centroids.T  # (N, K)
+    best = np.argmax(sims, axis=1)
+    k_win = max(1, int(round(MEDIAN_FILTER_S / EMBED_STEP_S)) | 1)
+    if len(best) >= k_win:
+        best = median_filter(best, size=k_win, mode="nearest")
+    full = np.full(len(times), -1)
+    full[in_speech] = best
+    # overlap: the second-closest voice is nearly as close as the closest and close in absolute terms
+    second = np.full(len(times), -1)
+    if sims.shape[1] >= 2:
+        order = np.sort(sims, axis=1)
+        near_tie = (order[:, -1] - order[:, -2] < OVERLAP_MARGIN) & (order[:, -2] >= OVERLAP_MIN_SIM)
+        sec_idx = np.argsort(sims, axis=1)[:, -2]
+        tmp = np.where(near_tie, sec_idx, -1)
+        second[in_speech] = tmp
+    half = EMBED_STEP_S / 2
+    turns: list[tuple[float, float, str]] = []
+    # each grid point covers [t - step/2, t + step/2); clip to the VAD segments
+    for k in range(len(big)):
+        for lab_mask in (full == k, second == k):
+            for a, b in _runs(lab_mask):
+                s, e = times[a] - half, times[b - 1] + half
+                for vs, ve in speech:
+                    lo, hi = max(s, vs), min(e, ve)
+                    if hi - lo > 1e-3:
+                        turns.append((lo, hi, f"SPEAKER_{k:02d}"))
+    # speech before the first / after the last window centre belongs to the nearest label
+    turns = _merge_same_speaker(turns)
+    first_t, last_t = times[0] - half, times[-1] + half
+    for vs, ve in speech:
+        for lo, hi, idx in ((vs, min(ve, first_t), 0), (max(vs, last_t), ve, -1)):
+            if hi - lo > 1e-3:
+                cand = full[in_speech]
+                turns.append((lo, hi, f"SPEAKER_{int(cand[idx]):02d}"))
+    return _merge_same_speaker(turns)
+
+
+def _merge_same_speaker(turns: list[tuple[float, float, str]], gap: float = 1e-3) -> list[tuple[float, float, str]]:
+    out: list[tuple[float, float, str]] = []
+    for spk in sorted({t[2] for t in turns}):
+        segs = sorted((s, e) for s, e, k in turns if k == spk)
+        cur = None
+        for s, e in segs:
+            if cur and s <= cur[1] + gap:
+                cur[1] = max(cur[1], e)
+            else:
+                if cur:
+                    out.append((cur[0], cur[1], spk))
+                cur = [s, e]
+        if cur:
+            out.append((cur[0], cur[1], spk))
+    return [(round(float(s), 3), round(float(e), 3), k) for s, e, k in sorted(out)]
+
+
+def _diarize_pyannote(audio: np.ndarray, num_speakers: int | None, pipeline) -> list[tuple[float, float, str]]:
+    if importlib.util.find_spec("pyannote.audio") is None:
+        raise RuntimeError(
+            "diarization backend 'pyannote' needs pyannote.audio, which is not installed here and "
+            "conflicts with this project's torch/numpy pins: create a separate environment with "
+            "`pip install pyannote.audio==3.4.0`, and pass pyannote_pipeline=<local pipeline dir "
+            "or hub name, e.g. pyannote/speaker-diarization-3.1> (hub names need network access "
+            "and a Hugging Face token); or use backend='default'"
+        )
+    import torch
+    from pyannote.audio import Pipeline
+
+    if pipeline is None:
+        raise ValueError("diarization backend 'pyannote' needs pyannote_pipeline=<path or hub name>")
+    if isinstance(pipeline, (str, Path)):
+        pipeline = Pipeline.from_pretrained(str(pipeline))
+    kwargs = {"num_speakers": num_speakers} if num_speakers else {}
+    ann = pipeline({"waveform": torch.from_numpy(audio[None, :]), "sample_rate": SR}, **kwargs)
+    return [(round(seg.start, 3), round(seg.end, 3), str(spk)) for seg, _, spk in ann.itertracks(yield_label=True)]
+
+
+def diarize(
+    audio: np.ndarray,
+    sr: int = SR,
+    backend: str = "default",
+    num_speakers: int | None = None,
+    pyannote_pipeline=None,
+    max_speakers: int = 4,
+    speech: list[tuple[float, float]] | None = None,
+) -> list[tuple[float, float, str]]:
+    """Speaker turns ``[(start_s, end_s, speaker), ...]`` sorted by start; overlapped speech
+    appears as turns of different speakers that overlap in time. ``speech`` (VAD segments) is
+    computed when not given."""
+    wav = _to_16k(audio, sr)
+    if backend in ("default", "resemblyzer"):
+        return _diarize_resemblyzer(wav, num_speakers, max_speakers, speech)
+    if backend == "pyannote":
+        return _diarize_pyannote(wav, num_speakers, pyannote_pipeline)
+    raise ValueError(f"unknown diarization backend {backend!r}; use 'default' or 'pyannote'")
+
+
+# --------------------------------------------------------------------------------------------
+# Overlaps and regrouping
+
+
+def _union(segments: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for s, e in sorted(segments):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(a, b) for a, b in out]
+
+
+def _subtract(seg: tuple[float, float], holes: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    parts = [seg]
+    for hs, he in holes:
+        nxt = []
+        for s, e in parts:
+            if he <= s or hs >= e:
+                nxt.append((s, e))
+                continue
+            if hs > s:
+                nxt.append((s, hs))
+            if he < e:
+                nxt.append((he, e))
+        parts = nxt
+    return [(s, e) for s, e in parts if e - s > 1e-6]
+
+
+def remove_overlaps(
+    turns: Sequence[tuple[float, float, str]],
+) -> tuple[list[tuple[float, float, str]], list[tuple[float, float]]]:
+    """Split turns into clean single-speaker pieces and the regions where two or more speakers
+    talk at once. Returns ``(clean_turns, overlap_regions)``."""
+    overlaps: list[tuple[float, float]] = []
+    ts = sorted(turns)
+    for i, (s1, e1, k1) in enumerate(ts):
+        for s2, e2, k2 in ts[i + 1 :]:
+            if s2 >= e1:
+                break
+            if k1 != k2:
+                lo, hi = max(s1, s2), min(e1, e2)
+                if hi > lo:
+                    overlaps.append((lo, hi))
+    overlaps = _union(overlaps)
+    clean = [(round(a, 3), round(b, 3), k) for s, e, k in ts for a, b in _subtract((s, e), overlaps)]
+    return sorted(clean), [(round(a, 3), round(b, 3)) for a, b in overlaps]
+
+
+def regroup(
+    turns: Sequence[tuple],
+    mean_s: float = 4.0,
+    std_s: float = 0.5,
+    seed: int = 0,
+    max_gap_s: float = 1.0,
+    min_s: float | None = None,
+) -> list[tuple[float, float]]:
+    """Regroup consecutive clean speech into spans whose lengths are drawn from
+    N(mean_s, std_s) (clipped to mean +- 3 std), the AnyTalker recipe.
+
+    ``turns`` are ``(start, end)`` or ``(start, end, speaker)``. Consecutive turns join one
+    group while they belong to the same speaker and the pause between them is at most
+    ``max_gap_s``; a group longer than the drawn length is cut there and the remainder starts
+    the next span. Spans shorter than ``min_s`` (default mean - 3 std) are dropped. Lengths are
+    drawn in order from ``numpy.random.default_rng(seed)``, so the same seed gives the same spans.
+    """
+    rng = np.random.default_rng(seed)
+    lo_len, hi_len = max(0.1, mean_s - 3 * std_s), mean_s + 3 * std_s
+    min_len = lo_len if min_s is None else min_s
+
+    def draw() -> float:
+        return float(np.clip(rng.normal(mean_s, std_s), lo_len, hi_len))
+
+    # chains of consecutive same-speaker turns separated by short pauses
+    norm = sorted((float(t[0]), float(t[1]), t[2] if len(t) > 2 else None) for t in turns)
+    chains: list[list[tuple[float, float]]] = []
+    last_spk = object()
+    for s, e, k in norm:
+        if e <= s:
+            continue
+        if chains and k == last_spk and s - chains[-1][-1][1] <= max_gap_s:
+            chains[-1].append((s, e))
+        else:
+            chains.append([(s, e)])
+        last_spk = k
+    out: list[tuple[float, float]] = []
+    target = draw()
+    for chain in chains:
+        start = chain[0][0]
+        end_of_chain = chain[-1][1]
+        while end_of_chain - start >= target:
+            cut = start + target
+            # never end a span in a pause: move the cut back to the end of the speech before it
+            inside = [e for s, e in chain if e <= cut and e > start]
+            in_seg = any(s < cut <= e for s, e in chain)
+            end = cut if in_seg else (max(inside) if inside else cut)
+            if end - start >= min_len:
+                out.append((round(start, 3), round(end, 3)))
+            # next span starts at the next speech at or after the cut
+            nxt = [max(s, end) for s, e in chain if e > end + 1e-6]
+            if not nxt:
+                start = end_of_chain
+                break
+            start = min(nxt)
+            target = draw()
+        if end_of_chain - start >= min_len:
+            out.append((round(start, 3), round(end_of_chain, 3)))
+            target = draw()
+    return out

@@ -1,0 +1,286 @@
+"""The stage model: small classes with declared column contracts, run by an adapter that
+turns per-item exceptions into status rows (video2dataset / NeMo Curator style).
+
+A row is a plain ``dict`` whose values are JSON-serialisable (str, int, float, bool, None,
+lists and dicts of those). That keeps rows identical across the local and Ray executors and
+lets every row be written to the Parquet schema in ``pipelines/schema.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterable
+
+Row = dict[str, Any]
+
+ERROR_DETAIL_MAX = 2000
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    FILTERED = "filtered"
+    FAILED = "failed"
+
+
+class Reason(str, enum.Enum):
+    """Every reason a row can carry. ``failed`` rows use the transient ones."""
+
+    # input / probe
+    NOT_FOUND = "not_found"
+    UNREADABLE = "unreadable"
+    NOT_A_FILE = "not_a_file"
+    EMPTY_FILE = "empty_file"
+    DECODE_ERROR = "decode_error"
+    NO_VIDEO = "no_video"
+    NO_AUDIO = "no_audio"
+    TOO_SHORT = "too_short"
+    TOO_SMALL = "too_small"
+    BAD_ASPECT = "bad_aspect"
+    # shots / motion / clips
+    SHOT_TOO_SHORT = "shot_too_short"
+    CAMERA_SHAKE = "camera_shake"
+    NO_CLIP = "no_clip"
+    # faces
+    NO_FACE = "no_face"
+    TOO_FEW_FACES = "too_few_faces"
+    TOO_MANY_FACES = "too_many_faces"
+    FACE_TOO_SMALL = "face_too_small"
+    ORDER_UNSTABLE = "order_unstable"
+    IDENTITY_SWAP = "identity_swap"
+    # speech
+    NO_SPEECH = "no_speech"
+    OVERLAPPING_SPEECH = "overlapping_speech"
+    TOO_MANY_SPEAKERS = "too_many_speakers"
+    # sync
+    LOW_SYNC = "low_sync"
+    SYNC_OFFSET = "sync_offset"
+    SYNC_NOT_DIAGONAL = "sync_not_diagonal"
+    # adapter
+    EXCEPTION = "exception"
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out_of_memory"
+
+    @property
+    def transient(self) -> bool:
+        return self in (Reason.TIMEOUT, Reason.OUT_OF_MEMORY)
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+class StageConfigError(ValueError):
+    """A pipeline config names an unknown parameter or breaks a column contract."""
+
+
+class Stage:
+    """One step of a curation pipeline.
+
+    Subclasses set ``name``, ``version``, ``requires`` / ``produces`` (column names),
+    ``resources`` and ``params`` (defaults, overridable from the pipeline YAML), and implement
+    ``process(row) -> row | list[row]``; fan-out stages return several rows. ``setup()`` runs
+    once per worker before the first batch (load models there). Stages do not catch their own
+    exceptions: the adapter (``run_stage_batch``) does.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    requires: ClassVar[tuple[str, ...]] = ()
+    produces: ClassVar[tuple[str, ...]] = ()
+    resources: ClassVar[Resources] = Resources()
+    # Stages that load a model run in a Ray actor pool (setup once per actor), others as tasks.
+    uses_model: ClassVar[bool] = False
+    params: ClassVar[dict[str, Any]] = {}
+    # Per-item wall-clock budget (seconds); exceeding it gives status=failed, reason=timeout.
+    timeout_s: ClassVar[float | None] = 600.0
+
+    def __init__(self, **overrides: Any) -> None:
+        unknown = set(overrides) - set(self.params) - {"timeout_s"}
+        if unknown:
+            raise StageConfigError(
+                f"stage {self.name!r} has no parameter(s) {sorted(unknown)}; "
+                f"known: {sorted(self.params)}"
+            )
+        if "timeout_s" in overrides:
+            self.timeout_s = overrides.pop("timeout_s")
+        self.config: dict[str, Any] = {**self.params, **overrides}
+        self._is_setup = False
+
+    def __getattr__(self, item: str) -> Any:
+        # parameters read as attributes: self.min_duration_s
+        config = self.__dict__.get("config")
+        if config is not None and item in config:
+            return config[item]
+        raise AttributeError(f"{type(self).__name__} has no attribute {item!r}")
+
+    def setup(self) -> None:
+        """Load models / open resources; called once per worker."""
+
+    def ensure_setup(self) -> None:
+        if not self._is_setup:
+            self.setup()
+            self._is_setup = True
+
+    def process(self, row: Row) -> Row | list[Row]:
+        raise NotImplementedError
+
+    def process_batch(self, rows: list[Row]) -> list[Row]:
+        out: list[Row] = []
+        for row in rows:
+            res = self.process(row)
+            out.extend(res if isinstance(res, list) else [res])
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "requires": list(self.requires),
+            "produces": list(self.produces),
+            "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus},
+            "uses_model": self.uses_model,
+            "config": dict(self.config),
+        }
+
+
+class Filter(Stage):
+    """A stage that measures a row and keeps it or rejects it with a reason code.
+
+    Implement ``measure(row) -> dict`` (columns to add) and ``keep(row) -> (bool, Reason|None,
+    detail)``. Rejected rows keep their measurements so a rejects shard explains itself.
+    """
+
+    def measure(self, row: Row) -> Row:
+        return {}
+
+    def keep(self, row: Row) -> tuple[bool, Reason | None, str]:
+        raise NotImplementedError
+
+    def process(self, row: Row) -> Row:
+        row = {**row, **self.measure(row)}
+        ok, reason, detail = self.keep(row)
+        if not ok:
+            return reject(row, reason or Reason.EXCEPTION, detail, stage=self.name)
+        return row
+
+
+def reject(row: Row, reason: Reason, detail: str = "", stage: str = "") -> Row:
+    """Return ``row`` marked filtered (or failed, for transient reasons) with ``reason``."""
+    status = Status.FAILED if reason.transient else Status.FILTERED
+    return {
+        **row,
+        "status": status.value,
+        "reason": reason.value,
+        "error_detail": (detail or "")[:ERROR_DETAIL_MAX],
+        "failed_stage": stage or row.get("failed_stage"),
+    }
+
+
+def is_ok(row: Row) -> bool:
+    return row.get("status", Status.OK.value) == Status.OK.value
+
+
+class StageTimeout(Exception):
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float | None):
+    # SIGALRM only works in the main thread; elsewhere (threads) run without a limit.
+    if not seconds or threading.current_thread() is not threading.main_thread() or os.name != "posix":
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise StageTimeout(f"exceeded {seconds:.0f}s")
+
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _exception_row(row: Row, stage: Stage, exc: BaseException) -> Row:
+    if isinstance(exc, StageTimeout):
+        reason = Reason.TIMEOUT
+    elif isinstance(exc, MemoryError):
+        reason = Reason.OUT_OF_MEMORY
+    else:
+        reason = Reason.EXCEPTION
+    detail = f"{type(exc).__name__}: {exc}\n" + "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]
+    )
+    return reject(row, reason, detail, stage=stage.name)
+
+
+def _stamp(rows: Iterable[Row], stage: Stage, seconds: float = 0.0) -> list[Row]:
+    rows = list(rows)
+    share = seconds / max(1, len(rows))  # so a stage's time sums to its wall time over rows
+    out = []
+    for r in rows:
+        versions = dict(r.get("stage_versions") or {})
+        versions[stage.name] = stage.version
+        timing = dict(r.get("stage_seconds") or {})
+        timing[stage.name] = round(timing.get(stage.name, 0.0) + share, 6)
+        out.append({**r, "stage_versions": versions, "stage_seconds": timing})
+    return out
+
+
+def run_stage_batch(stage: Stage, rows: list[Row]) -> list[Row]:
+    """The adapter: the only place that catches stage exceptions.
+
+    Rows that are already rejected pass through untouched. The ok rows go to
+    ``process_batch`` together; if that raises, each row is retried alone so that one bad item
+    becomes one reject row and the others are kept.
+    """
+    stage.ensure_setup()
+    done = [r for r in rows if not is_ok(r)]
+    todo = [r for r in rows if is_ok(r)]
+    if not todo:
+        return rows
+    t0 = time.perf_counter()
+    try:
+        with _time_limit(stage.timeout_s * len(todo) if stage.timeout_s else None):
+            produced = stage.process_batch(todo)
+        produced = _stamp(produced, stage, time.perf_counter() - t0)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - isolate the failing row below
+        produced = []
+        for r in todo:
+            t1 = time.perf_counter()
+            try:
+                with _time_limit(stage.timeout_s):
+                    res = stage.process(r)
+                produced.extend(_stamp(res if isinstance(res, list) else [res], stage, time.perf_counter() - t1))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                produced.extend(_stamp([_exception_row(r, stage, exc)], stage, time.perf_counter() - t1))
+    # keep input order stable: rejected-before rows first, then this stage's output
+    return done + produced
+
+
+def check_contracts(stages: list[Stage], initial_columns: Iterable[str]) -> None:
+    """Raise ``StageConfigError`` if a stage needs a column no earlier stage produces."""
+    available = set(initial_columns)
+    for st in stages:
+        missing = [c for c in st.requires if c not in available]
+        if missing:
+            raise StageConfigError(
+                f"stage {st.name!r} requires column(s) {missing} that no earlier stage produces "
+                f"(available: {sorted(available)}); reorder the stages in the pipeline config"
+            )
+        available.update(st.produces)

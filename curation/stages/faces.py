@@ -1,0 +1,201 @@
+"""`faces`: who is on screen, where, and whether the people stay the same people."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from curation.base import Filter, Reason, Resources, Row
+from curation.faces import FaceAnalysis, analyze_video, order_violations
+from curation.identity import Embedder, cosine, get_embedder
+from curation.media import VideoReader
+
+# numbers that go into rows are rounded: sub-pixel / 1e-4 detail is noise and bloats shards
+_BOX_DECIMALS = 2
+_SIGNAL_DECIMALS = 4
+
+
+def _finite_or_none(v: float, nd: int) -> float | None:
+    return round(float(v), nd) if v is not None and math.isfinite(v) else None
+
+
+class FacesStage(Filter):
+    """Detect, track and identify the faces of a clip; keep clips with exactly
+    ``expected_persons`` stable, large-enough people who keep their left/right order and
+    identity.
+
+    Backends: mediapipe full-range face detection + refined 478-point face mesh
+    (``curation.faces``) and, for identity, dlib's ResNet descriptor by default or a
+    user-supplied ArcFace model (``curation.identity``). Faces are analysed at
+    ``analysis_fps`` (25 fps, the rate of the sync stage and SyncNet).
+
+    Defaults and the measurements behind them (mediapipe 0.10.21, dlib 20.0.1, whole clips
+    of ``shared/data/talking`` and ``anytalker_benchmark/interact_11.mp4`` at 25 fps):
+
+    * ``min_frac_exact`` 0.8: the fraction of analysed frames whose raw detection count
+      equals ``expected_persons`` is 1.00 on sadtalker (200 frames), interact_11 (213),
+      latentsync (250) and infinitetalk (375), and 0.92 on syncnet_example_video (head bent
+      down over a guitar; the detector misses 11 of 133 frames). 0.8 keeps all of them and
+      rejects clips where a person is missing, or an extra face is present, for more than
+      1 s in 5 s.
+    * ``min_face_size`` 64 px (median box side): measured 310 (sadtalker, 512x512),
+      171 / 193 (interact_11, 832x448), 210 (latentsync, 1080x1920), 232 (infinitetalk,
+      458x458), 227 (syncnet, 976x528). Below 64 px the inner-lip gap of a speaking mouth is
+      only a few px, too few for the mouth-opening signal and the sync stage.
+    * ``max_order_violations_frac`` 0.05: 0 of 213 interact_11 frames have the two box
+      centres out of track order; 5% tolerates a brief overlap when people lean together.
+    * ``identity_swap_threshold`` 0.14 (cosine distance of L2-normalised dlib descriptors):
+      the largest drift of a track from its first embedding over 5 samples is 0.025
+      (sadtalker), 0.065 (interact_11), 0.032 (latentsync), 0.011 (infinitetalk) and 0.097
+      (syncnet, strongly bent head), while different people are 0.175-0.185 apart (obama vs
+      biden 0.185, obama2 vs biden 0.175 on the face_recognition photos; interact_11 woman
+      vs man 0.178 in the half-swapped test video; obama vs obama2: 0.033). 0.14 is the
+      midpoint of 0.097 and 0.175. With two or more people a swap is also flagged when a
+      track at a later sample is closer to another track's first embedding than to its own
+      (interact_11 margin +0.11; the half-swapped video -0.15).
+    """
+
+    name = "faces"
+    version = "1"
+    requires = ("source_abs_path", "start_frame", "end_frame", "fps")
+    produces = ("num_persons", "frac_exact_n_faces", "min_face_size", "order_stable",
+                "identity_swap", "persons")
+    resources = Resources(cpus=1)
+    uses_model = True
+    params = {
+        "expected_persons": 1,
+        "analysis_fps": 25.0,
+        "min_frac_exact": 0.8,
+        "min_face_size": 64.0,
+        "max_order_violations_frac": 0.05,
+        "identity_backend": "dlib",
+        "identity_model_path": None,
+        "identity_swap_threshold": 0.14,
+        "identity_samples": 5,
+        "max_faces": 6,
+        "min_track_frac": 0.3,
+    }
+
+    def setup(self) -> None:
+        if int(self.expected_persons) < 1:
+            raise ValueError(f"faces: expected_persons must be >= 1, got {self.expected_persons}")
+        self._embedder: Embedder = get_embedder(self.identity_backend, self.identity_model_path)
+
+    # -- measurements --------------------------------------------------------------------------
+    def measure(self, row: Row) -> Row:
+        path = row["source_abs_path"]
+        start = int(row.get("start_frame") or 0)
+        end = row.get("end_frame")
+        fps = self.analysis_fps
+        fa = analyze_video(path, start, None if end is None else int(end),
+                           fps=None if fps in (None, 0) else float(fps), with_landmarks=True,
+                           max_faces=int(self.max_faces), min_track_frac=float(self.min_track_frac))
+        n_expected = int(self.expected_persons)
+        fpf = fa.faces_per_frame
+        out: Row = {
+            "num_persons": len(fa.tracks),
+            "frac_exact_n_faces": float(np.mean(fpf == n_expected)) if len(fpf) else 0.0,
+            "frac_more_faces": float(np.mean(fpf > n_expected)) if len(fpf) else 0.0,
+            "frac_fewer_faces": float(np.mean(fpf < n_expected)) if len(fpf) else 1.0,
+            "analysis_fps": fa.fps,
+            "face_backend": fa.backend,
+        }
+        sizes = [tr.face_size for tr in fa.tracks]
+        out["min_face_size"] = float(min(sizes)) if sizes else 0.0
+        viol = order_violations(fa.tracks)
+        out["order_violations_frac"] = viol
+        out["order_stable"] = bool(viol <= float(self.max_order_violations_frac))
+        out.update(self._identity(path, fa))
+        out["persons"] = [self._person(i, fa, tr) for i, tr in enumerate(fa.tracks)]
+        out["mouth_open"] = [
+            [_finite_or_none(v, _SIGNAL_DECIMALS) for v in tr.mouth_open] for tr in fa.tracks
+        ]
+        return out
+
+    @staticmethod
+    def _person(index: int, fa: FaceAnalysis, tr) -> Row:
+        boxes = [
+            [round(float(v), _BOX_DECIMALS) for v in b] if np.isfinite(b).all() else None
+            for b in tr.boxes
+        ]
+        ref = next((b for b in boxes if b is not None), None)
+        return {
+            "index": index,
+            "frames": [int(f) for f in fa.frame_indices],
+            "boxes": boxes,
+            "ref_box": ref,
+            "face_size": _finite_or_none(tr.face_size, _BOX_DECIMALS),
+        }
+
+    def _identity(self, path: str, fa: FaceAnalysis) -> Row:
+        """Embed every track at ``identity_samples`` frames where all tracks were detected
+        (each track's own detected frames if they never coincide); flag a swap when a track
+        drifts from its first embedding by more than the threshold, or matches another
+        track's first embedding better than its own."""
+        emb = self._embedder
+        res: Row = {"identity_backend": emb.backend, "identity_swap": False,
+                    "identity_max_drift": None, "identity_cross_margin": None}
+        if not fa.tracks:
+            return res
+        k = max(2, int(self.identity_samples))
+        det = np.stack([tr.detected for tr in fa.tracks])  # (P, T)
+        common = np.flatnonzero(det.all(0))
+        if len(common) >= 2:
+            picks = [common[np.linspace(0, len(common) - 1, k).round().astype(int)]] * len(fa.tracks)
+        else:
+            picks = []
+            for row in det:
+                own = np.flatnonzero(row)
+                picks.append(own[np.linspace(0, len(own) - 1, k).round().astype(int)])
+        reader = VideoReader(path)
+        need = sorted({int(t) for p in picks for t in p})
+        frames = dict(zip(need, reader.get(fa.frame_indices[need])))
+        embs = []  # (P, K, D)
+        for tr, p in zip(fa.tracks, picks):
+            embs.append([emb.embed(frames[int(t)], tr.boxes[int(t)]) for t in p])
+        refs = [e[0] for e in embs]
+        drift = max(1.0 - cosine(e, ref) for es, ref in zip(embs, refs) for e in es[1:])
+        res["identity_max_drift"] = round(float(drift), _SIGNAL_DECIMALS)
+        swap = drift > float(self.identity_swap_threshold)
+        if len(fa.tracks) >= 2:
+            margins = []
+            for p, es in enumerate(embs):
+                for e in es[1:]:
+                    own = cosine(e, refs[p])
+                    other = max(cosine(e, refs[q]) for q in range(len(refs)) if q != p)
+                    margins.append(own - other)
+            margin = min(margins)
+            res["identity_cross_margin"] = round(float(margin), _SIGNAL_DECIMALS)
+            swap = swap or margin < 0
+        res["identity_swap"] = bool(swap)
+        return res
+
+    # -- decision ------------------------------------------------------------------------------
+    def keep(self, row: Row) -> tuple[bool, Reason | None, str]:
+        n = int(self.expected_persons)
+        num = int(row["num_persons"])
+        frac = float(row["frac_exact_n_faces"])
+        if num == 0:
+            return False, Reason.NO_FACE, "no face track in the clip"
+        if num > n:
+            return False, Reason.TOO_MANY_FACES, f"{num} persons tracked, expected {n}"
+        if num < n:
+            return False, Reason.TOO_FEW_FACES, f"{num} persons tracked, expected {n}"
+        if frac < float(self.min_frac_exact):
+            more, fewer = row["frac_more_faces"], row["frac_fewer_faces"]
+            reason = Reason.TOO_MANY_FACES if more > fewer else Reason.TOO_FEW_FACES
+            return False, reason, (f"exactly {n} faces in {frac:.2f} of frames < min_frac_exact="
+                                   f"{self.min_frac_exact} (more: {more:.2f}, fewer: {fewer:.2f})")
+        if float(row["min_face_size"]) < float(self.min_face_size):
+            return False, Reason.FACE_TOO_SMALL, (f"smallest face {row['min_face_size']:.0f}px < "
+                                                  f"min_face_size={self.min_face_size}")
+        if not row["order_stable"]:
+            return False, Reason.ORDER_UNSTABLE, (
+                f"left-right order broken in {row['order_violations_frac']:.2f} of frames > "
+                f"max_order_violations_frac={self.max_order_violations_frac}")
+        if row["identity_swap"]:
+            return False, Reason.IDENTITY_SWAP, (
+                f"identity drift {row['identity_max_drift']} (threshold "
+                f"{self.identity_swap_threshold}), cross-match margin {row['identity_cross_margin']}")
+        return True, None, ""

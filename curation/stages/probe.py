@@ -1,0 +1,92 @@
+"""`probe`: is this input a usable talking video? Container, codecs, duration, fps, size, audio."""
+
+from __future__ import annotations
+
+import os
+
+from curation.base import Filter, Reason, Resources, Row
+from curation.media import MediaError, VideoReader, probe, sha256_file
+
+
+class ProbeStage(Filter):
+    """Reads container metadata with ffprobe and decodes the first and last frames with decord.
+
+    Decoding both ends catches truncated files whose header still parses (a cut mp4 keeps a
+    plausible duration in some muxers). Defaults: ``min_duration_s`` 1.0 (the shortest useful
+    clip is one N(4 s, 0.5 s) speech group minus 6 sigma), ``min_side_px`` 128 (a face in a
+    smaller frame is below the 64 px face-size floor of the faces stage), ``max_aspect`` 4.0.
+    """
+
+    name = "probe"
+    version = "1"
+    requires = ("source_path", "source_abs_path")
+    produces = (
+        "source_sha256", "container", "video_codec", "audio_codec", "has_audio", "audio_sample_rate",
+        "audio_channels", "duration_s", "fps", "width", "height", "num_frames",
+    )
+    resources = Resources(cpus=1)
+    params = {"min_duration_s": 1.0, "min_side_px": 128, "max_aspect": 4.0, "require_audio": True}
+
+    def measure(self, row: Row) -> Row:
+        path = row["source_abs_path"]
+        # Explicit checks first so each kind of bad input gets its own reason code.
+        if os.path.isdir(path):
+            return {"_probe_error": (Reason.NOT_A_FILE, f"{path} is a directory")}
+        if not os.path.lexists(path) or not os.path.exists(path):
+            return {"_probe_error": (Reason.NOT_FOUND, f"{path} does not exist or is a broken/looping link")}
+        if not os.access(path, os.R_OK):
+            return {"_probe_error": (Reason.UNREADABLE, f"{path} is not readable (permissions)")}
+        try:
+            size = os.path.getsize(path)
+            sha = sha256_file(path)
+        except OSError as e:
+            return {"_probe_error": (Reason.UNREADABLE, f"{path}: {e}")}
+        if size == 0:
+            return {"source_sha256": sha, "_probe_error": (Reason.EMPTY_FILE, f"{path} is 0 bytes")}
+        out: Row = {"source_sha256": sha, "source_bytes": size}
+        try:
+            info = probe(path)
+        except MediaError as e:
+            return {**out, "_probe_error": (Reason.DECODE_ERROR, str(e))}
+        out.update(
+            container=info.container, video_codec=info.video_codec, audio_codec=info.audio_codec,
+            has_audio=info.has_audio, audio_sample_rate=info.audio_sample_rate,
+            audio_channels=info.audio_channels, duration_s=info.duration_s, fps=info.fps,
+            width=info.width, height=info.height, num_frames=info.num_frames,
+        )
+        if not info.has_video and not info.has_audio:
+            return {**out, "_probe_error": (Reason.DECODE_ERROR, f"{path}: no decodable stream (corrupt container?)")}
+        if not info.has_video:
+            return {**out, "_probe_error": (Reason.NO_VIDEO, f"{path} has no video stream")}
+        if min(info.width or 0, info.height or 0) < self.min_side_px:
+            return out  # too small: rejected in keep() without paying for a decode
+        try:
+            vr = VideoReader(path)
+            n = len(vr)
+            if n <= 0:
+                raise MediaError(f"{path}: no decodable frames")
+            vr.get([0, n - 1])
+            out["num_frames"] = n
+            out["fps"] = info.fps or vr.fps
+            if out["fps"] and n:
+                # decoded length is the truth for truncated files
+                out["duration_s"] = min(info.duration_s or n / out["fps"], n / out["fps"])
+        except MediaError as e:
+            return {**out, "_probe_error": (Reason.DECODE_ERROR, str(e))}
+        return out
+
+    def keep(self, row: Row):
+        err = row.pop("_probe_error", None)
+        if err:
+            return False, err[0], err[1]
+        if self.require_audio and not row.get("has_audio"):
+            return False, Reason.NO_AUDIO, f"{row['source_path']} has no audio stream"
+        dur = row.get("duration_s") or 0.0
+        if dur < self.min_duration_s:
+            return False, Reason.TOO_SHORT, f"duration {dur:.2f}s < {self.min_duration_s}s"
+        w, h = row.get("width") or 0, row.get("height") or 0
+        if min(w, h) < self.min_side_px:
+            return False, Reason.TOO_SMALL, f"{w}x{h} smaller than {self.min_side_px}px"
+        if max(w, h) / max(1, min(w, h)) > self.max_aspect:
+            return False, Reason.BAD_ASPECT, f"aspect {w}x{h} beyond {self.max_aspect}:1"
+        return True, None, ""

@@ -1,0 +1,241 @@
+"""Metric API: one ``Sample`` per generated video, one ``ItemResult`` per scored item, one
+``MetricResult`` per metric over a set of samples.
+
+Rules every metric follows:
+- a failed item is never scored 0 or -1: it is excluded from the aggregate and counted in
+  ``n_failed`` with its reason (``failures`` histogram);
+- every result names the backend and backend version that produced it (numbers from different
+  backends are not comparable);
+- the aggregate carries a bootstrap confidence interval over items.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+NAN = float("nan")
+
+
+class MetricSkip(Exception):
+    """Raised by ``Metric.score`` when an item cannot be scored; ``reason`` is a short code."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Sample:
+    item_id: str
+    video_path: str
+    audio_paths: list[str] | None = None  # per person, left -> right (benchmark per-speaker tracks)
+    mixed_audio_path: str | None = None  # one mixed track (default: the video's own audio)
+    speaking_intervals: list[list[tuple[float, float]]] | None = None  # per person left -> right, s
+    interval_format: str = "seconds"  # or "timecode30" (how the intervals were read)
+    reference_path: str | None = None  # reference image / video (identity, FID/FVD real set)
+
+
+@dataclass
+class ItemResult:
+    item_id: str
+    ok: bool
+    value: float = NAN  # NaN when not ok (and for set-level metrics such as FID, whose value is per set)
+    components: dict = field(default_factory=dict)
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["value"] = _json_float(self.value)
+        d["components"] = _jsonable(self.components)
+        return d
+
+
+@dataclass
+class MetricResult:
+    name: str
+    version: str
+    backend: str
+    backend_version: str
+    higher_is_better: bool
+    value: float
+    ci_low: float
+    ci_high: float
+    ci_level: float
+    n_scored: int
+    n_failed: int
+    failures: dict[str, int]
+    params: dict
+    items: list[ItemResult]
+
+    def to_dict(self, with_items: bool = True) -> dict:
+        d = {
+            "name": self.name,
+            "version": self.version,
+            "backend": self.backend,
+            "backend_version": self.backend_version,
+            "higher_is_better": self.higher_is_better,
+            "value": _json_float(self.value),
+            "ci_low": _json_float(self.ci_low),
+            "ci_high": _json_float(self.ci_high),
+            "ci_level": self.ci_level,
+            "n_scored": self.n_scored,
+            "n_failed": self.n_failed,
+            "failures": dict(self.failures),
+            "params": _jsonable(self.params),
+        }
+        if with_items:
+            d["items"] = [it.to_dict() for it in self.items]
+        return d
+
+
+def _json_float(x) -> float | None:
+    """JSON has no NaN: missing numbers are written as null."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _json_float(obj)
+    return obj
+
+
+def bootstrap_ci(values, level: float = 0.95, n_boot: int = 2000, seed: int = 0, stat=np.mean
+                 ) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``stat`` over items. One item -> (v, v); none -> (NaN, NaN)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return NAN, NAN
+    if v.size == 1:
+        return float(v[0]), float(v[0])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))
+    stats = np.array([stat(v[i]) for i in idx]) if stat is not np.mean else v[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+class Metric:
+    """Base class. Subclasses set the class attributes and implement ``score``.
+
+    ``params`` holds the protocol knobs (recorded in every result); constructor keyword options
+    override them. ``backend``/``backend_version`` are set by the subclass from the backend it
+    actually loaded.
+    """
+
+    name: str = ""
+    version: str = "0"
+    higher_is_better: bool = True
+    requires: tuple[str, ...] = ("video_path",)
+    backend: str = ""
+    backend_version: str = ""
+    backends: tuple[str, ...] = ()
+    description: str = ""
+    params: dict = {}
+    ci_level: float = 0.95
+    n_boot: int = 2000
+
+    def __init__(self, **options):
+        merged = dict(type(self).params)
+        unknown = set(options) - set(merged)
+        if unknown:
+            raise ValueError(f"metric {self.name!r}: unknown option(s) {sorted(unknown)}; "
+                             f"known: {sorted(merged)}")
+        merged.update(options)
+        self.params = merged
+
+    # --- per item -----------------------------------------------------------------------------
+    def score(self, sample: Sample) -> ItemResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check_requires(self, sample: Sample) -> None:
+        for attr in self.requires:
+            if getattr(sample, attr, None) in (None, "", []):
+                raise MetricSkip("missing_input", f"sample {sample.item_id!r} has no {attr}")
+
+    # --- over items -------------------------------------------------------------------------
+    def aggregate(self, items: list[ItemResult]) -> MetricResult:
+        ok = [it for it in items if it.ok and not math.isnan(it.value)]
+        values = [it.value for it in ok]
+        value = float(np.mean(values)) if values else NAN
+        lo, hi = bootstrap_ci(values, self.ci_level, self.n_boot)
+        return self._result(items, value, lo, hi)
+
+    def _result(self, items: list[ItemResult], value: float, lo: float, hi: float,
+                extra_params: dict | None = None) -> MetricResult:
+        failed = [it for it in items if not it.ok]
+        failures = Counter(it.reason or "unknown" for it in failed)
+        params = dict(self.params)
+        if extra_params:
+            params.update(extra_params)
+        return MetricResult(
+            name=self.name, version=self.version, backend=self.backend,
+            backend_version=self.backend_version, higher_is_better=self.higher_is_better,
+            value=value, ci_low=lo, ci_high=hi, ci_level=self.ci_level,
+            n_scored=len(items) - len(failed), n_failed=len(failed), failures=dict(failures),
+            params=params, items=list(items),
+        )
+
+    def score_safe(self, sample: Sample) -> ItemResult:
+        """Adapter for one item: exceptions become a failed item with a reason, never a crash."""
+        try:
+            self.check_requires(sample)
+            res = self.score(sample)
+        except MetricSkip as e:
+            return ItemResult(sample.item_id, False, NAN, {"detail": e.detail}, e.reason)
+        except MemoryError as e:
+            return ItemResult(sample.item_id, False, NAN, {"detail": str(e)[:500]}, "out_of_memory")
+        except Exception as e:  # noqa: BLE001 - one bad item must not stop the set
+            log.warning("%s: item %s failed: %s", self.name, sample.item_id, e, exc_info=log.isEnabledFor(logging.DEBUG))
+            reason = _reason_from_exception(e)
+            return ItemResult(sample.item_id, False, NAN, {"detail": f"{type(e).__name__}: {e}"[:500]}, reason)
+        if not res.ok and not res.reason:
+            res.reason = "unknown"
+        if not res.ok:
+            res.value = NAN
+        return res
+
+    def evaluate(self, samples: list[Sample], progress: bool = False) -> MetricResult:
+        items = []
+        t0 = time.perf_counter()
+        for i, s in enumerate(samples):
+            items.append(self.score_safe(s))
+            if progress:
+                it = items[-1]
+                status = f"{it.value:.4f}" if it.ok else f"failed ({it.reason})"
+                print(f"[{self.name}] {i + 1}/{len(samples)} {s.item_id}: {status}", flush=True)
+        res = self.aggregate(items)
+        res.params.setdefault("wall_s", round(time.perf_counter() - t0, 3))
+        return res
+
+
+def _reason_from_exception(e: Exception) -> str:
+    from curation.media import MediaError
+
+    if isinstance(e, MediaError):
+        return "decode_error"
+    if isinstance(e, FileNotFoundError):
+        return "not_found"
+    return "exception"

@@ -1,0 +1,293 @@
+"""Training data: curated shard rows -> batches of (video, reference, faces, audio, face masks).
+
+* Rows come only from a complete manifest (``model.shard_reader``). Each accepted row is a clip
+  span of a source video; it is resampled to the config's fps (``curation.media.sample_indices``)
+  and cut into windows of ``num_frames`` (4n+1) frames on a fixed grid; only a window's frames
+  are decoded (decord, ``curation.media.VideoReader``) and the cropped result is cached (LRU).
+* Single-person mode: a face-centred crop (height = crop_scale x face side) resized to H x W.
+* Two-person mode (probability ``concat_prob`` per batch, stage 1): sample k and k+1 are cropped
+  around their faces to H x W/2 each and concatenated left | right, with both audios, both face
+  crops and both face masks (identities bound left -> right), so single-person data teaches
+  two-person generation. Stage 2 uses real multi-person clips as they are.
+* Each batch is a pure function of (seed, step, rank), so a resumed run sees the same data.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from curation.media import MediaError, VideoReader, load_audio, sample_indices
+from model.audio import frame_windows
+from model.masks import face_token_mask, square_box
+from model.shard_reader import ShardError, read_clip_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipItem:
+    row: dict
+    video_path: Path
+    audio_paths: list[Path]  # one per person, left -> right
+    persons: list[dict]  # sorted by index (0 = leftmost)
+    indices: np.ndarray  # source frame indices at the config fps
+    num_windows: int
+    start_s: float
+    failed: bool = False
+    audio_feats: list[np.ndarray] = field(default_factory=list)
+
+
+def _box_at(person: dict, frame: int) -> np.ndarray:
+    """The person's box on the tracked frame nearest ``frame`` (``ref_box`` when none)."""
+    frames, boxes = person.get("frames") or [], person.get("boxes") or []
+    best, best_d = None, None
+    for f, b in zip(frames, boxes):
+        if b is None or any(v is None for v in b):
+            continue
+        d = abs(int(f) - frame)
+        if best_d is None or d < best_d:
+            best, best_d = b, d
+    return np.asarray(best if best is not None else person["ref_box"], np.float32)
+
+
+def crop_region(boxes: list[np.ndarray], frame_w: int, frame_h: int, aspect: float, crop_scale: float):
+    """Integer (x0, y0, w, h) of aspect ``aspect`` (w/h) centred on the faces, height
+    crop_scale x the largest face side (wide enough for all faces), clamped inside the frame."""
+    bx = np.stack(boxes)
+    side = float(np.max(np.maximum(bx[:, 2] - bx[:, 0], bx[:, 3] - bx[:, 1])))
+    union_w = float(bx[:, 2].max() - bx[:, 0].min())
+    ch = max(crop_scale * side, 1.3 * union_w / aspect if len(boxes) > 1 else 0.0)
+    ch = min(ch, frame_h)
+    cw = ch * aspect
+    if cw > frame_w:
+        cw, ch = frame_w, frame_w / aspect
+    cx = (bx[:, 0].min() + bx[:, 2].max()) / 2
+    cy = (bx[:, 1].min() + bx[:, 3].max()) / 2
+    x0 = int(round(np.clip(cx - cw / 2, 0, frame_w - cw)))
+    y0 = int(round(np.clip(cy - ch / 2, 0, frame_h - ch)))
+    return x0, y0, max(1, int(round(cw))), max(1, int(round(ch)))
+
+
+def crop_face(frame: np.ndarray, box, size: int) -> np.ndarray:
+    """Square face crop (box side x1.2) from an RGB frame, zero-padded at borders, size x size."""
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = square_box(box, 1.2)
+    side = max(2, int(round(x2 - x1)))
+    x1, y1 = int(round(x1)), int(round(y1))
+    out = np.zeros((side, side, 3), np.uint8)
+    sx1, sy1, sx2, sy2 = max(0, x1), max(0, y1), min(w, x1 + side), min(h, y1 + side)
+    if sx2 > sx1 and sy2 > sy1:
+        out[sy1 - y1: sy2 - y1, sx1 - x1: sx2 - x1] = frame[sy1:sy2, sx1:sx2]
+    return cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def map_box(box, x0: int, y0: int, cw: int, ch: int, out_w: int, out_h: int) -> np.ndarray:
+    sx, sy = out_w / cw, out_h / ch
+    x1, y1, x2, y2 = box
+    return np.array([(x1 - x0) * sx, (y1 - y0) * sy, (x2 - x0) * sx, (y2 - y0) * sy], np.float32)
+
+
+def to_model_range(frames_uint8: np.ndarray) -> torch.Tensor:
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(frames_uint8)).float() / 127.5 - 1.0
+    return t.movedim(-1, -3)
+
+
+class ShardTrainingSource:
+    def __init__(self, run_dir: str | Path, cfg: dict, frontend, cache_entries: int = 2048):
+        self.cfg = cfg
+        self.frontend = frontend
+        v, m, tr = cfg["video"], cfg["model"], cfg["train"]
+        self.T, self.H, self.W = int(v["num_frames"]), int(v["height"]), int(v["width"])
+        self.fps, self.patch, self.crop_scale = float(v["fps"]), int(v["patch"]), float(v["crop_scale"])
+        self.face_size, self.window = int(m["face_size"]), int(m["audio_window"])
+        self.batch_size, self.concat_prob = int(tr["batch_size"]), float(tr["concat_prob"])
+        self.stage, self.seed = int(tr["stage"]), int(cfg.get("seed", 0))
+        self.manifest, rows = read_clip_rows(run_dir)
+        data_root = Path(self.manifest.get("data_root") or ".")
+        self.skipped: collections.Counter = collections.Counter()
+        self.items: list[ClipItem] = []
+        for row in rows:
+            item = self._make_item(row, data_root)
+            if item is not None:
+                self.items.append(item)
+        single = [i for i, it in enumerate(self.items) if len(it.persons) == 1]
+        multi = [i for i, it in enumerate(self.items) if len(it.persons) >= 2]
+        if self.stage == 2:
+            pool = multi
+            if not pool:
+                raise ShardError(f"{run_dir}: train.stage 2 needs real multi-person clips and the shards have "
+                                 "none; curate with pipelines/configs/multi_person.yaml or use stage 1")
+        else:
+            pool = single or multi  # stage 1 learns from single-person clips (+ concatenation)
+        if not pool:
+            raise ShardError(f"{run_dir}: no usable clip rows ({dict(self.skipped)} skipped); every clip needs "
+                             f"status ok, persons with ref_box, an audio_ref and >= {self.T} frames at {self.fps} fps")
+        self.pool_windows = [(i, w) for i in pool for w in range(self.items[i].num_windows)]
+        self.concat_enabled = self.stage == 1 and bool(single)
+        self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._cache_entries = cache_entries
+        self._readers: collections.OrderedDict = collections.OrderedDict()
+
+    # --- rows -> items -------------------------------------------------------------------------
+    def _make_item(self, row: dict, data_root: Path) -> ClipItem | None:
+        if row.get("status", "ok") != "ok":
+            self.skipped["status_not_ok"] += 1
+            return None
+        persons = sorted(row.get("persons") or [], key=lambda p: p.get("index", 0))
+        if not persons or any(p.get("ref_box") is None for p in persons):
+            self.skipped["no_persons"] += 1
+            return None
+        video = data_root / row["source_path"]
+        if not video.is_file():
+            self.skipped["source_missing"] += 1
+            return None
+        audios = []
+        for p in persons:
+            ref = p.get("audio_ref")
+            if not ref:
+                break
+            audios.append(data_root / (ref[4:] if ref.startswith("mix:") else ref))
+        if len(audios) != len(persons) or not all(a.is_file() for a in audios):
+            self.skipped["audio_missing"] += 1
+            return None
+        fps = float(row.get("fps") or 0)
+        if fps <= 0:
+            self.skipped["no_fps"] += 1
+            return None
+        idx = sample_indices(int(row["start_frame"]), int(row["end_frame"]), fps, self.fps)
+        n_win = len(idx) // self.T
+        if n_win < 1:
+            self.skipped["too_short"] += 1
+            return None
+        start_s = float(row["start_s"]) if row.get("start_s") is not None else int(row["start_frame"]) / fps
+        return ClipItem(row, video, audios, persons, idx, n_win, start_s)
+
+    def describe(self) -> dict:
+        return {"clips": len(self.items), "windows": len(self.pool_windows), "skipped": dict(self.skipped),
+                "stage": self.stage, "concat": self.concat_enabled,
+                "two_person_clips": sum(len(it.persons) >= 2 for it in self.items)}
+
+    # --- decoding + caching ------------------------------------------------------------------------
+    def _reader(self, path: Path) -> VideoReader:
+        r = self._readers.pop(path, None) or VideoReader(path)
+        self._readers[path] = r
+        while len(self._readers) > 4:
+            self._readers.popitem(last=False)
+        return r
+
+    def _audio_feats(self, item: ClipItem) -> list[np.ndarray]:
+        if not item.audio_feats:
+            n = len(item.indices)
+            dur = n / self.fps
+            for path in item.audio_paths:
+                audio = load_audio(path, start_s=item.start_s, end_s=item.start_s + dur)
+                item.audio_feats.append(frame_windows(self.frontend(audio, n, self.fps), self.window))
+        return item.audio_feats
+
+    def window_sample(self, item_idx: int, window: int, out_w: int) -> dict:
+        """Decoded + cropped window: frames (T, H, out_w, 3) uint8, faces (I, s, s, 3) uint8,
+        masks (I, H/p, out_w/p), audio (I, T, window, F) float32."""
+        key = (item_idx, window, out_w)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        item = self.items[item_idx]
+        idx = item.indices[window * self.T:(window + 1) * self.T]
+        frames = self._reader(item.video_path).get(idx)
+        fh, fw = frames.shape[1:3]
+        boxes = [_box_at(p, int(idx[0])) for p in item.persons]
+        x0, y0, cw, ch = crop_region(boxes, fw, fh, out_w / self.H, self.crop_scale)
+        crops = np.stack([cv2.resize(f[y0:y0 + ch, x0:x0 + cw], (out_w, self.H), interpolation=cv2.INTER_AREA)
+                          for f in frames])
+        faces = np.stack([crop_face(frames[0], b, self.face_size) for b in boxes])
+        masks = np.stack([face_token_mask(map_box(b, x0, y0, cw, ch, out_w, self.H), self.H, out_w, self.patch)
+                          for b in boxes])
+        audio = np.stack([a[window * self.T:(window + 1) * self.T] for a in self._audio_feats(item)])
+        out = {"frames": crops, "faces": faces, "masks": masks, "audio": audio.astype(np.float32)}
+        self._cache[key] = out
+        while len(self._cache) > self._cache_entries:
+            self._cache.popitem(last=False)
+        return out
+
+    def _safe_sample(self, pick: int, out_w: int) -> dict:
+        """A window sample; an item that fails to decode is marked and the next window is used
+        (bad input never stops training; the count is in ``skipped``)."""
+        for k in range(len(self.pool_windows)):
+            item_idx, window = self.pool_windows[(pick + k) % len(self.pool_windows)]
+            if self.items[item_idx].failed:
+                continue
+            try:
+                return self.window_sample(item_idx, window, out_w)
+            except MediaError as e:
+                log.warning("skipping clip %s: %s", self.items[item_idx].row.get("clip_id"), e)
+                self.items[item_idx].failed = True
+                self.skipped["decode_error"] += 1
+        raise ShardError("every clip in the shards failed to decode; check the data root in manifest.json")
+
+    # --- batches -----------------------------------------------------------------------------------
+    def batch(self, step: int, rank: int = 0) -> dict:
+        rng = np.random.default_rng([self.seed, int(step), int(rank)])
+        two_person = self.concat_enabled and rng.random() < self.concat_prob
+        n_draw = self.batch_size * (2 if two_person else 1)
+        picks = rng.integers(0, len(self.pool_windows), size=n_draw)
+        if two_person:
+            half = self.W // 2
+            samples = []
+            for k in range(self.batch_size):
+                a, b = self._safe_sample(int(picks[2 * k]), half), self._safe_sample(int(picks[2 * k + 1]), half)
+                za, zb = np.zeros_like(a["masks"][0]), np.zeros_like(b["masks"][0])
+                samples.append({
+                    "frames": np.concatenate([a["frames"], b["frames"]], axis=2),
+                    "faces": np.concatenate([a["faces"][:1], b["faces"][:1]]),
+                    "masks": np.stack([np.concatenate([a["masks"][0], zb], 1), np.concatenate([za, b["masks"][0]], 1)]),
+                    "audio": np.concatenate([a["audio"][:1], b["audio"][:1]]),
+                })
+            mode = "two_person_concat"
+        else:
+            samples = [self._safe_sample(int(p), self.W) for p in picks]
+            mode = "as_is" if any(len(s["faces"]) > 1 for s in samples) else "single"
+        return collate(samples, mode)
+
+
+def collate(samples: list[dict], mode: str = "") -> dict:
+    """Stack samples, padding identities (zero face, zero audio, zero mask) to the batch max."""
+    n_id = max(len(s["faces"]) for s in samples)
+
+    def pad(x):
+        if len(x) == n_id:
+            return x
+        return np.concatenate([x, np.zeros((n_id - len(x), *x.shape[1:]), x.dtype)])
+
+    video = to_model_range(np.stack([s["frames"] for s in samples]))  # (B, T, 3, H, W)
+    video = video.permute(0, 2, 1, 3, 4).contiguous()
+    return {
+        "video": video,
+        "ref": video[:, :, 0].clone(),
+        "faces": to_model_range(np.stack([pad(s["faces"]) for s in samples])),
+        "audio": torch.from_numpy(np.stack([pad(s["audio"]) for s in samples])),
+        "face_masks": torch.from_numpy(np.stack([pad(s["masks"]) for s in samples])),
+        "num_identities": torch.tensor([len(s["faces"]) for s in samples]),
+        "mode": mode,
+    }
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Batch i = source.batch(first_step + i, rank), for a torch DataLoader (workers prefetch)."""
+
+    def __init__(self, source: ShardTrainingSource, first_step: int, last_step: int, rank: int = 0):
+        self.source, self.first, self.last, self.rank = source, first_step, last_step, rank
+
+    def __len__(self):
+        return max(0, self.last - self.first + 1)
+
+    def __getitem__(self, i):
+        return self.source.batch(self.first + i, self.rank)

@@ -1,0 +1,165 @@
+"""The video diffusion transformer: pixel-space 3D patching, adaLN timestep conditioning,
+self-attention over video tokens, AFCA, MLP.
+
+Patching (small configurations; the paper uses Wan2.1's causal VAE): the first frame is
+repeated 4 times in front (as a causal VAE pads), so a 4n+1 frame clip becomes n+1 groups of 4
+frames = n+1 latent frames (the first frame alone, then groups of 4), each cut into p x p
+patches. Tokens are frame-major: token index = latent_frame * (H/p * W/p) + row * W/p + col.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.afca import AFCA, RMSNorm
+from model.config import TEMPORAL_COMPRESSION, latent_frames
+from model.face_encoder import build_face_encoder, prepare_faces
+
+
+def patchify(video: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, C, T=4n+1, H, W) -> (B, (n+1)*(H/p)*(W/p), C*4*p*p)."""
+    b, c, t, h, w = video.shape
+    k = TEMPORAL_COMPRESSION
+    lat = latent_frames(t)
+    v = torch.cat([video[:, :, :1].expand(-1, -1, k - 1, -1, -1), video], 2)
+    v = v.reshape(b, c, lat, k, h // patch, patch, w // patch, patch)
+    v = v.permute(0, 2, 4, 6, 1, 3, 5, 7)  # b, L, gh, gw, c, k, p, p
+    return v.reshape(b, lat * (h // patch) * (w // patch), c * k * patch * patch)
+
+
+def unpatchify(tokens: torch.Tensor, num_frames: int, height: int, width: int, patch: int,
+               channels: int = 3) -> torch.Tensor:
+    """Inverse of ``patchify``; frame 0 is taken from its own (last) slot of latent frame 0."""
+    b = tokens.shape[0]
+    k = TEMPORAL_COMPRESSION
+    lat, gh, gw = latent_frames(num_frames), height // patch, width // patch
+    v = tokens.reshape(b, lat, gh, gw, channels, k, patch, patch)
+    v = v.permute(0, 4, 1, 5, 2, 6, 3, 7).reshape(b, channels, lat * k, height, width)
+    return v[:, :, k - 1:]
+
+
+def sincos(pos: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / max(half, 1))
+    ang = pos.float()[:, None] * freqs[None]
+    return torch.cat([ang.sin(), ang.cos()], -1)
+
+
+def pos_embed_3d(lat: int, gh: int, gw: int, dim: int) -> torch.Tensor:
+    """Fixed sinusoidal (t, y, x) embedding, (lat*gh*gw, dim): works for any clip length/size."""
+    d_axis = (dim // 6) * 2
+    t, y, x = torch.meshgrid(torch.arange(lat), torch.arange(gh), torch.arange(gw), indexing="ij")
+    pe = torch.cat([sincos(t.flatten(), d_axis), sincos(y.flatten(), d_axis), sincos(x.flatten(), d_axis)], -1)
+    return F.pad(pe, (0, dim - pe.shape[1]))
+
+
+class AudioProjector(nn.Module):
+    """(B, I, T, window, F) per-frame audio windows -> (B, I, T * tokens, dim)."""
+
+    def __init__(self, feature_dim: int, window: int, tokens: int, dim: int, hidden: int = 512):
+        super().__init__()
+        self.tokens, self.dim = tokens, dim
+        self.mlp = nn.Sequential(nn.Linear(window * feature_dim, hidden), nn.GELU(),
+                                 nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, tokens * dim))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        b, i, t = audio.shape[:3]
+        x = self.mlp(audio.reshape(b, i, t, -1)).reshape(b, i, t * self.tokens, self.dim)
+        return self.norm(x)
+
+
+def modulate(x, shift, scale):
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.norm_q, self.norm_k = RMSNorm(dim // heads), RMSNorm(dim // heads)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(self.norm_q(q), self.norm_k(k), v)
+        return self.out(o.transpose(1, 2).reshape(b, n, d))
+
+
+class DiTBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(dim, heads)
+        self.norm_afca = nn.LayerNorm(dim, eps=1e-6)
+        self.afca = AFCA(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        nn.init.zeros_(self.ada[1].weight)
+        nn.init.zeros_(self.ada[1].bias)
+
+    def forward(self, x, c, face_tokens, audio_tokens, face_masks, num_frames, tokens_per_latent):
+        sh1, sc1, g1, sh2, sc2, g2 = self.ada(c).chunk(6, -1)
+        x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1))
+        x = x + self.afca(self.norm_afca(x), face_tokens, audio_tokens, face_masks, num_frames, tokens_per_latent)
+        return x + g2[:, None] * self.mlp(modulate(self.norm2(x), sh2, sc2))
+
+
+class AnyTalkerDiT(nn.Module):
+    def __init__(self, cfg: dict, audio_feature_dim: int):
+        super().__init__()
+        m, v = cfg["model"], cfg["video"]
+        self.patch = int(v["patch"])
+        self.dim = int(m["dim"])
+        self.face_size = int(m["face_size"])
+        self.audio_tokens = int(m["audio_tokens"])
+        self.patch_dim = 3 * TEMPORAL_COMPRESSION * self.patch ** 2
+        self.x_embed = nn.Linear(2 * self.patch_dim, self.dim)  # noisy tokens ++ reference tokens
+        self.ref_flag = nn.Parameter(torch.zeros(self.dim))  # marks latent frame 0 (the reference)
+        self.t_embed = nn.Sequential(nn.Linear(256, self.dim), nn.SiLU(), nn.Linear(self.dim, self.dim))
+        self.face_encoder = build_face_encoder(cfg)
+        self.face_norm = nn.LayerNorm(self.dim)
+        self.audio_proj = AudioProjector(audio_feature_dim, int(m["audio_window"]), self.audio_tokens, self.dim)
+        self.blocks = nn.ModuleList(DiTBlock(self.dim, int(m["heads"]), float(m["mlp_ratio"]))
+                                    for _ in range(int(m["depth"])))
+        self.norm_out = nn.LayerNorm(self.dim, elementwise_affine=False, eps=1e-6)
+        self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(self.dim, 2 * self.dim))
+        self.head = nn.Linear(self.dim, self.patch_dim)
+        for lin in (self.ada_out[1], self.head):
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def encode_conditions(self, ref: torch.Tensor, faces: torch.Tensor, audio: torch.Tensor):
+        """ref (B, 3, H, W); faces (B, I, 3, s, s); audio (B, I, T, window, F).
+        Returns (face tokens (B, I, Nf, D), audio tokens (B, I, T*A, D))."""
+        b, n_id = faces.shape[:2]
+        f = prepare_faces(faces.flatten(0, 1), self.face_size)
+        face_tokens = self.face_norm(self.face_encoder(f)).unflatten(0, (b, n_id))
+        return face_tokens, self.audio_proj(audio)
+
+    def forward(self, x_tokens: torch.Tensor, t: torch.Tensor, ref: torch.Tensor, face_tokens: torch.Tensor,
+                audio_tokens: torch.Tensor, face_grid_masks: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """x_tokens (B, N, patch_dim) noisy tokens; t (B,) in [0, 1]; ref (B, 3, H, W);
+        face_grid_masks (B, I, H/p, W/p). Returns the predicted velocity (B, N, patch_dim)."""
+        b, _, h, w = ref.shape
+        lat, gh, gw = latent_frames(num_frames), h // self.patch, w // self.patch
+        s = gh * gw
+        ref_video = torch.zeros(b, 3, num_frames, h, w, dtype=ref.dtype, device=ref.device)
+        ref_video[:, :, 0] = ref
+        x = self.x_embed(torch.cat([x_tokens, patchify(ref_video, self.patch)], -1))
+        x = x + pos_embed_3d(lat, gh, gw, self.dim).to(x)
+        x[:, :s] = x[:, :s] + self.ref_flag
+        c = self.t_embed(sincos(t * 1000.0, 256).to(x))
+        face_masks = face_grid_masks.flatten(2).repeat(1, 1, lat)  # (B, I, L*S), frame-major
+        for blk in self.blocks:
+            x = blk(x, c, face_tokens, audio_tokens, face_masks, num_frames, s)
+        sh, sc = self.ada_out(c).chunk(2, -1)
+        return self.head(modulate(self.norm_out(x), sh, sc))

@@ -1,0 +1,177 @@
+"""Training loop: flow matching on curated shards, checkpoint/resume, metrics.jsonl, DDP.
+
+Distributed training uses torch DDP launched by ``torchrun`` (it sets RANK/WORLD_SIZE):
+
+    torchrun --nproc_per_node 2 -m anytalker.cli train tiny --shards RUN --out OUT
+
+Each rank draws its own batches (a pure function of seed, step and rank); rank 0 logs and
+writes checkpoints. On CPU the process group uses gloo, on CUDA nccl.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.audio import build_frontend
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, set_rng_state
+from model.config import load_config
+from model.data import ShardTrainingSource, StepBatches
+from model.dit import AnyTalkerDiT
+from model.flow import FlowMatchingObjective
+
+log = logging.getLogger(__name__)
+
+
+def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, step, rank, 0xA7C4]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def build_model(cfg: dict, frontend) -> AnyTalkerDiT:
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    return AnyTalkerDiT(cfg, frontend.feature_dim)
+
+
+def _dist_env() -> tuple[int, int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop log lines past the resumed step (they belonged to the interrupted tail)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | None = None,
+          resume: bool = False, overrides: dict | None = None, progress: bool = True) -> dict:
+    out = Path(out)
+    ckpt_dir = out / "checkpoints"
+    last_path = ckpt_dir / "last.pt"
+    rank, world, local_rank = _dist_env()
+    blob = None
+    if resume:
+        if not last_path.exists():
+            raise CheckpointError(f"{last_path}: nothing to resume; run without --resume to start a new run")
+        blob = load_checkpoint(last_path)
+        cfg = blob["config"]  # the run's own config wins over the CONFIG argument
+    else:
+        cfg = load_config(config, overrides)
+    tr = cfg["train"]
+    total_steps = int(steps if steps is not None else tr["steps"])
+    seed = int(cfg.get("seed", 0))
+
+    distributed = world > 1
+    if distributed:
+        import torch.distributed as dist
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend)
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+
+    frontend = build_frontend(cfg["audio"])
+    model = build_model(cfg, frontend).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]), betas=(0.9, 0.99))
+    start_step = 0
+    if blob is not None:
+        model.load_state_dict(blob["model"])
+        opt.load_state_dict(blob["optimizer"])
+        start_step = int(blob["step"])
+        set_rng_state(blob["rng"])
+        log.info("resumed %s at step %d", last_path, start_step)
+    objective = FlowMatchingObjective(model)
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        objective = DistributedDataParallel(objective, device_ids=[local_rank] if device.type == "cuda" else None)
+
+    source = ShardTrainingSource(shards, cfg, frontend)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg, indent=2))
+        (out / "data.json").write_text(json.dumps({"shards": str(shards), **source.describe(),
+                                                   "audio_frontend": frontend.describe()}, indent=2))
+        _truncate_metrics(out / "metrics.jsonl", start_step)
+    loader = torch.utils.data.DataLoader(StepBatches(source, start_step + 1, total_steps, rank), batch_size=None,
+                                         shuffle=False, num_workers=int(tr.get("num_workers", 0)))
+    warmup, base_lr = int(tr.get("warmup_steps", 0)), float(tr["lr"])
+    audio_dropout = float(tr.get("audio_dropout", 0.0))
+    ckpt_every, log_every = int(tr.get("checkpoint_every", 100)), int(tr.get("log_every", 1))
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+    metrics_file = open(out / "metrics.jsonl", "a") if rank == 0 else None
+    step, last_loss = start_step, None
+    t_data = time.perf_counter()
+    try:
+        for step, batch in enumerate(loader, start=start_step + 1):
+            data_s = time.perf_counter() - t_data
+            t0 = time.perf_counter()
+            lr = base_lr * min(1.0, step / warmup) if warmup else base_lr
+            for g in opt.param_groups:
+                g["lr"] = lr
+            batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            objective.train()
+            loss = objective(batch, step_generator(seed, step, rank), audio_dropout)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, float(tr.get("grad_clip", 1.0)))
+            opt.step()
+            loss_value = loss.detach()
+            if distributed:
+                import torch.distributed as dist
+
+                dist.all_reduce(loss_value)
+                loss_value /= world
+            last_loss = float(loss_value)
+            step_s = time.perf_counter() - t0
+            if rank == 0:
+                if step % log_every == 0 or step == total_steps:
+                    rec = {"step": step, "loss": round(last_loss, 6), "lr": lr, "grad_norm": round(float(grad_norm), 4),
+                           "mode": batch["mode"], "data_s": round(data_s, 4), "step_s": round(step_s, 4),
+                           "world_size": world, "time": time.time()}
+                    metrics_file.write(json.dumps(rec) + "\n")
+                    metrics_file.flush()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{last_loss:.4f}", mode=batch["mode"][:6])
+                if step % ckpt_every == 0 or step == total_steps:
+                    _save(ckpt_dir, model, opt, step, cfg, frontend)
+            t_data = time.perf_counter()
+    finally:
+        if bar is not None:
+            bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
+        if distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+    return {"out": str(out), "step": step, "start_step": start_step, "loss": last_loss,
+            "checkpoint": str(last_path), "data": source.describe()}
+
+
+KEEP_CHECKPOINTS = 3
+
+
+def _save(ckpt_dir: Path, model, opt, step: int, cfg: dict, frontend) -> None:
+    path = save_checkpoint(ckpt_dir / f"step_{step:07d}.pt", model, opt, step, cfg, frontend.describe())
+    tmp = ckpt_dir / f".last.pt.tmp-{os.getpid()}"
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, ckpt_dir / "last.pt")
+    for old in sorted(ckpt_dir.glob("step_*.pt"))[:-KEEP_CHECKPOINTS]:
+        old.unlink(missing_ok=True)

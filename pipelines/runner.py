@@ -1,0 +1,269 @@
+"""Curation runs: inputs -> deterministic partitions -> executor -> shards, resumable.
+
+A rerun skips partitions whose completion marker exists, cleans the files of incomplete ones,
+``retry_failed`` re-runs only the sources that have a ``failed`` row, ``overwrite`` starts over.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from anytalker import __version__
+from anytalker.errors import UserError
+from pipelines import shards
+from pipelines.executors import make_executor, sort_rows
+from pipelines.pipeline import PipelineConfig, build_stages, load_config
+from pipelines.schema import SCHEMA_VERSION, clip_id_for
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".ts", ".wmv"}
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    totals: dict[str, int]
+    reasons: dict[str, int]
+    partitions_done: int
+    partitions_skipped: int
+    seconds: float
+    manifest: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        t = self.totals
+        lines = [
+            f"shards: {self.run_dir}/clips (accepted) and {self.run_dir}/rejects; manifest: {self.run_dir}/manifest.json",
+            f"accepted {t.get('ok', 0)} clips; rejected {t.get('filtered', 0) + t.get('failed', 0)} "
+            f"(filtered {t.get('filtered', 0)}, failed {t.get('failed', 0)})",
+        ]
+        for reason, n in self.reasons.items():
+            lines.append(f"  {reason}: {n}")
+        lines.append(f"partitions: {self.partitions_done} run, {self.partitions_skipped} already complete; "
+                     f"{self.seconds:.1f}s")
+        return "\n".join(lines)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def discover_inputs(input_path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> tuple[Path, list[str]]:
+    """Return (data_root, sorted source paths relative to it).
+
+    A directory is scanned recursively for names with a video extension (files, links, even
+    directories named ``x.mp4``: each becomes a row, bad ones a reject). A file is a list of
+    paths, one per line (``#`` comments), relative to the list's folder or absolute.
+    """
+    p = Path(input_path)
+    if not p.exists():
+        raise UserError(f"{p}: input does not exist; pass a folder of videos or a text file listing them")
+    if p.is_dir():
+        root = Path(data_root) if data_root else p
+        found = []
+        for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
+            for name in filenames + dirnames:
+                if Path(name).suffix.lower() in VIDEO_EXTENSIONS:
+                    found.append(Path(dirpath) / name)
+            # do not descend into directories that are themselves inputs (x.mp4/)
+            dirnames[:] = [d for d in dirnames if Path(d).suffix.lower() not in VIDEO_EXTENSIONS]
+        rels = sorted({_rel(f.absolute(), root.absolute()) for f in found})
+        return root.absolute(), rels
+    entries = []
+    for line in p.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        q = Path(line)
+        entries.append(q if q.is_absolute() else (p.parent / q))
+    if not entries:
+        raise UserError(f"{p}: the input list names no files; put one video path per line")
+    root = Path(data_root) if data_root else Path(os.path.commonpath([str(e.absolute().parent) for e in entries]))
+    return root.absolute(), sorted({_rel(e.absolute(), root.absolute()) for e in entries})
+
+
+def make_partitions(sources: list[str], size: int) -> dict[str, list[str]]:
+    size = max(1, size)
+    return {f"part-{i // size:05d}": sources[i : i + size] for i in range(0, len(sources), size)}
+
+
+def source_rows(sources: list[str], data_root: Path, partition: str) -> list[dict[str, Any]]:
+    return [{"source_path": s, "source_abs_path": str(Path(s) if Path(s).is_absolute() else data_root / s),
+             "partition": partition, "status": "ok"} for s in sources]
+
+
+def finalize_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give every row its deterministic clip_id and drop run-local keys."""
+    out = []
+    for r in rows:
+        key = r.get("source_sha256") or f"path:{r['source_path']}"
+        r = {k: v for k, v in r.items() if k != "source_abs_path"}
+        r["clip_id"] = clip_id_for(key, r.get("start_frame"), r.get("end_frame"))
+        r.setdefault("reason", None)
+        out.append(r)
+    return out
+
+
+def _stage_seconds(rows: list[dict]) -> dict[str, float]:
+    c: collections.Counter = collections.Counter()
+    for r in rows:
+        c.update(r.get("stage_seconds") or {})
+    return {k: round(v, 4) for k, v in c.items()}
+
+
+def _prepare_run_dir(run_dir: Path, cfg: PipelineConfig, data_root: Path, sources: list[str],
+                     overwrite: bool, executor: str) -> dict:
+    run_json = run_dir / "run.json"
+    if overwrite and run_dir.exists():
+        for sub in ("clips", "rejects", "_markers"):
+            shutil.rmtree(run_dir / sub, ignore_errors=True)
+        for f in ("run.json", "manifest.json"):
+            (run_dir / f).unlink(missing_ok=True)
+    if run_json.exists():
+        info = json.loads(run_json.read_text())
+        if info.get("config_sha256") != cfg.sha256:
+            raise UserError(f"{run_json}: this output folder holds a run of a different config "
+                            f"({info.get('config_name')}); use a new --output or add --overwrite")
+        if info.get("sources") != sources:
+            raise UserError(f"{run_json}: the input set differs from the run being resumed; use the same "
+                            "--input/--limit, a new --output, or --overwrite")
+        return info
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{run_dir}: cannot create the output folder ({e.strerror}); choose a writable --output") from e
+    info = {
+        "run_id": str(uuid.uuid4()),
+        "toolkit_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "config_name": cfg.name,
+        "config_sha256": cfg.sha256,
+        "config": cfg.raw,
+        "data_root": str(data_root),
+        "sources": sources,
+        "partition_size": cfg.partition_size,
+        "executor": executor,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    try:
+        shards.atomic_write_json(run_json, info)
+    except OSError as e:
+        raise UserError(f"{run_json}: cannot write ({e.strerror}); choose a writable --output with free space") from e
+    return info
+
+
+def run_curation(
+    config: str | os.PathLike,
+    input_path: str | os.PathLike,
+    output: str | os.PathLike,
+    executor: str = "local",
+    limit: int | None = None,
+    retry_failed: bool = False,
+    overwrite: bool = False,
+    data_root: str | os.PathLike | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    progress: bool = True,
+    on_partition: Callable[[str, dict], None] | None = None,
+) -> RunSummary:
+    t0 = time.time()
+    cfg = load_config(config, overrides)
+    build_stages(cfg)  # contract check before any work
+    root, sources = discover_inputs(input_path, data_root)
+    if limit is not None:
+        sources = sources[: max(0, int(limit))]
+    if not sources:
+        raise UserError(f"{input_path}: no video files found (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
+    run_dir = Path(output)
+    info = _prepare_run_dir(run_dir, cfg, root, sources, overwrite, executor)
+    partitions = make_partitions(sources, info.get("partition_size", cfg.partition_size))
+    metadata = {"toolkit_version": __version__, "config_sha256": cfg.sha256, "config_name": cfg.name,
+                "run_id": info["run_id"]}
+
+    todo: list[tuple[str, list[str], list[dict] | None]] = []
+    skipped = 0
+    for part, srcs in partitions.items():
+        marker = shards.read_marker(run_dir, part)
+        if marker is None:
+            removed = shards.clean_partition(run_dir, part)
+            if removed:
+                log.info("partition %s was incomplete: removed %d orphan file(s)", part, len(removed))
+            todo.append((part, srcs, None))
+        elif retry_failed and marker["status"].get("failed", 0):
+            old = shards.read_partition_rows(run_dir, part)
+            todo.append((part, srcs, old))
+        else:
+            skipped += 1
+
+    ex = None
+    if todo:
+        ex = make_executor(executor, cfg.stages, batch_size=cfg.batch_size, workers=workers, address=ray_address)
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"curate {cfg.name}", unit="partition", disable=not progress)
+        for part, srcs, old in todo:
+            tp = time.time()
+            if old is None:
+                rows = ex.run(source_rows(srcs, root, part))
+            else:
+                retry = sorted({r["source_path"] for r in old if r.get("status") == "failed"})
+                kept = [r for r in old if r["source_path"] not in retry]
+                rows = kept + ex.run(source_rows(retry, root, part))
+            rows = sort_rows(finalize_rows(rows))
+            try:
+                marker = shards.write_partition(run_dir, part, rows, metadata, srcs, time.time() - tp)
+            except OSError as e:
+                raise UserError(f"{run_dir}: cannot write partition {part} ({e.strerror}); completed partitions "
+                                "are intact — free space or fix permissions, then re-run the same command") from e
+            marker["stage_seconds"] = _stage_seconds(rows)
+            shards.atomic_write_json(shards.marker_path(run_dir, part), marker)
+            bar.update(1)
+            bar.set_postfix(ok=marker["status"].get("ok", 0))
+            if on_partition:
+                on_partition(part, marker)
+        bar.close()
+    finally:
+        if ex is not None:
+            ex.close()
+    manifest = shards.build_manifest(run_dir, info, list(partitions))
+    return RunSummary(run_dir=run_dir, totals=manifest["totals"], reasons=manifest["reasons"],
+                      partitions_done=len(todo), partitions_skipped=skipped, seconds=time.time() - t0,
+                      manifest=manifest)
+
+
+def run_status(run_dir: str | os.PathLike) -> dict:
+    run_dir = Path(run_dir)
+    rj = run_dir / "run.json"
+    if not rj.exists():
+        raise UserError(f"{rj} does not exist: {run_dir} is not a curation run folder "
+                        "(pass the --output folder of `anytalker curate run`)")
+    info = json.loads(rj.read_text())
+    parts = make_partitions(info["sources"], info.get("partition_size", 4))
+    done = {p: shards.read_marker(run_dir, p) for p in parts}
+    totals: collections.Counter = collections.Counter()
+    reasons: collections.Counter = collections.Counter()
+    for m in done.values():
+        if m:
+            totals.update(m["status"])
+            reasons.update(m["reasons"])
+    return {
+        "run_dir": str(run_dir), "config": info["config_name"], "sources": len(info["sources"]),
+        "partitions": len(parts), "partitions_complete": sum(1 for m in done.values() if m),
+        "complete": (run_dir / "manifest.json").exists(),
+        "totals": {k: int(totals.get(k, 0)) for k in ("ok", "filtered", "failed")},
+        "reasons": dict(reasons.most_common()),
+    }

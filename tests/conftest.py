@@ -1,0 +1,40 @@
+"""Shared fixtures: the real media in ../shared/data (skipped with a message when absent)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ANYTALKER_SHARED", REPO.parent / "shared" / "data"))
+
+
+def shared_file(rel: str) -> Path:
+    p = SHARED / rel
+    if not p.exists():
+        pytest.skip(f"real test media {p} is absent: put the shared data set at {SHARED} "
+                    "(or set ANYTALKER_SHARED) to run this test")
+    return p
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data directory {SHARED} is absent (set ANYTALKER_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        pytest.skip("ffmpeg is not installed (apt-get install -y ffmpeg)")
+    return exe
+
+
+def run_ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)

@@ -1,0 +1,95 @@
+"""The stage adapter: per-item exceptions become status rows; contracts are checked."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from curation.base import (Filter, Reason, Stage, StageConfigError, check_contracts, reject,
+                           run_stage_batch)
+
+
+class Boom(Stage):
+    name = "boom"
+    version = "3"
+    params = {"bad": "x"}
+
+    def process(self, row):
+        if row["v"] == self.bad:
+            raise ValueError("cannot handle x")
+        return {**row, "seen": True}
+
+
+class FanOut(Stage):
+    name = "fan"
+    produces = ("k",)
+
+    def process(self, row):
+        return [{**row, "k": i} for i in range(row["n"])]
+
+
+class Slow(Stage):
+    name = "slow"
+    timeout_s = 0.2
+
+    def process(self, row):
+        time.sleep(2)
+        return row
+
+
+class Even(Filter):
+    name = "even"
+
+    def measure(self, row):
+        return {"parity": row["v"] % 2}
+
+    def keep(self, row):
+        return (row["parity"] == 0, Reason.TOO_SHORT, f"{row['v']} is odd")
+
+
+def test_one_bad_item_becomes_one_reject_row_and_the_others_survive():
+    rows = [{"v": "a", "status": "ok"}, {"v": "x", "status": "ok"}, {"v": "b", "status": "ok"}]
+    out = run_stage_batch(Boom(), rows)
+    by = {r["v"]: r for r in out}
+    assert by["a"]["seen"] and by["b"]["seen"]
+    bad = by["x"]
+    assert bad["status"] == "filtered" and bad["reason"] == "exception"
+    assert "cannot handle x" in bad["error_detail"] and bad["failed_stage"] == "boom"
+    assert all(r["stage_versions"]["boom"] == "3" for r in out)
+
+
+def test_timeout_is_a_transient_failure():
+    out = run_stage_batch(Slow(), [{"status": "ok"}])
+    assert out[0]["status"] == "failed" and out[0]["reason"] == "timeout"
+
+
+def test_rejected_rows_pass_through_untouched_and_fan_out_multiplies():
+    rejected = reject({"n": 5, "status": "ok"}, Reason.NO_AUDIO, "none")
+    out = run_stage_batch(FanOut(), [rejected, {"n": 3, "status": "ok"}])
+    assert len(out) == 4
+    assert out[0] is rejected or out[0] == rejected
+    assert [r["k"] for r in out[1:]] == [0, 1, 2]
+
+
+def test_filter_keeps_measurements_on_rejected_rows():
+    out = run_stage_batch(Even(), [{"v": 1, "status": "ok"}, {"v": 2, "status": "ok"}])
+    odd = next(r for r in out if r["v"] == 1)
+    assert odd["status"] == "filtered" and odd["reason"] == "too_short" and odd["parity"] == 1
+    assert next(r for r in out if r["v"] == 2)["status"] == "ok"
+
+
+def test_unknown_parameter_and_broken_contract_are_config_errors():
+    with pytest.raises(StageConfigError, match="no parameter"):
+        Boom(nope=1)
+    with pytest.raises(StageConfigError, match="requires column"):
+        class NeedsK(Stage):
+            name = "needs_k"
+            requires = ("k",)
+        check_contracts([NeedsK(), FanOut()], ["n"])
+    check_contracts([FanOut()], ["n"])
+
+
+def test_reason_codes_are_an_enumeration_with_transient_kinds():
+    assert Reason("timeout").transient and Reason("out_of_memory").transient
+    assert not Reason("decode_error").transient
