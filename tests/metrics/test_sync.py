@@ -1,0 +1,101 @@
+"""Sync-C / Sync-D / Sync-C* on real clips (landmark backend, offline).
+
+Sign convention (joonson's, see curation.sync): positive offset = audio leads video. Audio
+advanced by k frames (its sound comes k frames early) gives offset +k; audio delayed by k
+frames gives offset -k.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metrics import Sample, get_metric
+from metrics.intervals import load_speaker_durations, lookup_intervals
+from tests.conftest import shared_file
+
+SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
+
+
+def _shift(audio: np.ndarray, k: int) -> np.ndarray:
+    """Audio advanced by k frames (k > 0: leads the picture) or delayed by -k frames (k < 0)."""
+    n = abs(k) * SAMPLES_PER_FRAME
+    pad = np.zeros(n, np.float32)
+    return np.concatenate([audio[n:], pad]) if k > 0 else np.concatenate([pad, audio[:-n]])
+
+
+@pytest.fixture(scope="module")
+def syncnet_clip():
+    return (shared_file("talking/syncnet_example_video.avi"), shared_file("talking/syncnet_example_speech.wav"))
+
+
+def test_own_audio_beats_mismatched_audio(syncnet_clip):
+    video, speech = syncnet_clip
+    mismatched = shared_file("talking/latentsync_demo1_audio.wav")
+    samples = [Sample("own", str(video), mixed_audio_path=str(speech)),
+               Sample("mismatched", str(video), mixed_audio_path=str(mismatched))]
+    c = get_metric("sync_c").evaluate(samples)
+    d = get_metric("sync_d").evaluate(samples)
+    assert c.backend == "landmark" and c.backend_version
+    assert c.n_scored == 2 and d.n_scored == 2, (c.failures, d.failures)
+    own_c, mis_c = (it.value for it in c.items)
+    own_d, mis_d = (it.value for it in d.items)
+    assert own_c > mis_c + 0.1, (own_c, mis_c)
+    assert own_d < mis_d, (own_d, mis_d)
+    assert abs(c.items[0].components["tracks"][0]["offset"]) <= 1
+    assert c.higher_is_better and not d.higher_is_better
+
+
+@pytest.mark.parametrize("k", [-6, -3, 3, 6])
+def test_shifted_audio_gives_offset_k(tmp_path, syncnet_clip, k):
+    from curation.media import load_audio, write_wav
+
+    video, speech = syncnet_clip
+    shifted = tmp_path / f"shift_{k}.wav"
+    write_wav(shifted, _shift(load_audio(speech), k))
+    r = get_metric("sync_c").evaluate([Sample(f"shift{k}", str(video), mixed_audio_path=str(shifted))])
+    assert r.n_scored == 1, r.failures
+    offset = r.items[0].components["tracks"][0]["offset"]
+    assert abs(offset - k) <= 1, (k, offset)
+
+
+def test_sync_c_star_prefers_each_persons_own_track():
+    video = shared_file("anytalker_benchmark/interact_11.mp4")
+    left = shared_file("anytalker_benchmark/audio_left/interact_11_left.flac")
+    right = shared_file("anytalker_benchmark/audio_right/interact_11_right.flac")
+    table = load_speaker_durations(shared_file("anytalker_benchmark/speaker_duration.json"))
+    iv = lookup_intervals(table, video)
+    metric = get_metric("sync_c_star")
+    r = metric.evaluate([
+        Sample("own", str(video), audio_paths=[str(left), str(right)], speaking_intervals=iv),
+        Sample("mixed", str(video), speaking_intervals=iv),
+        Sample("no_intervals", str(video)),
+    ])
+    own, mixed, bad = r.items
+    assert own.ok and mixed.ok, r.failures
+    assert bad.reason == "missing_input" and r.n_failed == 1
+    persons = own.components["persons"]
+    assert [p["speaking_s"] for p in persons] == pytest.approx([8.18 - 4.16, 4.16], abs=0.05)
+    # Eq. 7: duration-weighted mean of the per-person Sync-C
+    w = np.array([p["speaking_s"] for p in persons])
+    c = np.array([p["conf"] for p in persons])
+    assert own.value == pytest.approx(float((w * c).sum() / w.sum()))
+    assert own.components["per_speaker_audio"] and not mixed.components["per_speaker_audio"]
+    assert r.ci_low <= r.value <= r.ci_high
+
+
+def test_missing_audio_is_a_failed_item_not_a_crash(tmp_path, ffmpeg):
+    from tests.conftest import run_ffmpeg
+
+    silent = tmp_path / "silent.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120:d=1:r=25", "-pix_fmt", "yuv420p", str(silent))
+    r = get_metric("sync_c").evaluate([Sample("silent", str(silent))])
+    assert r.n_failed == 1 and r.items[0].reason == "no_audio"
+    assert np.isnan(r.value)
+
+
+def test_syncnet_backend_without_weights_is_a_user_error():
+    from anytalker.errors import UserError
+
+    with pytest.raises(UserError, match="syncnet_v2.model"):
+        get_metric("sync_c", backend="syncnet")
