@@ -114,8 +114,14 @@ def expand_options(spec: MetricSpec, scoring_path: Path) -> dict:
 
 
 def default_scoring_path(manifest: Manifest) -> Path:
-    """scoring.yaml next to the manifest (packaged benchmarks and user manifests alike)."""
-    return manifest.path.parent / "scoring.yaml"
+    """scoring.yaml next to the manifest; a single-person manifest without one gets the packaged
+    single-person default."""
+    from benchmarks.manifest import PACKAGE_DIR, SINGLE_PERSON_FORMAT
+
+    own = manifest.path.parent / "scoring.yaml"
+    if not own.is_file() and manifest.format == SINGLE_PERSON_FORMAT:
+        return PACKAGE_DIR / "single_person" / "scoring.yaml"
+    return own
 
 
 # --- audio / reference resolution -------------------------------------------------------------------
@@ -221,7 +227,7 @@ def score_submission(source: str | os.PathLike, manifest: Manifest, scoring: Sco
     """Validate, then run the pinned metrics; returns the results document (JSON-ready dict)."""
     from metrics.registry import get_metric
 
-    if (scoring.benchmark, scoring.version) != (manifest.benchmark, manifest.version):
+    if (scoring.benchmark not in ("*", manifest.benchmark) or scoring.version not in ("*", manifest.version)):
         raise UserError(f"{scoring.path}: scores {scoring.benchmark} {scoring.version} but the manifest is "
                         f"{manifest.benchmark} {manifest.version}; pass the matching --scoring file")
     specs = scoring.metrics
@@ -247,8 +253,8 @@ def score_submission(source: str | os.PathLike, manifest: Manifest, scoring: Sco
         differences: list[str] = []
         for spec in specs:
             metric_samples = samples
-            if "reference" in spec.needs and not any(s.reference_path for s in samples):
-                not_run[spec.name] = ("no reference frame for any item; pass --reference-root DIR holding "
+            if "reference" in spec.needs and not all(s.reference_path for s in samples):
+                not_run[spec.name] = ("no reference frame for some item(s); pass --reference-root DIR holding "
                                       "<item_id>.png (the upstream benchmark/download.py fetches them)")
                 continue
             try:

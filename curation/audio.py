@@ -485,6 +485,7 @@ def regroup(
     seed: int = 0,
     max_gap_s: float = 1.0,
     min_s: float | None = None,
+    barriers: Sequence[tuple[float, float]] = (),
 ) -> list[tuple[float, float]]:
     """Regroup consecutive clean speech into spans whose lengths are drawn from
     N(mean_s, std_s) (clipped to mean +- 3 std), the AnyTalker recipe.
@@ -492,7 +493,9 @@ def regroup(
     ``turns`` are ``(start, end)`` or ``(start, end, speaker)``. Consecutive turns join one
     group while they belong to the same speaker and the pause between them is at most
     ``max_gap_s``; a group longer than the drawn length is cut there and the remainder starts
-    the next span. Spans shorter than ``min_s`` (default mean - 3 std) are dropped. Lengths are
+    the next span. A ``barriers`` region (e.g. removed overlapped speech) lying between two
+    turns also ends a group, so no span contains it. Spans shorter than ``min_s`` (default
+    mean - 3 std) are dropped. Lengths are
     drawn in order from ``numpy.random.default_rng(seed)``, so the same seed gives the same spans.
     """
     rng = np.random.default_rng(seed)
@@ -509,7 +512,9 @@ def regroup(
     for s, e, k in norm:
         if e <= s:
             continue
-        if chains and k == last_spk and s - chains[-1][-1][1] <= max_gap_s:
+        prev_end = chains[-1][-1][1] if chains else None
+        blocked = prev_end is not None and any(bs < s + 1e-6 and be > prev_end - 1e-6 for bs, be in barriers)
+        if chains and k == last_spk and s - prev_end <= max_gap_s and not blocked:
             chains[-1].append((s, e))
         else:
             chains.append([(s, e)])

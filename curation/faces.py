@@ -244,6 +244,7 @@ class Track:
     landmarks: np.ndarray | None = None  # (T, 478, 3), NaN where missing
     mouth_open: np.ndarray | None = None  # (T,) inner-lip opening / face height
     scores: np.ndarray | None = None  # (T,) detector score, NaN where missed
+    raw_boxes: np.ndarray | None = None  # (T, 4) detector boxes before filling / smoothing
 
     @property
     def face_size(self) -> float:
@@ -488,7 +489,7 @@ def analyze_video(
         if with_landmarks:
             mouth = np.array([mouth_opening(lms[t]) if detected[t] else np.nan for t in range(T)])
         tracks.append(Track(boxes=boxes, detected=detected, landmarks=lms, mouth_open=mouth,
-                            scores=scores))
+                            scores=scores, raw_boxes=raw))
     tracks.sort(key=lambda tr: float(np.nanmedian(tr.centre_x)))
     backend = {"detector": f"{detector.name}@mediapipe-{detector.version}"}
     if with_landmarks:

@@ -10,7 +10,7 @@ import collections
 import json
 import logging
 import os
-import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from typing import Any, Callable
 from anytalker import __version__
 from anytalker.errors import UserError
 from pipelines import shards
+from pipelines.storage import Storage, is_uri
 from pipelines.executors import make_executor, sort_rows
 from pipelines.pipeline import PipelineConfig, build_stages, load_config
 from pipelines.schema import SCHEMA_VERSION, clip_id_for
@@ -31,7 +32,7 @@ VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".m
 
 @dataclass
 class RunSummary:
-    run_dir: Path
+    run_dir: str
     totals: dict[str, int]
     reasons: dict[str, int]
     partitions_done: int
@@ -60,13 +61,22 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def discover_inputs(input_path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> tuple[Path, list[str]]:
+def discover_inputs(input_path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> tuple[str, list[str]]:
     """Return (data_root, sorted source paths relative to it).
 
     A directory is scanned recursively for names with a video extension (files, links, even
     directories named ``x.mp4``: each becomes a row, bad ones a reject). A file is a list of
-    paths, one per line (``#`` comments), relative to the list's folder or absolute.
+    paths, one per line (``#`` comments), relative to the list's folder or absolute. A URI
+    (``s3://bucket/prefix``, ``file:///...``) is listed through pyarrow's filesystems.
     """
+    if is_uri(input_path):
+        store = Storage(input_path)
+        if not store.exists():
+            raise UserError(f"{input_path}: input location does not exist or is not reachable; check the URI "
+                            "and credentials (AWS_* variables for s3://)")
+        rels = [r for r in store.walk_files() if Path(r).suffix.lower() in VIDEO_EXTENSIONS
+                and not Path(r).name.startswith(".")]
+        return str(input_path).rstrip("/"), rels
     p = Path(input_path)
     if not p.exists():
         raise UserError(f"{p}: input does not exist; pass a folder of videos or a text file listing them")
@@ -80,7 +90,7 @@ def discover_inputs(input_path: str | os.PathLike, data_root: str | os.PathLike 
             # do not descend into directories that are themselves inputs (x.mp4/)
             dirnames[:] = [d for d in dirnames if Path(d).suffix.lower() not in VIDEO_EXTENSIONS]
         rels = sorted({_rel(f.absolute(), root.absolute()) for f in found})
-        return root.absolute(), rels
+        return str(root.absolute()), rels
     entries = []
     for line in p.read_text().splitlines():
         line = line.strip()
@@ -91,7 +101,7 @@ def discover_inputs(input_path: str | os.PathLike, data_root: str | os.PathLike 
     if not entries:
         raise UserError(f"{p}: the input list names no files; put one video path per line")
     root = Path(data_root) if data_root else Path(os.path.commonpath([str(e.absolute().parent) for e in entries]))
-    return root.absolute(), sorted({_rel(e.absolute(), root.absolute()) for e in entries})
+    return str(root.absolute()), sorted({_rel(e.absolute(), root.absolute()) for e in entries})
 
 
 def make_partitions(sources: list[str], size: int) -> dict[str, list[str]]:
@@ -99,9 +109,27 @@ def make_partitions(sources: list[str], size: int) -> dict[str, list[str]]:
     return {f"part-{i // size:05d}": sources[i : i + size] for i in range(0, len(sources), size)}
 
 
-def source_rows(sources: list[str], data_root: Path, partition: str) -> list[dict[str, Any]]:
-    return [{"source_path": s, "source_abs_path": str(Path(s) if Path(s).is_absolute() else data_root / s),
-             "partition": partition, "status": "ok"} for s in sources]
+def source_rows(sources: list[str], data_root: str, partition: str, stage_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Source rows of one partition. Inputs on a remote filesystem are first copied to
+    ``stage_dir`` on the driver (decoders need local files); a copy that fails becomes an
+    ``unreadable`` reject row instead of stopping the run."""
+    rows = []
+    remote = is_uri(data_root)
+    store = Storage(data_root) if remote else None
+    for s in sources:
+        row: dict[str, Any] = {"source_path": s, "partition": partition, "status": "ok"}
+        if not remote:
+            row["source_abs_path"] = str(Path(s) if Path(s).is_absolute() else Path(data_root) / s)
+        else:
+            local = (stage_dir or Path(".")) / s
+            try:
+                store.download(s, local)
+                row["source_abs_path"] = str(local)
+            except OSError as e:
+                row.update(source_abs_path=str(local), status="filtered", reason="unreadable",
+                           error_detail=f"{data_root}/{s}: cannot copy to local stage: {e}", failed_stage="stage_in")
+        rows.append(row)
+    return rows
 
 
 def finalize_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -123,45 +151,42 @@ def _stage_seconds(rows: list[dict]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in c.items()}
 
 
-def _prepare_run_dir(run_dir: Path, cfg: PipelineConfig, data_root: Path, sources: list[str],
+def _prepare_run_dir(store: Storage, cfg: PipelineConfig, data_root: str, sources: list[str],
                      overwrite: bool, executor: str) -> dict:
-    run_json = run_dir / "run.json"
-    if overwrite and run_dir.exists():
-        for sub in ("clips", "rejects", "_markers"):
-            shutil.rmtree(run_dir / sub, ignore_errors=True)
-        for f in ("run.json", "manifest.json"):
-            (run_dir / f).unlink(missing_ok=True)
-    if run_json.exists():
-        info = json.loads(run_json.read_text())
-        if info.get("config_sha256") != cfg.sha256:
-            raise UserError(f"{run_json}: this output folder holds a run of a different config "
-                            f"({info.get('config_name')}); use a new --output or add --overwrite")
-        if info.get("sources") != sources:
-            raise UserError(f"{run_json}: the input set differs from the run being resumed; use the same "
-                            "--input/--limit, a new --output, or --overwrite")
+    try:
+        if overwrite and store.exists():
+            for sub in ("clips", "rejects", "_markers"):
+                store.delete_dir(sub)
+            for f in ("run.json", "manifest.json"):
+                store.delete(f)
+        if store.is_file("run.json"):
+            info = store.read_json("run.json")
+            if info.get("config_sha256") != cfg.sha256:
+                raise UserError(f"{store.path('run.json')}: this output folder holds a run of a different config "
+                                f"({info.get('config_name')}); use a new --output or add --overwrite")
+            if info.get("sources") != sources:
+                raise UserError(f"{store.path('run.json')}: the input set differs from the run being resumed; use "
+                                "the same --input/--limit, a new --output, or --overwrite")
+            return info
+        store.makedirs()
+        info = {
+            "run_id": str(uuid.uuid4()),
+            "toolkit_version": __version__,
+            "schema_version": SCHEMA_VERSION,
+            "config_name": cfg.name,
+            "config_sha256": cfg.sha256,
+            "config": cfg.raw,
+            "data_root": data_root,
+            "sources": sources,
+            "partition_size": cfg.partition_size,
+            "executor": executor,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        store.write_json("run.json", info)
         return info
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"{run_dir}: cannot create the output folder ({e.strerror}); choose a writable --output") from e
-    info = {
-        "run_id": str(uuid.uuid4()),
-        "toolkit_version": __version__,
-        "schema_version": SCHEMA_VERSION,
-        "config_name": cfg.name,
-        "config_sha256": cfg.sha256,
-        "config": cfg.raw,
-        "data_root": str(data_root),
-        "sources": sources,
-        "partition_size": cfg.partition_size,
-        "executor": executor,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    try:
-        shards.atomic_write_json(run_json, info)
-    except OSError as e:
-        raise UserError(f"{run_json}: cannot write ({e.strerror}); choose a writable --output with free space") from e
-    return info
+        raise UserError(f"{store}: cannot write the output folder ({e.strerror or e}); choose a writable --output "
+                        "with free space") from e
 
 
 def run_curation(
@@ -187,8 +212,9 @@ def run_curation(
         sources = sources[: max(0, int(limit))]
     if not sources:
         raise UserError(f"{input_path}: no video files found (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
-    run_dir = Path(output)
-    info = _prepare_run_dir(run_dir, cfg, root, sources, overwrite, executor)
+    store = Storage(output)
+    run_dir = str(output)
+    info = _prepare_run_dir(store, cfg, root, sources, overwrite, executor)
     partitions = make_partitions(sources, info.get("partition_size", cfg.partition_size))
     metadata = {"toolkit_version": __version__, "config_sha256": cfg.sha256, "config_name": cfg.name,
                 "run_id": info["run_id"]}
@@ -196,14 +222,14 @@ def run_curation(
     todo: list[tuple[str, list[str], list[dict] | None]] = []
     skipped = 0
     for part, srcs in partitions.items():
-        marker = shards.read_marker(run_dir, part)
+        marker = shards.read_marker(store, part)
         if marker is None:
-            removed = shards.clean_partition(run_dir, part)
+            removed = shards.clean_partition(store, part)
             if removed:
                 log.info("partition %s was incomplete: removed %d orphan file(s)", part, len(removed))
             todo.append((part, srcs, None))
         elif retry_failed and marker["status"].get("failed", 0):
-            old = shards.read_partition_rows(run_dir, part)
+            old = shards.read_partition_rows(store, part)
             todo.append((part, srcs, old))
         else:
             skipped += 1
@@ -217,20 +243,21 @@ def run_curation(
         bar = tqdm(total=len(todo), desc=f"curate {cfg.name}", unit="partition", disable=not progress)
         for part, srcs, old in todo:
             tp = time.time()
-            if old is None:
-                rows = ex.run(source_rows(srcs, root, part))
-            else:
-                retry = sorted({r["source_path"] for r in old if r.get("status") == "failed"})
-                kept = [r for r in old if r["source_path"] not in retry]
-                rows = kept + ex.run(source_rows(retry, root, part))
+            with tempfile.TemporaryDirectory(prefix=f"anytalker-stage-{part}-") as stage_dir:
+                if old is None:
+                    rows = ex.run(source_rows(srcs, root, part, Path(stage_dir)))
+                else:
+                    retry = sorted({r["source_path"] for r in old if r.get("status") == "failed"})
+                    kept = [r for r in old if r["source_path"] not in retry]
+                    rows = kept + ex.run(source_rows(retry, root, part, Path(stage_dir)))
             rows = sort_rows(finalize_rows(rows))
             try:
-                marker = shards.write_partition(run_dir, part, rows, metadata, srcs, time.time() - tp)
+                marker = shards.write_partition(store, part, rows, metadata, srcs, time.time() - tp,
+                                                extra={"stage_seconds": _stage_seconds(rows)})
             except OSError as e:
-                raise UserError(f"{run_dir}: cannot write partition {part} ({e.strerror}); completed partitions "
-                                "are intact — free space or fix permissions, then re-run the same command") from e
-            marker["stage_seconds"] = _stage_seconds(rows)
-            shards.atomic_write_json(shards.marker_path(run_dir, part), marker)
+                raise UserError(f"{run_dir}: cannot write partition {part} ({e.strerror or e}); completed "
+                                "partitions are intact — free space or fix permissions, then re-run the same "
+                                "command to resume") from e
             bar.update(1)
             bar.set_postfix(ok=marker["status"].get("ok", 0))
             if on_partition:
@@ -239,21 +266,24 @@ def run_curation(
     finally:
         if ex is not None:
             ex.close()
-    manifest = shards.build_manifest(run_dir, info, list(partitions))
+    try:
+        manifest = shards.build_manifest(store, info, list(partitions))
+    except OSError as e:
+        raise UserError(f"{run_dir}: cannot write manifest.json ({e.strerror or e}); all partitions are complete — "
+                        "free space or fix permissions, then re-run the same command") from e
     return RunSummary(run_dir=run_dir, totals=manifest["totals"], reasons=manifest["reasons"],
                       partitions_done=len(todo), partitions_skipped=skipped, seconds=time.time() - t0,
                       manifest=manifest)
 
 
 def run_status(run_dir: str | os.PathLike) -> dict:
-    run_dir = Path(run_dir)
-    rj = run_dir / "run.json"
-    if not rj.exists():
-        raise UserError(f"{rj} does not exist: {run_dir} is not a curation run folder "
+    store = Storage(run_dir)
+    if not store.is_file("run.json"):
+        raise UserError(f"{store.path('run.json')} does not exist: {run_dir} is not a curation run folder "
                         "(pass the --output folder of `anytalker curate run`)")
-    info = json.loads(rj.read_text())
+    info = store.read_json("run.json")
     parts = make_partitions(info["sources"], info.get("partition_size", 4))
-    done = {p: shards.read_marker(run_dir, p) for p in parts}
+    done = {p: shards.read_marker(store, p) for p in parts}
     totals: collections.Counter = collections.Counter()
     reasons: collections.Counter = collections.Counter()
     for m in done.values():
@@ -263,7 +293,7 @@ def run_status(run_dir: str | os.PathLike) -> dict:
     return {
         "run_dir": str(run_dir), "config": info["config_name"], "sources": len(info["sources"]),
         "partitions": len(parts), "partitions_complete": sum(1 for m in done.values() if m),
-        "complete": (run_dir / "manifest.json").exists(),
+        "complete": store.is_file("manifest.json"),
         "totals": {k: int(totals.get(k, 0)) for k in ("ok", "filtered", "failed")},
         "reasons": dict(reasons.most_common()),
     }

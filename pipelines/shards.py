@@ -13,124 +13,110 @@ readers use only files listed in a complete manifest and verify their sha256.
 from __future__ import annotations
 
 import collections
-import json
+import io
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from curation.media import sha256_file
 from pipelines.schema import SCHEMA_VERSION, check_schema_version, rows_to_table, table_to_rows
+from pipelines.storage import Storage
 
 KINDS = ("clips", "rejects")
+RunLocation = "str | os.PathLike | Storage"
 
 
 class ManifestError(RuntimeError):
     pass
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def storage(run: Any) -> Storage:
+    return run if isinstance(run, Storage) else Storage(run)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+def marker_rel(partition: str) -> str:
+    return f"_markers/{partition}.json"
 
 
-def marker_path(run_dir: Path, partition: str) -> Path:
-    return run_dir / "_markers" / f"{partition}.json"
-
-
-def partition_files(run_dir: Path, partition: str) -> list[Path]:
-    return [run_dir / k / f"{partition}.parquet" for k in KINDS]
-
-
-def clean_partition(run_dir: Path, partition: str) -> list[Path]:
+def clean_partition(store: Storage, partition: str) -> list[str]:
     """Remove every file (finished or temporary) of an incomplete partition."""
     removed = []
     for k in KINDS:
-        d = run_dir / k
-        if not d.is_dir():
-            continue
-        for p in d.iterdir():
-            if p.name == f"{partition}.parquet" or p.name.startswith(f".{partition}.parquet.tmp-"):
-                p.unlink(missing_ok=True)
-                removed.append(p)
+        for name in store.listdir(k):
+            if name == f"{partition}.parquet" or name.startswith(f".{partition}.parquet.tmp-"):
+                store.delete(f"{k}/{name}")
+                removed.append(f"{k}/{name}")
     return removed
 
 
-def write_partition(run_dir: Path, partition: str, rows: list[dict], metadata: dict[str, str],
-                    inputs: list[str], seconds: float) -> dict:
+def write_partition(store: Storage, partition: str, rows: list[dict], metadata: dict[str, str],
+                    inputs: list[str], seconds: float, extra: dict | None = None) -> dict:
     """Write the partition's clips/rejects files, then its completion marker. Returns the marker."""
-    import io
-
     files = []
     by_kind = {"clips": [r for r in rows if r.get("status") == "ok"],
                "rejects": [r for r in rows if r.get("status") != "ok"]}
     for kind, krows in by_kind.items():
-        path = run_dir / kind / f"{partition}.parquet"
+        rel = f"{kind}/{partition}.parquet"
         if not krows:
-            path.unlink(missing_ok=True)
+            store.delete(rel)
             continue
         table = rows_to_table(krows, metadata={**metadata, "partition": partition})
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
-        atomic_write_bytes(path, buf.getvalue())
-        files.append({"path": f"{kind}/{partition}.parquet", "kind": kind, "rows": len(krows),
-                      "sha256": sha256_file(path), "bytes": path.stat().st_size})
+        data = buf.getvalue()
+        store.write_bytes(rel, data)
+        import hashlib
+
+        files.append({"path": rel, "kind": kind, "rows": len(krows),
+                      "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
     status = collections.Counter(r.get("status") for r in rows)
     reasons = collections.Counter(r.get("reason") for r in rows if r.get("status") != "ok")
     marker = {
         "partition": partition, "inputs": inputs, "files": files, "rows": len(rows),
         "status": dict(status), "reasons": dict(reasons), "seconds": round(seconds, 3),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(extra or {}),
     }
-    atomic_write_json(marker_path(run_dir, partition), marker)
+    store.write_json(marker_rel(partition), marker)
     return marker
 
 
-def read_marker(run_dir: Path, partition: str) -> dict | None:
-    p = marker_path(run_dir, partition)
-    if not p.exists():
-        return None
+def read_marker(store: Storage, partition: str) -> dict | None:
+    rel = marker_rel(partition)
     try:
-        m = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
+        m = store.read_json(rel)
+    except (FileNotFoundError, OSError, ValueError):
         return None
     # a marker whose files vanished is not a completion
-    if not all((run_dir / f["path"]).exists() for f in m.get("files", [])):
+    if not all(store.is_file(f["path"]) for f in m.get("files", [])):
         return None
     return m
 
 
-def read_partition_rows(run_dir: Path, partition: str) -> list[dict]:
+def _read_table(store: Storage, rel: str):
+    t = pq.read_table(io.BytesIO(store.read_bytes(rel)))
+    check_schema_version(t.schema.metadata, store.path(rel))
+    return t
+
+
+def read_partition_rows(store: Storage, partition: str) -> list[dict]:
     rows: list[dict] = []
-    for p in partition_files(run_dir, partition):
-        if p.exists():
-            t = pq.read_table(p)
-            check_schema_version(t.schema.metadata, str(p))
-            rows.extend(table_to_rows(t))
+    for k in KINDS:
+        rel = f"{k}/{partition}.parquet"
+        if store.is_file(rel):
+            rows.extend(table_to_rows(_read_table(store, rel)))
     return rows
 
 
-def build_manifest(run_dir: Path, run_info: dict, partitions: list[str]) -> dict:
+def build_manifest(store: Storage, run_info: dict, partitions: list[str]) -> dict:
     files, totals, reasons = [], collections.Counter(), collections.Counter()
     stage_seconds: collections.Counter = collections.Counter()
     for part in partitions:
-        m = read_marker(run_dir, part)
+        m = read_marker(store, part)
         if m is None:
-            raise ManifestError(f"{run_dir}: partition {part} is not complete; re-run to finish it")
+            raise ManifestError(f"{store}: partition {part} is not complete; re-run to finish it")
         for f in m["files"]:
-            path = run_dir / f["path"]
-            files.append({**f, "sha256": sha256_file(path), "bytes": path.stat().st_size})
+            files.append({**f, "sha256": store.sha256(f["path"]), "bytes": store.size(f["path"])})
         totals.update(m["status"])
         reasons.update(m["reasons"])
         stage_seconds.update(m.get("stage_seconds", {}))
@@ -149,37 +135,35 @@ def build_manifest(run_dir: Path, run_info: dict, partitions: list[str]) -> dict
         "complete": True,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    atomic_write_json(run_dir / "manifest.json", manifest)
+    store.write_json("manifest.json", manifest)
     return manifest
 
 
-def read_manifest(run_dir: str | os.PathLike) -> dict:
-    p = Path(run_dir) / "manifest.json"
-    if not p.exists():
+def read_manifest(run_dir: Any) -> dict:
+    store = storage(run_dir)
+    if not store.is_file("manifest.json"):
         raise ManifestError(
-            f"{p} does not exist: the run is incomplete or this is not a run directory; "
-            f"finish it with `anytalker curate run ... --output {run_dir}` (it resumes)"
+            f"{store.path('manifest.json')} does not exist: the run is incomplete or this is not a run "
+            f"directory; finish it with `anytalker curate run ... --output {run_dir}` (it resumes)"
         )
-    m = json.loads(p.read_text())
+    m = store.read_json("manifest.json")
     if not m.get("complete"):
-        raise ManifestError(f"{p}: manifest is not marked complete; re-run the curation job")
-    check_schema_version({b"schema_version": str(m.get("schema_version", "")).encode()}, str(p))
+        raise ManifestError(f"{store.path('manifest.json')}: manifest is not marked complete; re-run the curation job")
+    check_schema_version({b"schema_version": str(m.get("schema_version", "")).encode()},
+                         store.path("manifest.json"))
     return m
 
 
-def read_rows(run_dir: str | os.PathLike, kind: str = "clips", verify: bool = True) -> list[dict]:
+def read_rows(run_dir: Any, kind: str = "clips", verify: bool = True) -> list[dict]:
     """Rows of every ``kind`` file listed in the complete manifest (sha256 verified)."""
-    run_dir = Path(run_dir)
-    m = read_manifest(run_dir)
+    store = storage(run_dir)
+    m = read_manifest(store)
     rows: list[dict] = []
     for f in m["files"]:
         if f["kind"] != kind:
             continue
-        path = run_dir / f["path"]
-        if verify and sha256_file(path) != f["sha256"]:
-            raise ManifestError(f"{path}: sha256 differs from manifest.json; the shard was modified or "
-                                "is corrupt — re-run the curation job with --overwrite")
-        t = pq.read_table(path)
-        check_schema_version(t.schema.metadata, str(path))
-        rows.extend(table_to_rows(t))
+        if verify and store.sha256(f["path"]) != f["sha256"]:
+            raise ManifestError(f"{store.path(f['path'])}: sha256 differs from manifest.json; the shard was "
+                                "modified or is corrupt — re-run the curation job with --overwrite")
+        rows.extend(table_to_rows(_read_table(store, f["path"])))
     return rows

@@ -28,7 +28,10 @@ class FacesStage(Filter):
     Backends: mediapipe full-range face detection + refined 478-point face mesh
     (``curation.faces``) and, for identity, dlib's ResNet descriptor by default or a
     user-supplied ArcFace model (``curation.identity``). Faces are analysed at
-    ``analysis_fps`` (25 fps, the rate of the sync stage and SyncNet).
+    ``analysis_fps`` (25 fps, the rate of the sync stage and SyncNet; None = every source
+    frame). ``persons[i].frames`` holds the source frame index of each analysed frame, so a
+    24 fps source analysed at 25 fps repeats about one frame in 24; ``boxes`` and the extra
+    key ``mouth_open`` (inner-lip opening / face height, per person) are aligned with it.
 
     Defaults and the measurements behind them (mediapipe 0.10.21, dlib 20.0.1, whole clips
     of ``shared/data/talking`` and ``anytalker_benchmark/interact_11.mp4`` at 25 fps):
@@ -41,8 +44,9 @@ class FacesStage(Filter):
       1 s in 5 s.
     * ``min_face_size`` 64 px (median box side): measured 310 (sadtalker, 512x512),
       171 / 193 (interact_11, 832x448), 210 (latentsync, 1080x1920), 232 (infinitetalk,
-      458x458), 227 (syncnet, 976x528). Below 64 px the inner-lip gap of a speaking mouth is
-      only a few px, too few for the mouth-opening signal and the sync stage.
+      458x458), 227 (syncnet, 976x528). The speaking mouth opening measured on interact_11 is
+      0.04-0.19 of face height, i.e. 3-12 px on a 64 px face: below that the lip signal
+      the sync stage relies on is at the level of landmark noise.
     * ``max_order_violations_frac`` 0.05: 0 of 213 interact_11 frames have the two box
       centres out of track order; 5% tolerates a brief overlap when people lean together.
     * ``identity_swap_threshold`` 0.14 (cosine distance of L2-normalised dlib descriptors):

@@ -186,3 +186,24 @@ def test_full_scoring_ranks_real_clip_above_frozen_copy(tmp_path, audio_root, ff
                  "--html", str(tmp_path / "lb.html")]) == 0
     rows = json.loads(board_json.read_text())["groups"][0]["rows"]
     assert [r["model"] for r in rows] == [META["model"], "frozen-first-frame"]
+
+
+@pytest.mark.slow
+def test_reference_scoring_file_pins_the_syncnet_backend(tmp_path, audio_root, monkeypatch):
+    """scoring_reference.yaml with SyncNet weights in the real file format (random init: the
+    published weights cannot be downloaded here); checks the pin matches what loads."""
+    import torch
+    from syncnet_python.SyncNetModel import S
+
+    torch.manual_seed(0)
+    weights = tmp_path / "syncnet_v2.model"
+    torch.save(S(num_layers_in_fc_layers=1024).state_dict(), weights)
+    monkeypatch.setenv("ANYTALKER_SYNCNET_WEIGHTS", str(weights))
+    sub = make_submission(tmp_path)
+    out = tmp_path / "r.json"
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metrics", "sync_c",
+                 "--scoring", str(V1 / "scoring_reference.yaml"), "--audio-root", str(audio_root),
+                 "--out", str(out)]) == 0
+    m = json.loads(out.read_text())["metrics"]["sync_c"]
+    assert m["backend"] == "syncnet" and "syncnet_v2.model@" in m["backend_version"]
+    assert m["n_scored"] + m["n_failed"] == 1

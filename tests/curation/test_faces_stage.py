@@ -63,6 +63,14 @@ def test_accepts_two_people_when_two_expected():
     # woman on the left half of the 832 px frame
     assert (left["ref_box"][0] + left["ref_box"][2]) / 2 < 416 < (right["ref_box"][0] + right["ref_box"][2]) / 2
     assert out["identity_cross_margin"] > 0.05
+    # mouth signal per person, aligned with that person's frames
+    assert [len(m) for m in out["mouth_open"]] == [len(left["frames"]), len(right["frames"])]
+    # the row fits the one Parquet schema and comes back unchanged
+    from pipelines.schema import rows_to_table, table_to_rows
+
+    back = table_to_rows(rows_to_table([out]))[0]
+    assert back["num_persons"] == 2 and back["persons"][0]["boxes"][0] == pytest.approx(left["boxes"][0], abs=0.01)
+    assert back["mouth_open"] == out["mouth_open"]
 
 
 def test_rejects_left_right_swap(tmp_path):
@@ -109,3 +117,25 @@ def test_unknown_parameter_is_a_config_error():
 
     with pytest.raises(StageConfigError):
         FacesStage(min_face=3)
+
+
+def test_arcface_identity_backend_is_wired_and_recorded(tmp_path):
+    import torch
+
+    from curation.identity import build_iresnet
+
+    torch.manual_seed(0)
+    weights = tmp_path / "backbone.pth"
+    torch.save(build_iresnet(layers=(2, 2, 2, 2)).eval().state_dict(), weights)
+    stage = FacesStage(expected_persons=1, identity_backend="arcface", identity_model_path=str(weights))
+    out = _run(stage, _row(shared_file(SADTALKER), 0, 25))
+    # random weights: only the wiring is checked, not the identity decision
+    assert out["identity_backend"].startswith("arcface@torch:backbone.pth:iresnet18")
+    assert out["identity_max_drift"] is not None and out["num_persons"] == 1
+
+
+def test_arcface_backend_without_model_fails_at_setup():
+    from curation.identity import IdentityModelError
+
+    with pytest.raises(IdentityModelError, match="needs model_path"):
+        FacesStage(identity_backend="arcface").ensure_setup()

@@ -1,0 +1,202 @@
+"""``anytalker metrics``: list the metrics and score a directory of generated videos.
+
+    anytalker metrics ls
+    anytalker metrics run --metric interactivity --metric sync_c_star --videos DIR \\
+        --intervals speaker_duration.json [--interval-format seconds|timecode30] \\
+        [--audio-dir DIR] [--references DIR] [--backend NAME] [--weights PATH] \\
+        [--set METRIC.KEY=VALUE ...] --out results.json
+
+Audio lookup in ``--audio-dir`` (searched recursively) for a video ``NAME.mp4``: per-person
+tracks ``NAME_left.*`` / ``NAME_right.*`` (or ``NAME_0.*``, ``NAME_1.*`` ...; the benchmark's
+``audio_left/interact_11_left.flac`` layout works as is), and a mixed track ``NAME.*``.
+References (FID / FVD real set) in ``--references``: the file with the same stem.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import sys
+from pathlib import Path
+
+from anytalker.errors import UserError
+
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+AUDIO_EXTS = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg"}
+REF_EXTS = VIDEO_EXTS | {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+_POSITIONS = ["left", "middle", "center", "right"]
+
+
+def register(subparsers) -> None:
+    from metrics.intervals import INTERVAL_FORMATS
+    from metrics.registry import metric_names
+
+    p = subparsers.add_parser("metrics", help="score generated videos (Sync-C/D, Sync-C*, identity, Interactivity, FID/FVD)")
+    sub = p.add_subparsers(dest="metrics_command", metavar="SUBCOMMAND")
+
+    ls = sub.add_parser("ls", help="list the metrics")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=cmd_ls)
+
+    run = sub.add_parser("run", help="score every video of a directory")
+    run.add_argument("--metric", action="append", required=True, choices=metric_names(), metavar="NAME",
+                     help=f"metric to compute (repeatable): {', '.join(metric_names())}")
+    run.add_argument("--videos", required=True, type=Path, help="directory of generated videos")
+    run.add_argument("--intervals", type=Path, help="speaker_duration.json (speaking intervals per person)")
+    run.add_argument("--interval-format", default="seconds", choices=INTERVAL_FORMATS,
+                     help="how to read the interval values (default: seconds, as the released scorer)")
+    run.add_argument("--audio-dir", type=Path, help="per-speaker / mixed audio tracks (see the module help)")
+    run.add_argument("--references", type=Path, help="real videos / images with the same stems (FID, FVD)")
+    run.add_argument("--backend", help="backend for the metrics that have one (sync: landmark|syncnet, identity: dlib|arcface)")
+    run.add_argument("--weights", type=Path, help="model file for the chosen backend / network (syncnet_v2.model, ArcFace, Inception, I3D)")
+    run.add_argument("--set", action="append", default=[], metavar="METRIC.KEY=VALUE",
+                     help="override one metric parameter, e.g. interactivity.target_size=256")
+    run.add_argument("--out", required=True, type=Path, help="results JSON to write")
+    run.add_argument("--no-items", action="store_true", help="omit per-video items from the JSON")
+    run.set_defaults(func=cmd_run)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def cmd_ls(args) -> int:
+    from metrics.registry import list_metrics
+
+    rows = list_metrics()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("name", "version", "better", "backends", "description")
+    table = [(r["name"], r["version"], "higher" if r["higher_is_better"] else "lower",
+              ",".join(r["backends"]), r["description"]) for r in rows]
+    widths = [max(len(str(x[i])) for x in [header, *table]) for i in range(4)]
+    for row in [header, *table]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row[:4], widths)) + "  " + row[4])
+    return 0
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _overrides(items: list[str], names: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for it in items:
+        m = re.fullmatch(r"([a-z_]+)\.([a-zA-Z_]+)=(.*)", it)
+        if not m:
+            raise UserError(f"--set {it}: expected METRIC.KEY=VALUE, e.g. interactivity.target_size=256")
+        metric, key, value = m.groups()
+        if metric not in names:
+            raise UserError(f"--set {it}: metric {metric!r} is not among the --metric list {names}")
+        out.setdefault(metric, {})[key] = _parse_value(value)
+    return out
+
+
+def _index_files(root: Path | None, exts: set[str]) -> dict[str, Path]:
+    if root is None:
+        return {}
+    if not root.is_dir():
+        raise UserError(f"{root}: not a directory; pass an existing directory")
+    idx: dict[str, Path] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix.lower() in exts:
+            idx.setdefault(p.stem, p)
+    return idx
+
+
+def _person_audio(stem: str, audio: dict[str, Path]) -> list[str] | None:
+    named = [(i, audio[f"{stem}_{pos}"]) for i, pos in enumerate(_POSITIONS) if f"{stem}_{pos}" in audio]
+    if named:
+        return [str(p) for _, p in named]
+    numbered = []
+    k = 0
+    while f"{stem}_{k}" in audio:
+        numbered.append(str(audio[f"{stem}_{k}"]))
+        k += 1
+    return numbered or None
+
+
+def build_samples(videos_dir: Path, intervals: Path | None, fmt: str, audio_dir: Path | None,
+                  references: Path | None):
+    from metrics.base import Sample
+    from metrics.intervals import load_speaker_durations, lookup_intervals
+
+    if not videos_dir.is_dir():
+        raise UserError(f"{videos_dir}: not a directory; --videos takes a directory of generated videos")
+    videos = sorted(p for p in videos_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
+    if not videos:
+        raise UserError(f"{videos_dir}: no video files ({', '.join(sorted(VIDEO_EXTS))}); "
+                        "point --videos at the generated videos")
+    table = load_speaker_durations(intervals, fmt) if intervals else {}
+    audio = _index_files(audio_dir, AUDIO_EXTS)
+    refs = _index_files(references, REF_EXTS)
+    samples = []
+    for v in videos:
+        ref = refs.get(v.stem)
+        samples.append(Sample(
+            item_id=v.name, video_path=str(v),
+            audio_paths=_person_audio(v.stem, audio),
+            mixed_audio_path=str(audio[v.stem]) if v.stem in audio else None,
+            speaking_intervals=lookup_intervals(table, v) if table else None,
+            interval_format=fmt,
+            reference_path=str(ref) if ref else None,
+        ))
+    return samples
+
+
+def cmd_run(args) -> int:
+    from anytalker import __version__
+    from metrics.registry import get_metric
+
+    names = list(dict.fromkeys(args.metric))
+    if args.weights is not None and not args.weights.is_file():
+        raise UserError(f"{args.weights}: weights file not found; pass an existing model file to --weights")
+    if args.intervals is not None and not args.intervals.is_file():
+        raise UserError(f"{args.intervals}: intervals file not found; pass the benchmark's speaker_duration.json")
+    overrides = _overrides(args.set, names)
+    samples = build_samples(args.videos, args.intervals, args.interval_format, args.audio_dir, args.references)
+
+    results = []
+    for name in names:
+        from metrics.registry import _metric_class
+
+        cls = _metric_class(name)
+        opts = {}
+        if args.backend and "backend" in cls.params:
+            if args.backend not in cls.backends:
+                raise UserError(f"--backend {args.backend}: metric {name} has backends {list(cls.backends)}")
+            opts["backend"] = args.backend
+        if args.weights and "weights" in cls.params:
+            opts["weights"] = str(args.weights)
+        opts.update(overrides.get(name, {}))
+        try:
+            metric = get_metric(name, **opts)
+        except ValueError as e:
+            raise UserError(f"--set for {name}: {e}") from None
+        res = metric.evaluate(samples, progress=True)
+        results.append(res)
+        print(f"{name}: {_fmt(res.value)} [{_fmt(res.ci_low)}, {_fmt(res.ci_high)}] "
+              f"({res.backend} {res.backend_version}; {res.n_scored} scored, {res.n_failed} failed"
+              f"{' ' + json.dumps(res.failures) if res.failures else ''})", flush=True)
+
+    doc = {
+        "anytalker_version": __version__,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "videos": str(args.videos),
+        "intervals": str(args.intervals) if args.intervals else None,
+        "interval_format": args.interval_format,
+        "audio_dir": str(args.audio_dir) if args.audio_dir else None,
+        "references": str(args.references) if args.references else None,
+        "results": [r.to_dict(with_items=not args.no_items) for r in results],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2, allow_nan=False))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _fmt(x) -> str:
+    return "nan" if x is None or x != x else f"{x:.4f}"

@@ -1,0 +1,111 @@
+"""`anytalker train` and `anytalker generate`: the bundled AFCA model (see docs/model.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from anytalker.errors import UserError
+
+
+def _model_errors():
+    from model.audio import AudioBackendError
+    from model.checkpoint import CheckpointError
+    from model.config import ConfigError
+    from model.face_encoder import FaceEncoderError
+    from model.generate import GenerateError
+    from model.shard_reader import ShardError
+
+    return (AudioBackendError, CheckpointError, ConfigError, FaceEncoderError, GenerateError, ShardError)
+
+
+def _parse_set(items: list[str]) -> dict:
+    """--set train.lr=1e-4 -> {"train": {"lr": 1e-4}} (values parsed as YAML scalars)."""
+    import yaml
+
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. --set train.lr=1e-4")
+        key, val = item.split("=", 1)
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(val)
+    return out
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from model.train import train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not os.path.isdir(args.shards):
+        raise UserError(f"{args.shards}: not a directory; pass the run directory of `anytalker curate run`")
+    out = args.out or os.path.join("runs", f"train-{os.path.splitext(os.path.basename(args.config))[0]}")
+    try:
+        result = train(args.config, args.shards, out, steps=args.steps, resume=args.resume,
+                       overrides=_parse_set(args.set), progress=not args.no_progress)
+    except _model_errors() as e:
+        raise UserError(str(e)) from e
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_generate(args) -> int:
+    import torch
+
+    from model.generate import generate, parse_boxes
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for a in args.audio:
+        if not os.path.isfile(a):
+            raise UserError(f"{a}: audio file not found; pass one --audio per person, left to right")
+    if not os.path.isfile(args.image):
+        raise UserError(f"{args.image}: reference image not found; pass a PNG/JPEG with the people's faces")
+    try:
+        boxes = parse_boxes(args.boxes) if args.boxes else None
+        record = generate(args.checkpoint, args.image, args.audio, args.out, seconds=args.seconds,
+                          steps=args.steps, cfg_scale=args.cfg, boxes=boxes, seed=args.seed,
+                          height=args.height, progress=not args.no_progress)
+    except _model_errors() as e:
+        raise UserError(str(e)) from e
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train the AFCA model on curated shards",
+                       description="Train the Audio-Face Cross Attention model (flow matching) on a curated run "
+                                   "directory. Multi-process: torchrun --nproc_per_node N -m anytalker.cli train ...")
+    p.add_argument("config", help="config name (tiny, base) or a YAML path")
+    p.add_argument("--shards", required=True, help="run directory with a complete manifest.json")
+    p.add_argument("--out", help="output directory (checkpoints/, metrics.jsonl); default runs/train-CONFIG")
+    p.add_argument("--steps", type=int, help="total training steps (default: train.steps of the config)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.lr=1e-4")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="generate a talking video from a reference image and audios",
+                       description="Generate a talking video: faces in the reference image are bound to the "
+                                   "--audio files from left to right.")
+    g.add_argument("--checkpoint", required=True, help="checkpoint .pt written by `anytalker train`")
+    g.add_argument("--image", required=True, help="reference image (first frame)")
+    g.add_argument("--audio", action="append", required=True, help="audio of one person; repeat, left to right")
+    g.add_argument("--out", required=True, help="output .mp4 (a .json sidecar records how it was made)")
+    g.add_argument("--seconds", type=float, help="video length (default: the longest audio)")
+    g.add_argument("--steps", type=int, help="sampling steps (default: sample.steps of the config)")
+    g.add_argument("--cfg", type=float, help="audio classifier-free guidance scale (default: sample.cfg)")
+    g.add_argument("--boxes", help="face boxes 'x1,y1,x2,y2;...' in image pixels instead of detection")
+    g.add_argument("--height", type=int, help="output height (default: the config's; width keeps the aspect)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_generate)

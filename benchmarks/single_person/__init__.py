@@ -1,0 +1,1 @@
+"""Defaults for user-provided single-person (HDTF-style) benchmark manifests."""

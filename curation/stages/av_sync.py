@@ -1,0 +1,124 @@
+"""`av_sync`: lip-sync of every face track against every audio source of the clip.
+
+Audio sources are the speakers of ``speech_intervals`` (from the ``speech`` stage). The source
+has one mixed audio track, so "the audio of speaker k" is the mix scored only on the frames
+inside k's turns (``SyncInput.valid``); when the clip has a single speaker every frame is
+scored (pauses, where lips and audio are both quiet, carry sync information too).
+
+Writes ``sync_backend`` (name + version), ``sync_matrix`` (rows: speakers in
+``sync_speakers`` order, columns: persons left -> right; entries: joonson confidence, None
+where too few frames could be scored), ``sync_offsets`` / ``sync_dists`` (same layout), and
+provisional per-person ``sync_offset``/``sync_conf``/``sync_dist`` from each face's
+best-matching voice; ``person_filter`` binds voices to faces and finalises them.
+
+Params: ``backend`` "landmark" (offline default) or "syncnet" (``weights`` = path to joonson's
+syncnet_v2.model), ``vshift`` 15 (joonson's default search range, frames at 25 fps),
+``interval_margin_s`` 0.2 (a turn's frames are extended by this much on each side: diarization
+boundaries are coarser than lip onsets).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from curation.base import Reason, Resources, Row, Stage, reject
+from curation.media import load_audio
+from curation.sync import SyncInput, face_crops_for_syncnet, get_sync_backend, sync_score
+
+
+def speakers_in_order(intervals: list[dict]) -> list[str]:
+    """Speakers sorted by their first turn."""
+    first: dict[str, float] = {}
+    for iv in intervals or []:
+        k = str(iv["speaker"])
+        first[k] = min(first.get(k, np.inf), float(iv["start"]))
+    return sorted(first, key=first.get)
+
+
+class AvSyncStage(Stage):
+    name = "av_sync"
+    version = "1"
+    requires = ("persons", "speech_intervals")
+    produces = ("sync_backend", "sync_matrix")
+    resources = Resources(cpus=1.0)
+    uses_model = True
+    params = {"backend": "landmark", "weights": None, "vshift": 15, "interval_margin_s": 0.2}
+
+    def setup(self) -> None:
+        self._backend = get_sync_backend(self.backend, self.weights)
+
+    def _valid_mask(self, times: np.ndarray, intervals: list[dict], speaker: str) -> np.ndarray:
+        m = np.zeros(len(times), bool)
+        for iv in intervals:
+            if str(iv["speaker"]) == speaker:
+                m |= (times >= float(iv["start"]) - self.interval_margin_s) & (
+                    times < float(iv["end"]) + self.interval_margin_s)
+        return m
+
+    def process(self, row: Row) -> Row:
+        be = self._backend
+        row = {**row, "sync_backend": f"{be.name} {be.version}"}
+        persons = list(row.get("persons") or [])
+        if not persons:
+            return reject(row, Reason.NO_FACE, "no person track to score", self.name)
+        fps = float(row["fps"])
+        start_frame = int(row["start_frame"])
+        a_fps = float(row.get("analysis_fps") or 25.0)
+        intervals = list(row.get("speech_intervals") or [])
+        speakers = speakers_in_order(intervals)
+        mouths = row.get("mouth_open") or [None] * len(persons)
+
+        results: list[list[dict | None]] = [[None] * len(persons) for _ in (speakers or ["mix"])]
+        for j, person in enumerate(persons):
+            frames = np.asarray(person["frames"], dtype=np.int64)
+            if frames.size == 0:
+                continue
+            # audio sample 0 aligned with this track's first analysed frame
+            t0 = frames[0] / fps
+            n = len(frames)
+            wav = load_audio(row["source_abs_path"], start_s=t0, end_s=t0 + n / a_fps + 0.1)
+            times = (frames - start_frame) / fps  # clip-relative seconds of each analysed frame
+            base = {"audio": wav, "fps": a_fps}
+            if be.needs == "mouth_open":
+                mo = mouths[j] if j < len(mouths) else None
+                if mo is None:
+                    continue
+                base["mouth_open"] = np.array([np.nan if v is None else v for v in mo], dtype=np.float64)
+            else:
+                base["face_crops"] = face_crops_for_syncnet(row["source_abs_path"], frames, person["boxes"])
+            for k, spk in enumerate(speakers or ["mix"]):
+                valid = None if len(speakers) <= 1 else self._valid_mask(times, intervals, spk)
+                try:
+                    res = sync_score(be, SyncInput(valid=valid, **base), vshift=int(self.vshift))
+                except ValueError as e:  # too few frames for this voice on this face
+                    results[k][j] = {"error": str(e)}
+                    continue
+                results[k][j] = {"offset": res.offset, "conf": res.conf, "min_dist": res.min_dist,
+                                 "n_frames": res.n_frames}
+
+        def grid(key):
+            return [[(r or {}).get(key) for r in row_] for row_ in results]
+
+        new_persons = []
+        for j, person in enumerate(persons):
+            col = [results[k][j] for k in range(len(results)) if results[k][j] and "conf" in results[k][j]]
+            best = max(col, key=lambda r: r["conf"]) if col else None
+            new_persons.append({
+                **person,
+                "sync_offset": best["offset"] if best else None,
+                "sync_conf": best["conf"] if best else None,
+                "sync_dist": best["min_dist"] if best else None,
+            })
+        out = {
+            **row,
+            "persons": new_persons,
+            "sync_speakers": speakers or ["mix"],
+            "sync_matrix": grid("conf"),
+            "sync_offsets": grid("offset"),
+            "sync_dists": grid("min_dist"),
+        }
+        if all(r is None or "conf" not in r for row_ in results for r in row_):
+            errors = sorted({r["error"] for row_ in results for r in row_ if r and "error" in r})
+            return reject(out, Reason.LOW_SYNC, "no face/voice pair could be scored: " + "; ".join(errors),
+                          self.name)
+        return out

@@ -1,0 +1,119 @@
+"""`person_filter`: binds voices to faces and keeps clips whose lips match their speech.
+
+1-person clips (``expected_persons=1``): the face is bound to the voice it syncs best with
+(a regrouped single-person span normally holds one voice).
+2-person clips (``expected_persons=2``): the binding speaker -> face is the assignment that
+maximises the summed confidence of the 2x2 ``sync_matrix``; after binding, the matrix's two
+largest entries must lie on its diagonal (each face syncs better with its own voice than with
+the other one, and each voice better with its own face), else ``sync_not_diagonal``. With one
+voice in a two-person clip the voice goes to the face that syncs best with it and the other
+person is silent.
+
+Then every bound (speaking) person needs ``sync_conf >= min_sync_conf`` (else ``low_sync``)
+and ``|sync_offset| <= max_abs_offset`` (else ``sync_offset``). Persons get ``audio_ref``
+(``mix:<source_path>``: the source carries one mixed track), ``speaking_intervals`` (their
+voice's turns, clip-relative seconds), ``speaking_s`` and the bound ``sync_*`` values; the
+``sync_matrix`` rows are reordered so that row i is the voice bound to person i.
+
+Defaults, measured with the landmark backend on 4 s windows of the shared talking clips (own
+audio vs. the other clips' audio; docs/calibration.md): ``min_sync_conf`` 0.3 and
+``max_abs_offset`` 4 frames accept 11/26 in-sync windows and 6/65 mismatched ones. For the
+syncnet backend use joonson's scale (``min_sync_conf`` around 3, see docs/calibration.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from curation.base import Filter, Reason, Resources, Row
+
+
+def _assignments(n_speakers: int, n_persons: int):
+    """Every injective binding as a list: speaker index (or None = silent) per person."""
+    if n_speakers >= n_persons:
+        for perm in itertools.permutations(range(n_speakers), n_persons):
+            yield list(perm)
+    else:
+        for perm in itertools.permutations(range(n_persons), n_speakers):
+            cand: list[int | None] = [None] * n_persons
+            for k, j in enumerate(perm):
+                cand[j] = k
+            yield cand
+
+
+class PersonFilter(Filter):
+    name = "person_filter"
+    version = "1"
+    requires = ("persons", "sync_matrix")
+    produces = ("num_persons",)
+    resources = Resources(cpus=0.25)
+    params = {"expected_persons": 1, "min_sync_conf": 0.3, "max_abs_offset": 4, "require_diagonal": True}
+
+    def measure(self, row: Row) -> Row:
+        persons = [dict(p) for p in row.get("persons") or []]
+        matrix = [list(r) for r in row.get("sync_matrix") or []]
+        offsets = [list(r) for r in row.get("sync_offsets") or []]
+        dists = [list(r) for r in row.get("sync_dists") or []]
+        speakers = list(row.get("sync_speakers") or [])
+        n_p, n_s = len(persons), len(matrix)
+        score = [[(c if c is not None else float("-inf")) for c in r] for r in matrix]
+        # speaker for each person (None = silent): best total confidence over injective maps
+        best, best_total = [None] * n_p, float("-inf")
+        for cand in _assignments(n_s, n_p):
+            total = sum(score[k][j] for j, k in enumerate(cand) if k is not None)
+            if total > best_total:
+                best, best_total = cand, total
+        intervals = list(row.get("speech_intervals") or [])
+        src = row.get("source_path") or row.get("source_abs_path")
+        for j, p in enumerate(persons):
+            k = best[j] if j < len(best) else None
+            spk = speakers[k] if k is not None and k < len(speakers) else None
+            ivs = [[float(iv["start"]), float(iv["end"])] for iv in intervals
+                   if spk is not None and (spk == "mix" or str(iv["speaker"]) == spk)]
+            p.update(
+                audio_ref=f"mix:{src}",
+                speaking_intervals=ivs,
+                speaking_s=round(sum(e - s for s, e in ivs), 3),
+                sync_offset=offsets[k][j] if k is not None and offsets else None,
+                sync_conf=matrix[k][j] if k is not None else None,
+                sync_dist=dists[k][j] if k is not None and dists else None,
+            )
+        bound_rows = [best[j] for j in range(n_p) if best[j] is not None]
+        order = bound_rows + [k for k in range(n_s) if k not in bound_rows]
+        return {
+            "persons": persons,
+            "num_persons": n_p,
+            "sync_matrix": [matrix[k] for k in order],
+            "sync_offsets": [offsets[k] for k in order] if offsets else offsets,
+            "sync_dists": [dists[k] for k in order] if dists else dists,
+            "sync_speakers": [speakers[k] for k in order] if speakers else speakers,
+            "speaker_of_person": [speakers[best[j]] if best[j] is not None and speakers else None
+                                  for j in range(n_p)],
+        }
+
+    def keep(self, row: Row) -> tuple[bool, Reason | None, str]:
+        persons = row["persons"]
+        n = len(persons)
+        if self.expected_persons is not None and n != int(self.expected_persons):
+            reason = Reason.TOO_FEW_FACES if n < int(self.expected_persons) else Reason.TOO_MANY_FACES
+            return False, reason, f"{n} persons, expected {self.expected_persons}"
+        m = row["sync_matrix"]
+        if self.require_diagonal and n == 2 and len(m) >= 2:
+            vals = [[(c if c is not None else float("-inf")) for c in r[:2]] for r in m[:2]]
+            diag = min(vals[0][0], vals[1][1])
+            off = max(vals[0][1], vals[1][0])
+            if not diag > off:
+                return False, Reason.SYNC_NOT_DIAGONAL, (
+                    f"after binding, sync matrix {m} has an off-diagonal entry {off} >= diagonal {diag}")
+        speaking = [p for p in persons if p.get("sync_conf") is not None]
+        if not speaking:
+            return False, Reason.LOW_SYNC, "no person could be bound to a voice"
+        for p in speaking:
+            if p["sync_conf"] < self.min_sync_conf:
+                return False, Reason.LOW_SYNC, (
+                    f"person {p.get('index')}: sync conf {p['sync_conf']:.3f} < min_sync_conf={self.min_sync_conf}")
+        for p in speaking:
+            if p["sync_offset"] is not None and abs(p["sync_offset"]) > self.max_abs_offset:
+                return False, Reason.SYNC_OFFSET, (
+                    f"person {p.get('index')}: AV offset {p['sync_offset']} frames > max_abs_offset={self.max_abs_offset}")
+        return True, None, ""

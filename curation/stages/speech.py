@@ -1,0 +1,158 @@
+"""`speech`: voice activity, diarization, overlap removal and regrouping (AnyTalker recipe).
+
+``mode="single"`` (single-person clips): the clip's speech is diarized into speaker turns,
+fragments where two speakers overlap are dropped, and consecutive clean turns of one speaker are
+regrouped into spans whose lengths are drawn from N(``regroup_mean_s``, ``regroup_std_s``)
+(seeded; the per-clip seed is recorded in ``speech_seed``). Each span becomes a new row (fan-out)
+with its own ``start_frame``/``end_frame``/``start_s``/``end_s`` and ``clip_index``.
+
+``mode="multi"`` (two-person clips): the clip is kept whole and its speaker turns are written to
+``speech_intervals`` (overlaps kept: "both speak" is a valid two-person state); ``av_sync`` and
+``person_filter`` bind each voice to a face.
+
+All times in ``speech_intervals`` are seconds relative to the row's own ``start_s``.
+
+Defaults (measurements in docs/calibration.md):
+
+* ``min_speech_s`` 1.0 s: less VAD speech than this in a clip is ``no_speech``.
+* ``max_speakers`` 4 (single) / 2 via the multi-person config: more voices -> ``too_many_speakers``.
+  A single-person source may legitimately contain an off-screen second voice: its turns become
+  separate spans that the sync stage then judges against the visible face.
+* ``max_overlap_frac`` 0.5: a clip whose overlapped speech exceeds this fraction of its speech
+  is ``overlapping_speech`` (in single mode overlaps are always cut out first; the reason is
+  also used when nothing clean is left).
+* ``regroup_mean_s`` 4.0 / ``regroup_std_s`` 0.5: the paper's N(4 s, 0.5 s).
+* ``max_gap_s`` 1.0: a longer pause ends a span.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from curation import audio as speech
+from curation.base import Reason, Resources, Row, Stage, reject
+from curation.media import load_audio
+
+
+def _speech_seconds(segments) -> float:
+    return float(sum(e - s for s, e, *_ in segments))
+
+
+class SpeechStage(Stage):
+    name = "speech"
+    version = "1"
+    requires = ("source_abs_path", "fps", "start_frame", "end_frame", "start_s", "end_s")
+    produces = ("vad_backend", "diarization_backend", "speech_seed", "speech_intervals")
+    resources = Resources(cpus=1.0)
+    uses_model = True
+    params = {
+        "mode": "single",
+        "vad_backend": "silero",
+        "diarization_backend": "default",
+        "pyannote_pipeline": None,
+        "num_speakers": None,
+        "max_speakers": 4,
+        "regroup_mean_s": 4.0,
+        "regroup_std_s": 0.5,
+        "max_gap_s": 1.0,
+        "seed": 0,
+        "max_overlap_frac": 0.5,
+        "min_speech_s": 1.0,
+    }
+
+    def setup(self) -> None:
+        if self.mode not in ("single", "multi"):
+            raise ValueError(f"speech: mode must be 'single' or 'multi', got {self.mode!r}")
+        if self.vad_backend != "silero":
+            raise ValueError(f"speech: vad_backend {self.vad_backend!r} unknown; only 'silero' is built in")
+        speech.diarization_backend_name(self.diarization_backend)  # validates the name
+        # load the models once per worker, not per row
+        speech._silero_model()
+        if self.diarization_backend in ("default", "resemblyzer"):
+            speech._voice_encoder()
+
+    def _clip_seed(self, row: Row) -> int:
+        key = f"{row.get('source_path') or row.get('source_abs_path')}:{row.get('start_frame')}:{row.get('end_frame')}"
+        return (int(self.seed) * 1_000_003 + zlib.crc32(key.encode())) % (2**31)
+
+    def process(self, row: Row) -> Row | list[Row]:
+        backends = {
+            "vad_backend": speech.vad_backend_name(),
+            "diarization_backend": speech.diarization_backend_name(self.diarization_backend),
+        }
+        row = {**row, **backends}
+        if row.get("has_audio") is False:
+            return reject(row, Reason.NO_AUDIO, "source has no audio stream", self.name)
+        start_s, end_s = float(row["start_s"]), float(row["end_s"])
+        wav = load_audio(row["source_abs_path"], start_s=start_s, end_s=end_s)
+        if wav.size == 0:
+            return reject(row, Reason.NO_AUDIO, "audio stream decodes to no samples", self.name)
+        vad = speech.vad_segments(wav)
+        speech_s = _speech_seconds(vad)
+        row["speech_s"] = round(speech_s, 3)
+        if speech_s < self.min_speech_s:
+            return reject(row, Reason.NO_SPEECH, f"{speech_s:.2f}s of speech < min_speech_s={self.min_speech_s}",
+                          self.name)
+        turns = speech.diarize(wav, backend=self.diarization_backend, num_speakers=self.num_speakers,
+                               pyannote_pipeline=self.pyannote_pipeline, max_speakers=max(2, int(self.max_speakers)),
+                               speech=vad)
+        clean, overlaps = speech.remove_overlaps(turns)
+        speakers = sorted({t[2] for t in turns})
+        overlap_s = _speech_seconds(overlaps)
+        row.update(num_speakers_found=len(speakers), overlap_s=round(overlap_s, 3))
+        if len(speakers) > int(self.max_speakers):
+            return reject(row, Reason.TOO_MANY_SPEAKERS,
+                          f"{len(speakers)} speakers > max_speakers={self.max_speakers}", self.name)
+        if overlap_s > self.max_overlap_frac * speech_s:
+            return reject(row, Reason.OVERLAPPING_SPEECH,
+                          f"{overlap_s:.2f}s of {speech_s:.2f}s speech overlapped > max_overlap_frac={self.max_overlap_frac}",
+                          self.name)
+        if self.mode == "multi":
+            return self._multi(row, turns, overlaps)
+        return self._single(row, clean, overlaps)
+
+    def _multi(self, row: Row, turns, overlaps) -> Row:
+        return {
+            **row,
+            "speech_seed": None,
+            "speech_intervals": [{"start": s, "end": e, "speaker": k} for s, e, k in turns],
+            "overlap_intervals": [[s, e] for s, e in overlaps],
+        }
+
+    def _single(self, row: Row, clean, overlaps) -> Row | list[Row]:
+        seed = self._clip_seed(row)
+        spans = speech.regroup(clean, mean_s=self.regroup_mean_s, std_s=self.regroup_std_s, seed=seed,
+                               max_gap_s=self.max_gap_s, barriers=overlaps)
+        fps = float(row["fps"])
+        a0, b0 = int(row["start_frame"]), int(row["end_frame"])
+        spans_f = []
+        for s, e in spans:
+            fs, fe = a0 + int(round(s * fps)), min(b0, a0 + int(round(e * fps)))
+            if fe > fs:
+                spans_f.append((fs, fe, s, e))
+        if not spans_f:
+            reason = Reason.OVERLAPPING_SPEECH if overlaps and _speech_seconds(clean) < self.regroup_mean_s - 3 * self.regroup_std_s else Reason.NO_SPEECH
+            return reject({**row, "speech_seed": seed,
+                           "speech_intervals": [{"start": s, "end": e, "speaker": k} for s, e, k in clean]},
+                          reason, f"no clean single-speaker span of at least "
+                          f"{self.regroup_mean_s - 3 * self.regroup_std_s:.1f}s", self.name)
+        out = []
+        parent = {"parent_clip_index": row.get("clip_index"), "parent_start_frame": a0, "parent_end_frame": b0}
+        for j, (fs, fe, s, e) in enumerate(spans_f):
+            t0 = (fs - a0) / fps
+            t1 = (fe - a0) / fps
+            ivs = [{"start": round(max(ts, t0) - t0, 3), "end": round(min(te, t1) - t0, 3), "speaker": k}
+                   for ts, te, k in clean if te > t0 and ts < t1]
+            out.append({
+                **row,
+                **parent,
+                "clip_index": j,
+                "start_frame": fs,
+                "end_frame": fe,
+                "start_s": fs / fps,
+                "end_s": fe / fps,
+                "clip_num_frames": fe - fs,
+                "speech_seed": seed,
+                "speech_intervals": ivs,
+            })
+        return out

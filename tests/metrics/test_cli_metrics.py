@@ -1,0 +1,61 @@
+"""`anytalker metrics ls|run`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from anytalker.cli import main
+from tests.conftest import shared_file
+
+
+def test_ls_lists_every_metric(capsys):
+    assert main(["metrics", "ls"]) == 0
+    out = capsys.readouterr().out
+    for name in ("sync_c", "sync_d", "sync_c_star", "identity", "interactivity", "fid", "fvd"):
+        assert name in out
+    assert main(["metrics", "ls", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in rows} >= {"interactivity", "fvd"}
+
+
+def test_run_on_the_benchmark_layout(tmp_path, capsys):
+    video = shared_file("anytalker_benchmark/interact_11.mp4")
+    bench = video.parent
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "interact_11.mp4").symlink_to(video)  # the generated-videos dir; media stays in place
+    out = tmp_path / "results.json"
+    code = main(["metrics", "run", "--metric", "interactivity", "--metric", "sync_c_star",
+                 "--videos", str(videos), "--intervals", str(bench / "speaker_duration.json"),
+                 "--interval-format", "timecode30", "--audio-dir", str(bench), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    assert doc["interval_format"] == "timecode30"
+    res = {r["name"]: r for r in doc["results"]}
+    assert res["interactivity"]["n_scored"] == 1 and res["interactivity"]["value"] > 0
+    star = res["sync_c_star"]
+    assert star["n_scored"] == 1 and star["backend"] == "landmark"
+    item = star["items"][0]
+    assert item["components"]["per_speaker_audio"] is True
+    assert item["components"]["persons"][0]["audio"].endswith("interact_11_left.flac")
+    assert item["components"]["interval_format"] == "timecode30"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--videos", "/nonexistent/dir"], "/nonexistent/dir: not a directory"),
+    (["--videos", ".", "--intervals", "/nonexistent/speaker_duration.json"], "speaker_duration.json: intervals file not found"),
+    (["--videos", ".", "--weights", "/nonexistent/w.pt"], "w.pt: weights file not found"),
+])
+def test_run_errors_name_the_file_and_the_fix(tmp_path, capsys, argv, needle):
+    code = main(["metrics", "run", "--metric", "sync_c", *argv, "--out", str(tmp_path / "r.json")])
+    assert code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_run_on_a_directory_without_videos_is_a_user_error(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    code = main(["metrics", "run", "--metric", "identity", "--videos", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    assert code == 2
+    assert "no video files" in capsys.readouterr().err

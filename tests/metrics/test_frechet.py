@@ -1,0 +1,155 @@
+"""Fréchet distance math on Gaussians with a known distance, and the TorchScript loading path
+of FID / FVD with small networks scripted and saved by the test (the real Inception / I3D files
+cannot be downloaded here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metrics import Sample, get_metric
+from metrics.frechet import frechet_distance, gaussian_stats
+
+
+def _analytic_fd(mu1, s1, mu2, s2) -> float:
+    # Tr((S1 S2)^1/2) = Tr((S1^1/2 S2 S1^1/2)^1/2), all symmetric PSD: eigen decompositions only
+    w, v = np.linalg.eigh(s1)
+    r1 = v @ np.diag(np.sqrt(w)) @ v.T
+    m = r1 @ s2 @ r1
+    tr = np.sqrt(np.clip(np.linalg.eigvalsh(m), 0, None)).sum()
+    d = mu1 - mu2
+    return float(d @ d + np.trace(s1) + np.trace(s2) - 2 * tr)
+
+
+def _random_spd(rng, d):
+    a = rng.normal(size=(d, d))
+    return a @ a.T / d + 0.1 * np.eye(d)
+
+
+def test_frechet_distance_matches_the_closed_form():
+    rng = np.random.default_rng(0)
+    # diagonal covariances: FD = ||mu1 - mu2||^2 + sum (sqrt(s1) - sqrt(s2))^2
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    s1, s2 = np.diag([1.0, 4.0, 9.0]), np.diag([4.0, 1.0, 1.0])
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(5.0 + 1 + 1 + 4)
+    # general SPD covariances
+    for d in (2, 8, 32):
+        mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+        s1, s2 = _random_spd(rng, d), _random_spd(rng, d)
+        assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(_analytic_fd(mu1, s1, mu2, s2), rel=1e-6, abs=1e-8)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_frechet_distance_from_samples_converges_to_the_true_distance():
+    rng = np.random.default_rng(1)
+    d = 4
+    mu1, mu2 = np.zeros(d), np.full(d, 0.5)
+    s1, s2 = _random_spd(rng, d), _random_spd(rng, d)
+    x = rng.multivariate_normal(mu1, s1, 20000)
+    y = rng.multivariate_normal(mu2, s2, 20000)
+    est = frechet_distance(*gaussian_stats(x), *gaussian_stats(y))
+    assert est == pytest.approx(_analytic_fd(mu1, s1, mu2, s2), rel=0.05)
+
+
+def test_singular_covariances_stay_finite():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(5, 64)), rng.normal(size=(5, 64)) + 1.0  # rank 4 in 64-d
+    v = frechet_distance(*gaussian_stats(x), *gaussian_stats(y))
+    assert np.isfinite(v) and v > 0
+    with pytest.raises(ValueError, match="at least 2"):
+        gaussian_stats(x[:1])
+
+
+# --- loading path -----------------------------------------------------------------------------
+def _save_inception_like(path):
+    import torch
+    from torch import nn
+
+    class TinyInception(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = nn.Conv2d(3, 16, 5, stride=4)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x, return_features: bool = False):
+            f = torch.relu(self.conv(x.float() / 255.0)).mean(dim=(2, 3))
+            return f if return_features else self.fc(f)
+
+    torch.jit.script(TinyInception()).save(str(path))
+
+
+def _save_i3d_like(path):
+    import torch
+    from torch import nn
+
+    class TinyI3D(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = nn.Conv3d(3, 12, (3, 7, 7), stride=(2, 4, 4))
+            self.head = nn.Linear(12, 12)
+
+        def forward(self, x, rescale: bool = False, resize: bool = False, return_features: bool = False):
+            logits = self.head(torch.relu(self.conv(x)).mean(dim=(2, 3, 4)))
+            return logits if return_features else torch.softmax(logits, 1)
+
+    torch.jit.script(TinyI3D()).save(str(path))
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, ffmpeg):
+    from tests.conftest import run_ffmpeg
+
+    d = tmp_path_factory.mktemp("frechet")
+    out = {}
+    for name, src in {"bars": "testsrc=s=96x96:d=1.28:r=25", "bars2": "testsrc2=s=96x96:d=1.28:r=25",
+                      "noise": "nullsrc=s=96x96:d=1.28:r=25,geq=random(1)*255:128:128",
+                      "noise2": "nullsrc=s=96x96:d=1.28:r=25,geq=random(2)*255:64:192"}.items():
+        p = d / f"{name}.mp4"
+        run_ffmpeg("-f", "lavfi", "-i", src, "-pix_fmt", "yuv420p", str(p))
+        out[name] = str(p)
+    return out
+
+
+def test_fid_loads_a_torchscript_network_and_separates_sets(tmp_path, videos):
+    weights = tmp_path / "inception-2015-12-05.pt"
+    _save_inception_like(weights)
+    fid = get_metric("fid", weights=str(weights), frames_per_video=8, n_boot=20)
+    same = fid.evaluate([Sample("a", videos["bars"], reference_path=videos["bars"]),
+                         Sample("b", videos["noise"], reference_path=videos["noise"])])
+    fid2 = get_metric("fid", weights=str(weights), frames_per_video=8, n_boot=20)
+    diff = fid2.evaluate([Sample("a", videos["bars"], reference_path=videos["noise"]),
+                          Sample("b", videos["bars2"], reference_path=videos["noise2"])])
+    assert same.n_scored == 2 and diff.n_scored == 2
+    assert same.value == pytest.approx(0.0, abs=1e-6)
+    assert diff.value > 1e-3 + same.value
+    assert diff.ci_low <= diff.value <= diff.ci_high
+    assert diff.backend == "inception-2015-12-05" and diff.backend_version.startswith("sha256:")
+    assert diff.params["frames_per_video"] == 8 and diff.params["image_size"] == 299
+    assert diff.params["n_fake_features"] == 16 and diff.params["feature_dim"] == 16
+    assert not diff.higher_is_better
+
+
+def test_fvd_loads_a_torchscript_network_and_records_the_clip_protocol(tmp_path, videos):
+    weights = tmp_path / "i3d_torchscript.pt"
+    _save_i3d_like(weights)
+    fvd = get_metric("fvd", weights=str(weights), clips_per_video=2, image_size=64, n_boot=10)
+    r = fvd.evaluate([Sample("a", videos["bars"], reference_path=videos["noise"]),
+                      Sample("b", videos["bars2"], reference_path=videos["noise2"]),
+                      Sample("img_ref", videos["bars"], reference_path=str(tmp_path / "missing.png"))])
+    assert r.n_scored == 2 and r.failures == {"not_found": 1}
+    assert np.isfinite(r.value) and r.value > 0
+    assert r.params["clip_len"] == 16 and r.params["clips_per_video"] == 2
+    assert r.params["n_fake_features"] == 4 and r.params["feature_dim"] == 12
+
+
+def test_missing_or_wrong_weights_are_user_errors(tmp_path, videos):
+    from anytalker.errors import UserError
+
+    with pytest.raises(UserError, match="anytalker fetch inception-2015-12-05"):
+        get_metric("fid", weights=str(tmp_path / "nope.pt")).evaluate([Sample("a", videos["bars"], reference_path=videos["bars"])])
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torchscript archive")
+    with pytest.raises(UserError, match="cannot load as TorchScript"):
+        get_metric("fvd", weights=str(bad)).evaluate([Sample("a", videos["bars"], reference_path=videos["bars"])])
