@@ -38,6 +38,9 @@ def register(subparsers) -> None:
                                                     "../shared/data/anytalker_benchmark")
     s.add_argument("--reference-root", type=Path, help="folder with <item_id>.png reference frames (identity)")
     s.add_argument("--metrics", help="comma-separated subset of the scoring metrics (default: all)")
+    s.add_argument("--interval-format", choices=["seconds", "timecode30"],
+                   help="how to read the manifest's speaking intervals (default: the scoring file's, "
+                        "'seconds' for InteractiveEyes); recorded in the results")
     s.add_argument("--no-per-sample", action="store_true", help="omit per-item records from the results")
     s.add_argument("--allow-unpinned", action="store_true",
                    help="score even when an installed metric version/backend differs from the pinned one")
@@ -91,6 +94,8 @@ def cmd_score(args) -> int:
 
     manifest = _manifest(args)
     scoring = load_scoring(args.scoring or default_scoring_path(manifest))
+    if args.interval_format:
+        scoring.interval_format = args.interval_format
     metric_names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     doc = score_submission(args.submission, manifest, scoring, _items(args), args.audio_root,
                            args.reference_root, metric_names, per_sample=not args.no_per_sample,

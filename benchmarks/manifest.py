@@ -126,25 +126,21 @@ def _schema(name: str) -> dict:
     return json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
 
 
-def validate_json(doc, schema_name: str, source: str | os.PathLike) -> None:
-    """Raise ``UserError`` listing every schema violation (field path + message)."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(_schema(schema_name))
-    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"{'/'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}" for e in errors[:20]]
-        raise UserError(f"{source}: does not follow {schema_name}: " + "; ".join(lines)
-                        + "; fix these fields (see docs/benchmarks.md)")
-
-
 def schema_errors(doc, schema_name: str) -> list[str]:
-    """Schema violations as readable strings (empty when valid)."""
+    """Schema violations as readable strings, "<field path>: <message>" (empty when valid)."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(_schema(schema_name))
-    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}" for e in errors]
+
+
+def validate_json(doc, schema_name: str, source: str | os.PathLike) -> None:
+    """Raise ``UserError`` listing the schema violations (first 20)."""
+    errors = schema_errors(doc, schema_name)
+    if errors:
+        raise UserError(f"{source}: does not follow {schema_name}: " + "; ".join(errors[:20])
+                        + "; fix these fields (see docs/benchmarks.md)")
 
 
 def benchmark_dir(benchmark: str, version: str) -> Path:

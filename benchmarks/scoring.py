@@ -273,7 +273,7 @@ def score_submission(source: str | os.PathLike, manifest: Manifest, scoring: Sco
             if post and not allow_unpinned:
                 raise UserError(f"{scoring.path}: {'; '.join(post)} (the backend that actually loaded); install "
                                 "the pinned backend or pass --allow-unpinned")
-            differences.extend(d for d in post if d not in differences)
+            differences.extend(d for d in pre + post if d not in differences)
             results[spec.name] = res.to_dict(with_items=per_sample)
             results[spec.name]["pinned"] = {"version": spec.version, "backend": spec.backend}
     meta = report.metadata or {}

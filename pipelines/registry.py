@@ -14,8 +14,8 @@ STAGES: dict[str, str] = {
     "clips": "curation.stages.clips:ClipsStage",
     "speech": "curation.stages.speech:SpeechStage",
     "faces": "curation.stages.faces:FacesStage",
-    "av_sync": "curation.stages.av_sync:AVSyncStage",
-    "person_filter": "curation.stages.person_filter:PersonFilterStage",
+    "av_sync": "curation.stages.av_sync:AvSyncStage",
+    "person_filter": "curation.stages.person_filter:PersonFilter",
 }
 
 

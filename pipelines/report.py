@@ -314,6 +314,7 @@ font-size:11px;padding:4px;overflow:hidden;word-break:break-all}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
 .rejects{display:flex;gap:12px;flex-wrap:wrap}.reject{width:250px;font-size:12px}.reject pre{white-space:pre-wrap;
 word-break:break-all;font-size:10px;background:#f3f4f6;padding:4px;max-height:90px;overflow:auto}
+.row{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start}.row section{flex:1 1 560px}
 .note{background:#fffbeb;border-left:4px solid #f59e0b;padding:6px 10px}#filter{padding:4px;width:300px}
 """
 
@@ -527,8 +528,8 @@ def write_report(run_dir: str | os.PathLike, html_path: str | os.PathLike, max_c
         f'stages: {stage_list} · executor {_esc(run_info.get("executor"))} · data root {_esc(data_root)} · '
         f'finished {_esc(manifest.get("finished_at"))}</div></header><main>',
         _totals_section(manifest, n_sources),
-        _reasons_section(manifest, rejects),
-        _timings_section(manifest, run_info, n_sources),
+        '<div class="row">', _reasons_section(manifest, rejects),
+        _timings_section(manifest, run_info, n_sources), "</div>",
         f'<section id="clips"><h2>Accepted clips ({len(clips)})</h2><p>{thumbs_per_clip} frames per clip spread over '
         f'[start_frame, end_frame); face boxes labelled P0 (left), P1, ... as in the <code>persons</code> column; '
         f'the timeline shows each person\'s speaking intervals over the clip (dashed lines: thumbnail times).</p>'

@@ -141,6 +141,21 @@ def test_unpinned_backend_is_refused(tmp_path, audio_root, capsys):
                  "--audio-root", str(audio_root), "--out", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert "sync_c: backend 'landmark' != pinned 'syncnet'" in err and "--allow-unpinned" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.slow
+def test_allow_unpinned_scores_and_marks_the_results(tmp_path, audio_root):
+    sub = make_submission(tmp_path)
+    alt = tmp_path / "scoring.yaml"
+    alt.write_text((V1 / "scoring.yaml").read_text().replace(
+        "  - name: sync_c\n    version: \"1\"\n    backend: landmark", "  - name: sync_c\n    version: \"1\"\n    backend: syncnet"))
+    out = tmp_path / "r.json"
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metrics", "sync_c", "--scoring", str(alt),
+                 "--audio-root", str(audio_root), "--out", str(out), "--allow-unpinned"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["pinning"] == {"ok": False, "differences": ["sync_c: backend 'landmark' != pinned 'syncnet'"]}
+    assert doc["metrics"]["sync_c"]["backend"] == "landmark"
 
 
 def test_reference_scoring_needs_weights_variable(tmp_path, audio_root, monkeypatch, capsys):
@@ -207,3 +222,21 @@ def test_reference_scoring_file_pins_the_syncnet_backend(tmp_path, audio_root, m
     m = json.loads(out.read_text())["metrics"]["sync_c"]
     assert m["backend"] == "syncnet" and "syncnet_v2.model@" in m["backend_version"]
     assert m["n_scored"] + m["n_failed"] == 1
+
+
+def test_interval_readings_reach_the_samples(tmp_path, audio_root):
+    """seconds (default) vs timecode30 (4.16 -> 4 s + 16/30 s); [[0, 0]] -> never speaks."""
+    from benchmarks.scoring import build_samples
+
+    m = load_benchmark()
+    items = m.select(["interact_11", "interact_23"])
+    secs = build_samples(m, items, tmp_path, audio_root, "seconds")
+    assert secs[0].speaking_intervals == [[(4.16, 8.18)], [(0.0, 4.16)]]
+    assert secs[0].interval_format == "seconds"
+    assert secs[0].audio_paths == [str(audio_root / "audio_left/interact_11_left.flac"),
+                                   str(audio_root / "audio_right/interact_11_right.flac")]
+    assert secs[1].speaking_intervals[0] == []  # interact_23: the left person never speaks
+    tc = build_samples(m, items, tmp_path, audio_root, "timecode30")
+    assert tc[0].speaking_intervals == [[(pytest.approx(4 + 16 / 30), pytest.approx(8 + 18 / 30))],
+                                        [(0.0, pytest.approx(4 + 16 / 30))]]
+    assert tc[0].interval_format == "timecode30"

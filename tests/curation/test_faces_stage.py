@@ -127,7 +127,8 @@ def test_arcface_identity_backend_is_wired_and_recorded(tmp_path):
     torch.manual_seed(0)
     weights = tmp_path / "backbone.pth"
     torch.save(build_iresnet(layers=(2, 2, 2, 2)).eval().state_dict(), weights)
-    stage = FacesStage(expected_persons=1, identity_backend="arcface", identity_model_path=str(weights))
+    stage = FacesStage(expected_persons=1, identity_backend="arcface", identity_model_path=str(weights),
+                       identity_samples=2)
     out = _run(stage, _row(shared_file(SADTALKER), 0, 25))
     # random weights: only the wiring is checked, not the identity decision
     assert out["identity_backend"].startswith("arcface@torch:backbone.pth:iresnet18")

@@ -66,3 +66,19 @@ def test_killed_ray_run_resumes_without_lost_or_duplicated_clips(small_inputs, l
     assert m["totals"] == ref["totals"] and m["reasons"] == ref["reasons"]
     for f in m["files"]:
         assert sha256_file(out / f["path"]) == f["sha256"]
+
+
+def test_demo_pipeline_same_rows_on_local_and_ray(tmp_path):
+    """The person-aware demo pipeline (faces, speech, sync models in actor pools) on a real clip."""
+    from tests.conftest import shared_file
+
+    clip = shared_file("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4")
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"{clip}\n")
+    runs = {}
+    for ex in ("local", "ray"):
+        runs[ex] = tmp_path / ex
+        run_curation("single_person", listing, runs[ex], executor=ex, workers=2, progress=False,
+                     data_root=clip.parent)
+    local, ray_ = _ids_status(runs["local"]), _ids_status(runs["ray"])
+    assert local == ray_ and "ok" in local.values()

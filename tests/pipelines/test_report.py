@@ -187,7 +187,7 @@ class KnownLayoutStage(Stage):
     produces = ("persons", "num_persons", "sync_backend", "sync_matrix")
 
     def process(self, row):
-        if not Path(row["source_path"]).name.startswith("two_people"):
+        if "two_people" not in Path(row["source_path"]).name:
             return row
         frames = list(range(int(row["start_frame"]), int(row["end_frame"])))
         persons = []
@@ -218,7 +218,7 @@ def _two_people_video(path: Path, tmp: Path) -> Path:
 @pytest.fixture(scope="module")
 def layout_run(tmp_path_factory, ffmpeg) -> Path:
     root = tmp_path_factory.mktemp("layout_inputs")
-    _two_people_video(root / "two_people.mp4", root)
+    _two_people_video(root / "a_two_people.mp4", root)  # sorts first: on screen in the screenshot
     talking_like(root / "bars.mp4", seconds=2.5)
     real = SHARED / "talking" / "infinitetalk_ref_video.mp4"
     if real.exists():
@@ -240,7 +240,7 @@ def layout_run(tmp_path_factory, ffmpeg) -> Path:
 def test_report_draws_labelled_face_boxes_and_speaking_timelines(layout_run, tmp_path):
     html = write_report(layout_run, tmp_path / "layout.html").read_text()
     page = Page(html)
-    card_html = html.split('data-source="two_people.mp4" data-persons="2"')[1].split('<div class="clip" ')[0]
+    card_html = html.split('data-source="a_two_people.mp4" data-persons="2"')[1].split('<div class="clip" ')[0].split("</section>")[0]
     card = Page(card_html)
 
     # the timeline: two lanes, the speaking bars where the intervals are
@@ -261,19 +261,20 @@ def test_report_draws_labelled_face_boxes_and_speaking_timelines(layout_run, tmp
     assert [int(t["data-frame"]) for t in thumbs] == [0, 25, 49, 74]
     scale = 240 / 320
 
-    def label_pixel(img, person):
-        x1, y1 = LAYOUT["boxes"][person][:2]
-        return img[int(y1 * scale) - 4, int(x1 * scale) + 3].astype(int)
+    def label_share(img, person, colour):
+        """Share of the label tag's area (above the box's top-left corner) in ``colour``."""
+        x1, y1 = (int(v * scale) for v in LAYOUT["boxes"][person][:2])
+        patch = img[y1 - 14:y1, x1:x1 + 50].astype(int)
+        return float((np.abs(patch - colour).max(axis=2) < 60).mean())
 
     orange, blue = np.array([255, 140, 0]), np.array([30, 144, 255])
     for t in thumbs:
         img = _decode_thumb(t["src"])
-        assert np.abs(label_pixel(img, 0) - orange).max() < 60
-        p1 = label_pixel(img, 1)
+        assert label_share(img, 0, orange) > 0.3
         if int(t["data-frame"]) == 25:
-            assert np.abs(p1 - blue).max() > 60, "P1 is missed on frame 25: no box expected"
+            assert label_share(img, 1, blue) < 0.05, "P1 is missed on frame 25: no box expected"
         else:
-            assert np.abs(p1 - blue).max() < 60
+            assert label_share(img, 1, blue) > 0.3
 
     # clips without persons have no timeline
     bars_card = html.split('data-source="bars.mp4"')[1].split('<div class="clip" ')[0]
@@ -291,10 +292,13 @@ def _chromium_screenshot(html: Path, png: Path, tmp: Path) -> None:
 
 
 def _assert_not_blank(png: Path) -> None:
-    import cv2
+    # PIL, not cv2: in a process that has loaded decord/mediapipe, OpenCV's libpng fails on
+    # chromium's PNGs ("bad parameters to zlib"), although the files are valid
+    from PIL import Image
 
-    img = cv2.imread(str(png), cv2.IMREAD_COLOR)
-    assert img is not None and img.shape[:2] == (2000, 1280)
+    with Image.open(png) as im:
+        img = np.asarray(im.convert("RGB"))
+    assert img.shape[:2] == (2000, 1280)
     assert float(img.std()) > 20, "screenshot is nearly uniform: the page did not render"
     colours = np.unique((img // 32).reshape(-1, 3), axis=0)
     assert len(colours) >= 30, f"only {len(colours)} distinct colours: thumbnails/charts missing"

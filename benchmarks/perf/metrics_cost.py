@@ -1,0 +1,76 @@
+"""Scoring cost of each metric, in wall seconds per second of video (CPU, this machine).
+
+    .venv/bin/python benchmarks/perf/metrics_cost.py [--video interact_11.mp4 --intervals speaker_duration.json]
+        [--fid-weights inception-2015-12-05.pt] [--fvd-weights i3d_torchscript.pt] [--syncnet-weights syncnet_v2.model]
+
+Each metric is timed cold (its face analysis included: the shared analysis cache is cleared
+before each metric), on one video. FID / FVD / SyncNet need their network files; without them
+the line says so instead of timing a stand-in network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("ANYTALKER_SHARED", REPO.parent / "shared" / "data"))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--video", type=Path, default=SHARED / "anytalker_benchmark" / "interact_11.mp4")
+    p.add_argument("--intervals", type=Path, default=SHARED / "anytalker_benchmark" / "speaker_duration.json")
+    p.add_argument("--fid-weights", type=Path)
+    p.add_argument("--fvd-weights", type=Path)
+    p.add_argument("--syncnet-weights", type=Path)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from curation.media import probe
+    from metrics import Sample, _analysis, get_metric
+    from metrics.intervals import load_speaker_durations, lookup_intervals
+
+    if not args.video.is_file():
+        print(f"{args.video}: video not found; pass --video or set ANYTALKER_SHARED", file=sys.stderr)
+        return 2
+    duration = probe(args.video).duration_s
+    iv = lookup_intervals(load_speaker_durations(args.intervals), args.video) if args.intervals.is_file() else None
+    sample = Sample(args.video.name, str(args.video), speaking_intervals=iv, reference_path=str(args.video))
+
+    runs = [("sync_c", {}), ("sync_d", {}), ("sync_c_star", {}), ("identity", {}), ("interactivity", {})]
+    if args.syncnet_weights:
+        runs.append(("sync_c", {"backend": "syncnet", "weights": str(args.syncnet_weights)}))
+    runs += [("fid", {"weights": str(args.fid_weights)} if args.fid_weights else None),
+             ("fvd", {"weights": str(args.fvd_weights)} if args.fvd_weights else None)]
+
+    print(f"video: {args.video} ({duration:.2f} s); torch threads {args.threads}")
+    print(f"{'metric':<14} {'backend':<28} {'value':>9} {'wall s':>8} {'s per video s':>14}")
+    for name, opts in runs:
+        if opts is None:
+            print(f"{name:<14} {'-':<28} {'-':>9} {'-':>8} {'-':>14}  not timed: needs its network file "
+                  f"(--{name}-weights); it cannot be downloaded here")
+            continue
+        _analysis.clear()
+        t0 = time.perf_counter()
+        metric = get_metric(name, **opts)
+        if sample.speaking_intervals is None and "speaking_intervals" in metric.requires:
+            print(f"{name:<14} skipped: no intervals for {args.video.name}")
+            continue
+        res = metric.evaluate([sample])
+        wall = time.perf_counter() - t0
+        value = f"{res.value:.4f}" if res.n_scored else f"fail:{next(iter(res.failures))}"
+        backend = f"{res.backend} {res.backend_version}"[:28]
+        print(f"{name:<14} {backend:<28} {value:>9} {wall:8.2f} {wall / duration:14.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
