@@ -213,8 +213,12 @@ def _time_limit(seconds: float | None):
 
 
 def _exception_row(row: Row, stage: Stage, exc: BaseException) -> Row:
+    from curation.media import MediaError  # media errors name the file: a decode problem, not a bug
+
     if isinstance(exc, StageTimeout):
         reason = Reason.TIMEOUT
+    elif isinstance(exc, MediaError):
+        reason = Reason.DECODE_ERROR
     elif isinstance(exc, MemoryError):
         reason = Reason.OUT_OF_MEMORY
     else:

@@ -13,10 +13,10 @@ move) the best match of video frame i is audio frame i + k, so ``offset = -k``.
 Backends:
 
 * ``landmark`` (embedded default, no weights): the video feature is the normalised inner-lip
-  opening from ``curation.faces``; the audio features are 6 log band energies of each
-  640-sample (40 ms) frame of 16 kHz audio and their derivatives. For each offset the lip
-  opening is predicted from the shifted audio features by cross-validated ridge regression and
-  ``dist = 1 - correlation(prediction, opening)`` (see ``LandmarkSync``). ``conf`` is on its
+  opening from ``curation.faces`` and its derivative; the audio features are 6 log band
+  energies of each 640-sample (40 ms) frame of 16 kHz audio and their derivatives. For each
+  offset the lip signals are predicted from the shifted audio features by cross-validated ridge
+  regression and ``dist = 1 - correlation(prediction, lip signal)`` (see ``LandmarkSync``). ``conf`` is on its
   own scale (0..2, not SyncNet's): thresholds are calibrated separately (docs/calibration.md).
 * ``syncnet``: the real SyncNet network ``syncnet_python.SyncNetModel.S`` with joonson's
   ``syncnet_v2.model`` weights (a torch-saved state dict, loaded by name like joonson's
@@ -166,20 +166,20 @@ def _cv_prediction_corr(y: np.ndarray, x: np.ndarray, folds: int, ridge: float) 
 class LandmarkSync(SyncBackend):
     """Mouth opening vs. audio spectrum, in the spirit of FaceSync (Slaney & Covell, NIPS 2000).
 
-    For each offset, the lip opening of the scored frames is predicted from the audio frames at
-    that offset (6 log band energies 80-8000 Hz and their temporal derivatives) by ridge
-    regression, cross-validated over 2 contiguous blocks; ``dist = 1 - corr(prediction, lip
-    opening)``. Learning the mapping per clip copes with talkers whose lips do not simply open
+    For each offset, the lip opening of the scored frames and its temporal derivative are each
+    predicted from the audio frames at that offset (6 log band energies 80-8000 Hz and their
+    temporal derivatives) by ridge regression, cross-validated over 2 contiguous blocks;
+    ``dist = 1 - mean(corr(prediction, target))`` over the two targets. Learning the mapping per clip copes with talkers whose lips do not simply open
     with loudness (one shared clip's opening is anti-correlated with plain loudness at lag 0);
     cross-validation keeps a mapping fitted to noise near dist 1. Parameters were chosen on the
     shared talking clips in 4 s windows (docs/calibration.md).
     """
 
     name = "landmark"
-    version = "2"
+    version = "3"
     needs = "mouth_open"
     folds = 2
-    ridge = 0.05
+    ridge = 0.2
     min_frames = 50  # 2 s at 25 fps: the regression has 12 inputs
 
     def distance_curve(self, inp: SyncInput, vshift: int) -> tuple[np.ndarray, int]:
@@ -195,6 +195,7 @@ class LandmarkSync(SyncBackend):
             raise ValueError(f"only {int(valid.sum())} valid frames with a visible mouth "
                              f"(need {self.min_frames})")
         mouth = _fill_nan(mouth_raw)
+        velocity = np.gradient(mouth)
         bands = audio_band_energies(inp.audio, t, inp.fps)
         feats = np.concatenate([bands, np.gradient(bands, axis=0)], 1)
         idx = np.flatnonzero(valid)
@@ -205,7 +206,8 @@ class LandmarkSync(SyncBackend):
             if i.size < self.min_frames // 2:
                 dists[j] = 1.0
                 continue
-            dists[j] = 1.0 - _cv_prediction_corr(mouth[i], feats[i + k], self.folds, self.ridge)
+            dists[j] = 1.0 - 0.5 * (_cv_prediction_corr(mouth[i], feats[i + k], self.folds, self.ridge)
+                                    + _cv_prediction_corr(velocity[i], feats[i + k], self.folds, self.ridge))
         return dists, int(valid.sum())
 
 

@@ -34,7 +34,14 @@ def analyze(path, fps: float | None, with_landmarks: bool = True, max_faces: int
 
 
 def clear() -> None:
+    """Drop every cached analysis and the sync metrics' cached curves / audio."""
     _CACHE.clear()
+    import sys
+
+    sync = sys.modules.get("metrics.sync")
+    if sync is not None:
+        sync._AUDIO_CACHE.clear()
+        sync._TrackSync._RESULTS.clear()
 
 
 def pick_persons(analysis, n: int | None):

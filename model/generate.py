@@ -46,10 +46,15 @@ def load_model(checkpoint: str | Path):
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise GenerateError(f"{path}: cannot read the reference image; pass a PNG or JPEG file")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """RGB uint8. Pillow, not cv2.imread: once decord is loaded, OpenCV's libpng fails with
+    "bad parameters to zlib" (conflicting zlib symbols) on PNG files."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB")).copy()
+    except (OSError, UnidentifiedImageError) as e:
+        raise GenerateError(f"{path}: cannot read the reference image ({e}); pass a PNG or JPEG file") from e
 
 
 def detect_faces(rgb: np.ndarray, image_path) -> tuple[list[np.ndarray], dict]:

@@ -65,6 +65,12 @@ def _esc(v: Any) -> str:
     return html.escape("" if v is None else str(v), quote=True)
 
 
+def _shown_path(path: Any) -> str:
+    """A source path as text, control characters made visible (a newline in a file name
+    would otherwise render as a space)."""
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in str(path))
+
+
 def _fmt(v: Any, nd: int = 2) -> str:
     if v is None:
         return "–"
@@ -95,7 +101,7 @@ class _SourceCache:
         self.data_root = data_root
         self.remote = Storage(data_root) if is_uri(data_root) else None
         self._tmp = tempfile.TemporaryDirectory(prefix="anytalker-report-") if self.remote else None
-        self._path: str | None = None
+        self._path: tuple | None = None
         self._reader: VideoReader | None = None
         self._error: str | None = None
 
@@ -108,15 +114,18 @@ class _SourceCache:
         except (OSError, FileNotFoundError):
             return Path(self.remote.path(source_path))
 
-    def reader(self, source_path: str) -> tuple[VideoReader | None, str | None]:
-        if source_path != self._path:
-            self._path, self._reader, self._error = source_path, None, None
+    def reader(self, source_path: str, size: tuple[int, int] | None = None) -> tuple[VideoReader | None, str | None]:
+        """A reader of ``source_path`` that decodes at ``size`` (w, h) when given: an 8K source
+        then costs thumbnail-sized memory, not 100 MB per frame."""
+        if (source_path, size) != self._path:
+            self._path, self._reader, self._error = (source_path, size), None, None
             path = self._local(source_path)
             if not path.is_file():
                 self._error = f"source not found: {path}"
             else:
                 try:
-                    self._reader = VideoReader(path)
+                    w, h = size or (-1, -1)
+                    self._reader = VideoReader(path, width=w, height=h)
                 except MediaError as e:
                     self._error = str(e)
         return self._reader, self._error
@@ -143,14 +152,17 @@ def _nearest_box(person: dict, frame: int, max_gap: int) -> list[float] | None:
     return list(box) if box is not None and len(box) == 4 else None
 
 
-def _annotate(rgb: np.ndarray, persons: list[dict], frame: int, fps: float | None, thumb_width: int) -> np.ndarray:
-    """Resize a frame to ``thumb_width`` and draw each person's box and label on it."""
+def _annotate(rgb: np.ndarray, persons: list[dict], frame: int, fps: float | None, thumb_width: int,
+              source_width: int) -> np.ndarray:
+    """Resize a frame to ``thumb_width`` and draw each person's box (source pixel coordinates,
+    ``source_width`` wide) and label on it."""
     import cv2
 
     h, w = rgb.shape[:2]
-    scale = thumb_width / float(w)
-    out = cv2.resize(rgb, (thumb_width, max(1, int(round(h * scale)))), interpolation=cv2.INTER_AREA)
-    out = np.ascontiguousarray(out)
+    if w != thumb_width:
+        rgb = cv2.resize(rgb, (thumb_width, max(1, int(round(h * thumb_width / w)))), interpolation=cv2.INTER_AREA)
+    out = np.ascontiguousarray(rgb)
+    scale = thumb_width / float(source_width)
     max_gap = max(1, int(round((fps or 25.0) * 0.2)))  # faces are analysed at 25 fps, not every frame
     for p in persons or []:
         idx = int(p.get("index") or 0)
@@ -193,7 +205,11 @@ def make_thumbs(row: dict, cache: _SourceCache, n: int, thumb_width: int) -> lis
     if row.get("status") != "ok" and (reason in _NO_PICTURE_REASONS or not row.get("width")):
         why = (row.get("error_detail") or reason or "no video").strip().splitlines()[0]
         return [Thumb(frame=None, error=f"no picture ({reason}): {why}")]
-    reader, err = cache.reader(row["source_path"])
+    src_w, src_h = int(row.get("width") or 0), int(row.get("height") or 0)
+    size = None
+    if src_w > thumb_width and src_h > 0:
+        size = (thumb_width, max(2, int(round(src_h * thumb_width / src_w / 2)) * 2))
+    reader, err = cache.reader(row["source_path"], size)
     if reader is None:
         return [Thumb(frame=None, error=err)]
     total = len(reader)
@@ -213,7 +229,8 @@ def make_thumbs(row: dict, cache: _SourceCache, n: int, thumb_width: int) -> lis
     fps = row.get("fps") or reader.fps
     out = []
     for f, img in zip(frames, batch):
-        out.append(Thumb(frame=f, data_uri=_jpeg_data_uri(_annotate(img, row.get("persons") or [], f, fps, thumb_width))))
+        annotated = _annotate(img, row.get("persons") or [], f, fps, thumb_width, src_w or img.shape[1])
+        out.append(Thumb(frame=f, data_uri=_jpeg_data_uri(annotated)))
     return out
 
 
@@ -312,9 +329,9 @@ svg text{font-size:12px;fill:#222}table{border-collapse:collapse}td,th{padding:2
 .placeholder{width:236px;min-height:100px;border:2px dashed #b91c1c;color:#7f1d1d;background:#fef2f2;
 font-size:11px;padding:4px;overflow:hidden;word-break:break-all}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
-.rejects{display:flex;gap:12px;flex-wrap:wrap}.reject{width:250px;font-size:12px}.reject pre{white-space:pre-wrap;
+.rejects{display:flex;gap:12px;flex-wrap:wrap}.reject{width:250px;font-size:12px}.reject.wide{width:500px}.reject pre{white-space:pre-wrap;
 word-break:break-all;font-size:10px;background:#f3f4f6;padding:4px;max-height:90px;overflow:auto}
-.row{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start}.row section{flex:1 1 560px}
+.row{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start}.row section{flex:1 1 500px;min-width:0}svg.bar-chart{max-width:100%;height:auto}
 .note{background:#fffbeb;border-left:4px solid #f59e0b;padding:6px 10px}#filter{padding:4px;width:300px}
 """
 
@@ -407,12 +424,7 @@ def _clip_card(row: dict, thumbs: list[Thumb]) -> str:
     fps = row.get("fps")
     start, end = row.get("start_frame"), row.get("end_frame")
     start_s, end_s = row.get("start_s"), row.get("end_s")
-    if start_s is not None and end_s is not None:
-        duration = float(end_s) - float(start_s)
-    elif fps and start is not None and end is not None:
-        duration = (int(end) - int(start)) / float(fps)
-    else:
-        duration = float(row.get("duration_s") or 0.0)
+    duration = _clip_duration(row)
     facts = [f"frames [{start}, {end})", f"{_fmt(start_s)}–{_fmt(end_s)} s", f"{_fmt(fps)} fps",
              f"{row.get('width')}x{row.get('height')}", f"shake {_fmt(row.get('shake_score'), 4)}"]
     if row.get("num_persons") is not None:
@@ -428,21 +440,39 @@ def _clip_card(row: dict, thumbs: list[Thumb]) -> str:
         timeline = svg_timeline(sorted(persons, key=lambda q: int(q.get("index") or 0)), duration, marks)
     figs = "".join(_figure(t, fps, start) for t in thumbs)
     return (f'<div class="clip" data-clip-id="{_esc(row.get("clip_id"))}" data-source="{_esc(row.get("source_path"))}" '
-            f'data-persons="{len(persons)}"><h3>{_esc(row.get("source_path"))}</h3>'
+            f'data-persons="{len(persons)}"><h3>{_esc(_shown_path(row.get("source_path")))}</h3>'
             f'<div class="facts">{_esc(" · ".join(facts))}{" · " + _esc(", ".join(backends)) if backends else ""}'
             f' · clip {_esc(row.get("clip_id"))}</div>'
             f'<div class="sheet">{figs}</div>{sync}{_persons_table(row)}{timeline}</div>')
 
 
+def _clip_duration(row: dict) -> float:
+    fps = row.get("fps")
+    start, end = row.get("start_frame"), row.get("end_frame")
+    if row.get("start_s") is not None and row.get("end_s") is not None:
+        return float(row["end_s"]) - float(row["start_s"])
+    if fps and start is not None and end is not None:
+        return (int(end) - int(start)) / float(fps)
+    return float(row.get("duration_s") or 0.0)
+
+
 def _reject_card(row: dict, thumb: Thumb) -> str:
     detail = (row.get("error_detail") or "").strip()[:ERROR_SNIPPET_CHARS]
     span = "" if row.get("start_frame") is None else f" · frames [{row['start_frame']}, {row.get('end_frame')})"
-    return (f'<div class="reject" data-reason="{_esc(row.get("reason"))}" data-source="{_esc(row.get("source_path"))}">'
+    persons = sorted(row.get("persons") or [], key=lambda q: int(q.get("index") or 0))
+    people = ""
+    if persons:  # rejected by a person stage: show what it measured, so the reason can be judged
+        sync = f'<div class="sync-backend" data-backend="{_esc(row.get("sync_backend"))}">sync backend: ' \
+               f'{_esc(row.get("sync_backend"))}</div>' if row.get("sync_backend") else ""
+        people = f'<div class="reject-persons">{sync}{_persons_table(row)}' \
+                 f'{svg_timeline(persons, _clip_duration(row), width=480)}</div>'
+    return (f'<div class="reject{" wide" if persons else ""}" data-reason="{_esc(row.get("reason"))}" '
+            f'data-source="{_esc(row.get("source_path"))}" data-persons="{len(persons)}">'
             f'{_figure(thumb, row.get("fps"), row.get("start_frame"))}'
-            f'<div><b>{_esc(row.get("source_path"))}</b></div>'
+            f'<div><b>{_esc(_shown_path(row.get("source_path")))}</b></div>'
             f'<div>{_esc(row.get("status"))} by <code>{_esc(row.get("failed_stage") or "?")}</code>'
             f'{span}</div>'
-            f'{f"<pre>{_esc(detail)}</pre>" if detail else ""}</div>')
+            f'{f"<pre>{_esc(detail)}</pre>" if detail else ""}{people}</div>')
 
 
 # --------------------------------------------------------------------------- entry point

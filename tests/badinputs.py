@@ -74,3 +74,148 @@ def build_corpus(root: Path) -> dict[str, str]:
     weird.write_bytes(data)
     expected[weird.name] = ""
     return expected
+
+
+# --- the rest of the corpus (issue 7): valid-but-unusual video, audio kinds, face counts --------
+
+
+def build_more_video_cases(root: Path, include_8k: bool = True) -> dict[str, str]:
+    """Unusual but legitimate videos and file-system oddities; {name: reason under ``probe``}.
+
+    Decisions: a variable-frame-rate file is accepted (decord decodes every frame; timing uses
+    the average rate ffprobe reports); 4:3 and 9:16 are within ``max_aspect``; an 8K-sized
+    frame with trivial content is accepted (no upper size limit: decoding cost is bounded by
+    the few frames each stage samples, measured ~4 s for first+last frame at 7680x4320); a name
+    with a newline is a valid POSIX name (only a folder input can carry it: list files are
+    line-based); a chmod 000 file is ``unreadable`` except for root, who can read it anyway.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    expected: dict[str, str] = {}
+    # variable frame rate: every frame for 1 s, then every 3rd, original timestamps kept
+    _ff("-f", "lavfi", "-i", "smptebars=size=320x240:rate=25:duration=4", "-f", "lavfi",
+        "-i", "sine=frequency=440:duration=4", "-vf", r"select='lt(n\,25)+not(mod(n\,3))'",
+        "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+        str(root / "variable_fps.mp4"))
+    expected["variable_fps.mp4"] = ""
+    talking_like(root / "aspect_4x3.mp4", seconds=3.0, size="640x480")
+    expected["aspect_4x3.mp4"] = ""
+    talking_like(root / "aspect_9x16.mp4", seconds=3.0, size="270x480")
+    expected["aspect_9x16.mp4"] = ""
+    if include_8k:
+        build_8k_header(root)
+        expected["header_8k.mp4"] = ""
+    talking_like(root / "new\nline.mp4", seconds=3.0)
+    expected["new\nline.mp4"] = ""
+    locked = talking_like(root / "no_permission.mp4", seconds=3.0)
+    os.chmod(locked, 0)
+    # root reads any file regardless of its mode bits
+    expected["no_permission.mp4"] = "" if os.geteuid() == 0 else "unreadable"
+    return expected
+
+
+def build_8k_header(root: Path) -> Path:
+    """7680x4320 frames of flat colour at 5 fps for 2.4 s: a ~120 kB file that must not blow
+    up memory or time (each stage samples few frames)."""
+    path = root / "header_8k.mp4"
+    _ff("-f", "lavfi", "-i", "color=c=0x406080:size=7680x4320:rate=5:duration=2.4", "-f", "lavfi",
+        "-i", "sine=frequency=440:duration=2.4", "-c:v", "libx264", "-preset", "ultrafast",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path))
+    return path
+
+
+def build_audio_cases(root: Path) -> dict[str, str]:
+    """Videos whose audio holds no speech; {name: reason under the ``speech`` stage}.
+
+    All of them are valid videos with an audio stream, so ``probe`` and the video_only
+    pipeline accept them; a pipeline with ``speech`` must reject each with ``no_speech``.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    expected: dict[str, str] = {}
+    # an audio stream with zero samples (Matroska keeps an empty track; mp4 muxers drop it)
+    empty_wav = root / ".empty.wav"
+    _ff("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "0", "-c:a", "pcm_s16le", str(empty_wav))
+    _ff("-f", "lavfi", "-i", "smptebars=size=320x240:rate=25:duration=3", "-i", str(empty_wav),
+        "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+        str(root / "zero_second_audio.mkv"))
+    empty_wav.unlink()
+    expected["zero_second_audio.mkv"] = "no_speech"
+    _ff("-f", "lavfi", "-i", "smptebars=size=320x240:rate=25:duration=3", "-f", "lavfi",
+        "-i", "anullsrc=r=44100:cl=stereo", "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", str(root / "silent_audio.mp4"))
+    expected["silent_audio.mp4"] = "no_speech"
+    talking_like(root / "tone_audio.mp4", seconds=3.0)  # a 440 Hz sine: sound, not speech
+    expected["tone_audio.mp4"] = "no_speech"
+    return expected
+
+
+# Faces in the shared photos, (x1, y1, x2, y2) px as found by the mediapipe full-range detector
+# (curation.faces.FaceDetector, mediapipe 0.10.21); each is cropped with margin into a tile.
+FACE_CROPS = [
+    ("images/face_recognition/obama.jpg", (356, 134, 641, 419)),
+    ("images/face_recognition/biden.jpg", (422, 227, 756, 561)),
+    ("images/anytalker/2p-0.png", (119, 132, 310, 323)),
+    ("images/anytalker/2p-0.png", (593, 103, 800, 310)),
+    ("images/anytalker/2p-1.png", (301, 178, 642, 518)),
+]
+NO_FACE_CROP = ("images/face_recognition/biden.jpg", (100, 1500, 900, 2100))  # suit and hands
+SPEECH_WAV = "talking/syncnet_example_speech.wav"
+
+
+def _load_rgb(path: Path):
+    # PIL, not cv2.imread: once decord is imported, OpenCV's PNG decoder fails in that process
+    # ("libpng error: bad parameters to zlib") unless cv2 was imported first
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _face_tile(image: Path, box: tuple[int, int, int, int], side: int = 180, margin: float = 1.5):
+    import cv2
+
+    img = _load_rgb(image)
+    h, w = img.shape[:2]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half = max(box[2] - box[0], box[3] - box[1]) * margin / 2
+    x1, y1 = int(max(0, cx - half)), int(max(0, cy - half))
+    x2, y2 = int(min(w, cx + half)), int(min(h, cy + half))
+    return cv2.resize(img[y1:y2, x1:x2], (side, side), interpolation=cv2.INTER_AREA)
+
+
+def face_grid(shared: Path, n_faces: int):
+    """A 640x400 RGB frame with ``n_faces`` face tiles (0..5) on a plain background."""
+    import cv2
+    import numpy as np
+
+    frame = np.full((400, 640, 3), (90, 80, 70), np.uint8)
+    if n_faces == 0:
+        rel, (x1, y1, x2, y2) = NO_FACE_CROP
+        img = _load_rgb(shared / rel)
+        frame[10:390, 20:620] = cv2.resize(img[y1:y2, x1:x2], (600, 380), interpolation=cv2.INTER_AREA)
+        return frame
+    if n_faces > len(FACE_CROPS):
+        raise ValueError(f"at most {len(FACE_CROPS)} faces, asked for {n_faces}")
+    slots = [(20, 10), (230, 10), (440, 10), (20, 210), (230, 210), (440, 210)]
+    for (rel, box), (x, y) in zip(FACE_CROPS[:n_faces], slots):
+        frame[y:y + 180, x:x + 180] = _face_tile(shared / rel, box)
+    return frame
+
+
+def build_face_count_cases(root: Path, shared: Path, seconds: float = 3.0) -> dict[str, str]:
+    """Still-image videos with 0, 1, 3 and 5 real faces and real speech audio;
+    {name: reason under ``faces`` with expected_persons=1} ('' = accepted by faces)."""
+    import numpy as np
+
+    from curation.media import write_video
+
+    root.mkdir(parents=True, exist_ok=True)
+    speech = root / ".speech.wav"
+    _ff("-i", str(shared / SPEECH_WAV), "-t", f"{seconds}", str(speech))
+    expected = {}
+    for n, reason in ((0, "no_face"), (1, ""), (3, "too_many_faces"), (5, "too_many_faces")):
+        frames = np.repeat(face_grid(shared, n)[None], int(round(seconds * 25)), axis=0)
+        write_video(root / f"faces_{n}.mp4", frames, 25, audio=speech)
+        expected[f"faces_{n}.mp4"] = reason
+    speech.unlink()
+    return expected

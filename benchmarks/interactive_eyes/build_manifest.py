@@ -34,7 +34,7 @@ PROTOCOL = {
     "video_file_pattern": "{item_id}.mp4",
     "container": "mp4",
     # the only benchmark video published (interact_11.mp4) is 24 fps; generators commonly emit
-    # 16-30 fps, and the metrics resample to 25 fps themselves, so a range is accepted
+    # 16-30 fps, and the metrics take the frame rate from the file, so a range is accepted
     "fps_min": 15.0,
     "fps_max": 60.0,
     "reference_fps": 24.0,

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/perf/metrics_cost.py [--video interact_11.mp4 --intervals speaker_duration.json]
         [--fid-weights inception-2015-12-05.pt] [--fvd-weights i3d_torchscript.pt] [--syncnet-weights syncnet_v2.model]
 
+Wall time depends on the machine's load; CPU time (all threads of this process) less so.
 Each metric is timed cold (its face analysis included: the shared analysis cache is cleared
 before each metric), on one video. FID / FVD / SyncNet need their network files; without them
 the line says so instead of timing a stand-in network.
@@ -52,23 +53,23 @@ def main(argv=None) -> int:
              ("fvd", {"weights": str(args.fvd_weights)} if args.fvd_weights else None)]
 
     print(f"video: {args.video} ({duration:.2f} s); torch threads {args.threads}")
-    print(f"{'metric':<14} {'backend':<28} {'value':>9} {'wall s':>8} {'s per video s':>14}")
+    print(f"{'metric':<14} {'backend':<28} {'value':>9} {'wall s':>8} {'wall/video s':>12} {'cpu/video s':>12}")
     for name, opts in runs:
         if opts is None:
-            print(f"{name:<14} {'-':<28} {'-':>9} {'-':>8} {'-':>14}  not timed: needs its network file "
+            print(f"{name:<14} {'-':<28} {'-':>9} {'-':>8} {'-':>12} {'-':>12}  not timed: needs its network file "
                   f"(--{name}-weights); it cannot be downloaded here")
             continue
         _analysis.clear()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         metric = get_metric(name, **opts)
         if sample.speaking_intervals is None and "speaking_intervals" in metric.requires:
             print(f"{name:<14} skipped: no intervals for {args.video.name}")
             continue
         res = metric.evaluate([sample])
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         value = f"{res.value:.4f}" if res.n_scored else f"fail:{next(iter(res.failures))}"
         backend = f"{res.backend} {res.backend_version}"[:28]
-        print(f"{name:<14} {backend:<28} {value:>9} {wall:8.2f} {wall / duration:14.3f}")
+        print(f"{name:<14} {backend:<28} {value:>9} {wall:8.2f} {wall / duration:12.3f} {cpu / duration:12.3f}")
     return 0
 
 

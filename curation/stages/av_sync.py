@@ -94,7 +94,7 @@ class AvSyncStage(Stage):
                     results[k][j] = {"error": str(e)}
                     continue
                 results[k][j] = {"offset": res.offset, "conf": res.conf, "min_dist": res.min_dist,
-                                 "n_frames": res.n_frames}
+                                 "n_frames": res.n_frames, "dists": res.dists}
 
         def grid(key):
             return [[(r or {}).get(key) for r in row_] for row_ in results]
@@ -116,6 +116,7 @@ class AvSyncStage(Stage):
             "sync_matrix": grid("conf"),
             "sync_offsets": grid("offset"),
             "sync_dists": grid("min_dist"),
+            "sync_curves": grid("dists"),
         }
         if all(r is None or "conf" not in r for row_ in results for r in row_):
             errors = sorted({r["error"] for row_ in results for r in row_ if r and "error" in r})

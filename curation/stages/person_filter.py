@@ -25,7 +25,20 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from curation.base import Filter, Reason, Resources, Row
+
+
+def _joint_offset(curves: list, binding: list) -> int | None:
+    """Offset minimising the mean of the bound voices' distance curves, when two or more
+    voices are bound (None otherwise)."""
+    bound = [np.asarray(curves[k][j], dtype=np.float64) for j, k in enumerate(binding)
+             if k is not None and k < len(curves) and j < len(curves[k]) and curves[k][j]]
+    if len(bound) < 2 or len({len(c) for c in bound}) != 1:
+        return None
+    mean = np.mean(bound, axis=0)
+    return (len(mean) - 1) // 2 - int(np.argmin(mean))
 
 
 def _assignments(n_speakers: int, n_persons: int):
@@ -47,7 +60,7 @@ class PersonFilter(Filter):
     requires = ("persons", "sync_matrix")
     produces = ("num_persons",)
     resources = Resources(cpus=0.25)
-    params = {"expected_persons": 1, "min_sync_conf": 0.3, "max_abs_offset": 4, "require_diagonal": True}
+    params = {"expected_persons": 1, "min_sync_conf": 0.2, "max_abs_offset": 4, "require_diagonal": True}
 
     def measure(self, row: Row) -> Row:
         persons = [dict(p) for p in row.get("persons") or []]
@@ -63,6 +76,8 @@ class PersonFilter(Filter):
             total = sum(score[k][j] for j, k in enumerate(cand) if k is not None)
             if total > best_total:
                 best, best_total = cand, total
+        curves = row.get("sync_curves") or []
+        joint = _joint_offset(curves, best)
         intervals = list(row.get("speech_intervals") or [])
         src = row.get("source_path") or row.get("source_abs_path")
         for j, p in enumerate(persons):
@@ -78,6 +93,13 @@ class PersonFilter(Filter):
                 sync_conf=matrix[k][j] if k is not None else None,
                 sync_dist=dists[k][j] if k is not None and dists else None,
             )
+            if joint is not None and k is not None and curves[k][j]:
+                # one recording has one AV offset: read every bound voice at the joint optimum
+                c = np.asarray(curves[k][j], dtype=np.float64)
+                vshift = (len(c) - 1) // 2
+                i = vshift - joint
+                p.update(sync_offset=joint, sync_conf=round(float(np.median(c) - c[i]), 4),
+                         sync_dist=round(float(c[i]), 4))
         bound_rows = [best[j] for j in range(n_p) if best[j] is not None]
         order = bound_rows + [k for k in range(n_s) if k not in bound_rows]
         return {
@@ -87,6 +109,8 @@ class PersonFilter(Filter):
             "sync_offsets": [offsets[k] for k in order] if offsets else offsets,
             "sync_dists": [dists[k] for k in order] if dists else dists,
             "sync_speakers": [speakers[k] for k in order] if speakers else speakers,
+            "sync_curves": [curves[k] for k in order] if curves else curves,
+            "sync_joint_offset": joint,
             "speaker_of_person": [speakers[best[j]] if best[j] is not None and speakers else None
                                   for j in range(n_p)],
         }

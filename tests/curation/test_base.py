@@ -93,3 +93,16 @@ def test_unknown_parameter_and_broken_contract_are_config_errors():
 def test_reason_codes_are_an_enumeration_with_transient_kinds():
     assert Reason("timeout").transient and Reason("out_of_memory").transient
     assert not Reason("decode_error").transient
+
+
+def test_media_error_inside_a_stage_is_a_decode_error():
+    from curation.media import MediaError
+
+    class Decodes(Stage):
+        name = "decodes"
+
+        def process(self, row):
+            raise MediaError("x.mp4: cannot decode frames 0..9")
+
+    (out,) = run_stage_batch(Decodes(), [{"status": "ok"}])
+    assert out["status"] == "filtered" and out["reason"] == "decode_error" and "x.mp4" in out["error_detail"]

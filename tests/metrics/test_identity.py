@@ -48,3 +48,21 @@ def test_arcface_backend_needs_a_model_file():
 
     with pytest.raises(UserError, match="arcface"):
         get_metric("identity", backend="arcface")
+
+
+def test_arcface_backend_scores_with_a_user_supplied_state_dict(tmp_path):
+    """arcface_torch iresnet18 state dict, random init (hub weights cannot be downloaded)."""
+    import torch
+
+    from curation.identity import build_iresnet
+    from curation.media import write_video
+
+    torch.manual_seed(0)
+    weights = tmp_path / "backbone.pth"
+    torch.save(build_iresnet(layers=(2, 2, 2, 2)).state_dict(), weights)
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, _frames("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4", 20), 25.0)
+    r = get_metric("identity", backend="arcface", weights=str(weights)).evaluate([Sample("clip", str(clip))])
+    assert r.n_scored == 1, r.failures
+    assert r.backend == "arcface" and "backbone.pth" in r.backend_version
+    assert -1.0 <= r.value <= 1.0

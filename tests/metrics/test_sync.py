@@ -98,3 +98,34 @@ def test_syncnet_backend_without_weights_is_a_user_error():
 
     with pytest.raises(UserError, match="syncnet_v2.model"):
         get_metric("sync_c", backend="syncnet")
+
+
+def test_syncnet_backend_loads_weights_in_the_real_format(tmp_path):
+    """Random-init SyncNet saved as joonson's state dict (the real file cannot be downloaded)."""
+    import cv2
+    import torch
+    from syncnet_python.SyncNetModel import S
+
+    from anytalker.errors import UserError
+    from curation.media import load_audio, read_frames, write_video, write_wav
+
+    src = shared_file("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4")
+    frames = np.stack([cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA) for f in read_frames(src, 0, 40)])
+    wav = tmp_path / "a.wav"
+    write_wav(wav, load_audio(src)[: 40 * SAMPLES_PER_FRAME])
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, frames, 25.0, audio=wav)
+
+    torch.manual_seed(0)
+    weights = tmp_path / "syncnet_v2.model"
+    torch.save(S(num_layers_in_fc_layers=1024).state_dict(), weights)
+    r = get_metric("sync_c", backend="syncnet", weights=str(weights)).evaluate([Sample("clip", str(clip))])
+    assert r.n_scored == 1, (r.failures, r.items[0].components)
+    assert r.backend == "syncnet" and "syncnet_v2.model@" in r.backend_version
+    track = r.items[0].components["tracks"][0]
+    assert -15 <= track["offset"] <= 15 and track["conf"] >= 0
+
+    bad = tmp_path / "bad.model"
+    torch.save({"not": torch.zeros(1)}, bad)
+    with pytest.raises(UserError, match="bad.model"):
+        get_metric("sync_c", backend="syncnet", weights=str(bad))

@@ -143,7 +143,7 @@ def test_report_of_video_only_run_shows_totals_reasons_timings_and_contact_sheet
     placeholders = [a["data-error"] for a in page.find("div", cls="placeholder")]
     assert any("empty_file" in p and "0 bytes" in p for p in placeholders)
     # the no_audio reject is a decodable video: it gets a real thumbnail, not a placeholder
-    no_audio = html.split('data-reason="no_audio" data-source="bad/no_audio.mp4">')[1].split("</div>")[0]
+    no_audio = html.split('data-reason="no_audio" data-source="bad/no_audio.mp4"')[1].split("</div>")[0]
     assert 'class="thumb"' in no_audio
 
 
@@ -338,14 +338,24 @@ def test_report_of_multi_person_run_on_interact_11(tmp_path):
     html = html_path.read_text()
     page = Page(html)
     assert [r["source_path"] for r in rows] == ["anytalker_benchmark/interact_11.mp4"] * len(rows)
+    # accepted or not, interact_11 reaches the person stages: its card (a contact sheet when
+    # accepted, the reject sample otherwise) shows both people, their speech and sync
+    with_persons = [r for r in rows if r.get("persons")]
+    assert with_persons, f"no row measured persons: {[(r['reason'], r.get('error_detail')) for r in rows]}"
     clips = [r for r in rows if r["status"] == "ok"]
-    assert clips, f"interact_11 was rejected: {[(r['reason'], r.get('error_detail')) for r in rows]}"
-    cards = page.find("div", cls="clip")
-    assert len(cards) == len(clips) and all(c["data-persons"] == "2" for c in cards)
+    assert len(page.find("div", cls="clip")) == len(clips)
+    assert all(c["data-persons"] == "2" for c in page.find("div", cls="clip"))
+    shown = clips or with_persons[:2]
     lanes = [a["data-person"] for a in page.find("g", cls="lane")]
-    assert lanes == ["0", "1"] * len(clips)
-    assert page.find("div", cls="sync-backend", data_backend=clips[0]["sync_backend"])
-    assert page.find("rect", cls="speaking"), "no speaking interval drawn for interact_11"
+    assert lanes == ["0", "1"] * len(shown)
+    for r in shown:
+        assert len(r["persons"]) == 2
+        assert page.find("div", cls="sync-backend", data_backend=r["sync_backend"])
+    drawn = sorted((float(a["data-start"]), float(a["data-end"])) for a in page.find("rect", cls="speaking"))
+    expected = sorted((round(a, 3), round(b, 3)) for r in shown for p in r["persons"]
+                      for a, b in (p.get("speaking_intervals") or []))
+    assert drawn and drawn == expected
+    assert "P0 (left)" in html
     if CHROMIUM.exists():
         png = tmp_path / "interact_11.png"
         _chromium_screenshot(html_path, png, tmp_path)
