@@ -158,18 +158,10 @@ def cmd_run(args) -> int:
     overrides = _overrides(args.set, names)
     samples = build_samples(args.videos, args.intervals, args.interval_format, args.audio_dir, args.references)
 
+    options = _backend_options(names, args.backend, args.weights)
     results = []
     for name in names:
-        from metrics.registry import _metric_class
-
-        cls = _metric_class(name)
-        opts = {}
-        if args.backend and "backend" in cls.params:
-            if args.backend not in cls.backends:
-                raise UserError(f"--backend {args.backend}: metric {name} has backends {list(cls.backends)}")
-            opts["backend"] = args.backend
-        if args.weights and "weights" in cls.params:
-            opts["weights"] = str(args.weights)
+        opts = dict(options.get(name, {}))
         opts.update(overrides.get(name, {}))
         try:
             metric = get_metric(name, **opts)
@@ -196,6 +188,41 @@ def cmd_run(args) -> int:
     args.out.write_text(json.dumps(doc, indent=2, allow_nan=False))
     print(f"wrote {args.out}")
     return 0
+
+
+def _backend_options(names: list[str], backend: str | None, weights: Path | None) -> dict[str, dict]:
+    """--backend goes to the chosen metrics that offer it; --weights to the metrics that load
+    that one network (a SyncNet file for the sync metrics with --backend syncnet, an ArcFace file
+    for identity with --backend arcface, the Inception / I3D file for fid / fvd)."""
+    from metrics.registry import metric_class
+
+    opts: dict[str, dict] = {n: {} for n in names}
+    if backend:
+        takers = [n for n in names if backend in metric_class(n).backends and "backend" in metric_class(n).params]
+        if not takers:
+            raise UserError(f"--backend {backend}: none of {names} has this backend; see `anytalker metrics ls`")
+        for n in takers:
+            opts[n]["backend"] = backend
+    if weights:
+        groups: dict[str, list[str]] = {}
+        for n in names:
+            cls = metric_class(n)
+            if "weights" not in cls.params:
+                continue
+            if "backend" in cls.params:  # weights only mean something for the network backend
+                if backend and backend in cls.backends and backend != cls.params["backend"]:
+                    groups.setdefault(backend, []).append(n)
+            else:
+                groups.setdefault(n, []).append(n)
+        if not groups:
+            raise UserError(f"{weights}: no chosen metric loads a network file with these options; pass "
+                            "--backend syncnet (sync metrics) or --backend arcface (identity), or --metric fid/fvd")
+        if len(groups) > 1:
+            raise UserError(f"{weights}: ambiguous: {sorted(groups)} need different network files; pass each "
+                            "with --set METRIC.weights=PATH instead of --weights")
+        for n in next(iter(groups.values())):
+            opts[n]["weights"] = str(weights)
+    return opts
 
 
 def _fmt(x) -> str:

@@ -387,7 +387,8 @@ def _merge_same_speaker(turns: list[tuple[float, float, str]], gap: float = 1e-3
     return [(round(float(s), 3), round(float(e), 3), k) for s, e, k in sorted(out)]
 
 
-def _diarize_pyannote(audio: np.ndarray, num_speakers: int | None, pipeline) -> list[tuple[float, float, str]]:
+def require_pyannote() -> None:
+    """Raise with install instructions when pyannote.audio is not importable."""
     if importlib.util.find_spec("pyannote.audio") is None:
         raise RuntimeError(
             "diarization backend 'pyannote' needs pyannote.audio, which is not installed here and "
@@ -396,6 +397,10 @@ def _diarize_pyannote(audio: np.ndarray, num_speakers: int | None, pipeline) -> 
             "or hub name, e.g. pyannote/speaker-diarization-3.1> (hub names need network access "
             "and a Hugging Face token); or use backend='default'"
         )
+
+
+def _diarize_pyannote(audio: np.ndarray, num_speakers: int | None, pipeline) -> list[tuple[float, float, str]]:
+    require_pyannote()
     import torch
     from pyannote.audio import Pipeline
 

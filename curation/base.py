@@ -62,6 +62,8 @@ class Reason(str, enum.Enum):
     LOW_SYNC = "low_sync"
     SYNC_OFFSET = "sync_offset"
     SYNC_NOT_DIAGONAL = "sync_not_diagonal"
+    # runner
+    DUPLICATE = "duplicate"  # identical bytes to an earlier source of the run
     # adapter
     EXCEPTION = "exception"
     TIMEOUT = "timeout"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, asdict
 from fractions import Fraction
 from pathlib import Path
 
+import cv2  # noqa: F401 - must load before decord, or cv2 cannot read PNGs afterwards (libpng/zlib clash)
 import numpy as np
 
 AUDIO_SR = 16000

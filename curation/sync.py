@@ -27,7 +27,7 @@ Backends:
 from __future__ import annotations
 
 import importlib.metadata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +266,7 @@ class SyncNetSync(SyncBackend):
 
         self.net = load_syncnet(weights)
         self.batch_size = batch_size
+        self._cache = None
         digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:12]
         # the weights are part of what made a result: name them in the version
         self.version = f"syncnet_python {_version('syncnet-python')} weights:{Path(weights).name}@{digest}"
@@ -305,13 +306,24 @@ class SyncNetSync(SyncBackend):
             raise ValueError("syncnet sync needs SyncInput.face_crops ((T, 224, 224, 3) uint8)")
         if abs(inp.fps - SYNC_FPS) > 1e-3:
             raise ValueError(f"syncnet works at 25 fps; got fps={inp.fps}")
-        im_feat, cc_feat = self.features(inp.face_crops, inp.audio)
+        # av_sync scores one face against several voices = the same crops and mix with different
+        # valid masks: compute the towers once (the cache holds the arrays, so ids stay unique)
+        cached = self._cache
+        if cached is not None and cached[0] is inp.face_crops and cached[1] is inp.audio:
+            im_feat, cc_feat = cached[2]
+        else:
+            im_feat, cc_feat = self.features(inp.face_crops, inp.audio)
+            self._cache = (inp.face_crops, inp.audio, (im_feat, cc_feat))
         if im_feat is None:
             raise ValueError(f"clip too short for SyncNet: {len(inp.face_crops)} frames")
         dists = torch.stack(calc_pdist(im_feat, cc_feat, vshift=vshift), 1)  # (2v+1, N)
         n = dists.shape[1]
         # window i covers frames i..i+4: score it when its centre frame is valid
-        keep = np.ones(n, bool) if inp.valid is None else np.asarray(inp.valid, bool)[2:2 + n]
+        keep = np.ones(n, bool)
+        if inp.valid is not None:
+            centre = np.asarray(inp.valid, bool)[2:2 + n]
+            keep[:] = False
+            keep[:len(centre)] = centre
         if keep.sum() < MIN_SCORED_FRAMES:
             raise ValueError(f"only {int(keep.sum())} valid SyncNet windows (need {MIN_SCORED_FRAMES})")
         mdist = dists[:, torch.from_numpy(keep)].mean(1)

@@ -57,12 +57,15 @@ def asset(name: str) -> dict:
 
 
 def default_asset_dirs() -> list[Path]:
-    """Where a fetched asset is looked for when no explicit path is given."""
-    dirs = []
-    if os.environ.get("ANYTALKER_ASSETS"):
-        dirs.append(Path(os.environ["ANYTALKER_ASSETS"]))
-    dirs.append(Path.home() / ".cache" / "anytalker" / "assets")
-    return dirs
+    """Where a fetched asset is looked for when no explicit path is given: the folder
+    ``anytalker fetch`` downloads into ($ANYTALKER_ASSETS, else $ANYTALKER_CACHE/assets, else
+    ~/.cache/anytalker/assets)."""
+    try:
+        from anytalker.assets import assets_dir
+
+        return [Path(assets_dir())]
+    except ImportError:  # fetch module absent from this build
+        return [Path(os.environ.get("ANYTALKER_ASSETS", Path.home() / ".cache" / "anytalker" / "assets"))]
 
 
 def find_asset(name: str) -> Path | None:
@@ -71,3 +74,16 @@ def find_asset(name: str) -> Path | None:
         if (d / fn).is_file():
             return d / fn
     return None
+
+
+def pinned_sha256(name: str) -> str | None:
+    """The published sha256 of an asset, or the one ``anytalker fetch --pin`` recorded."""
+    pin = asset(name).get("sha256")
+    if pin:
+        return pin
+    try:
+        from anytalker.assets import expected_sha256, registry
+
+        return expected_sha256(registry()[name])
+    except (ImportError, KeyError, OSError, ValueError):
+        return None

@@ -171,9 +171,15 @@ class Metric:
         raise NotImplementedError
 
     def check_requires(self, sample: Sample) -> None:
+        import os
+
         for attr in self.requires:
             if getattr(sample, attr, None) in (None, "", []):
                 raise MetricSkip("missing_input", f"sample {sample.item_id!r} has no {attr}")
+        paths = [sample.video_path, sample.mixed_audio_path, *(sample.audio_paths or [])]
+        for p in paths:
+            if p and not os.path.exists(p):
+                raise MetricSkip("not_found", f"{p} does not exist")
 
     # --- over items -------------------------------------------------------------------------
     def aggregate(self, items: list[ItemResult]) -> MetricResult:

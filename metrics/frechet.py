@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from anytalker.errors import UserError
-from metrics.assets import asset, find_asset
+from metrics.assets import asset, find_asset, pinned_sha256
 from metrics.base import NAN, ItemResult, Metric, MetricResult, MetricSkip, Sample
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class TorchScriptFeatureNet:
             raise UserError(f"{self.path}: cannot load as TorchScript ({type(e).__name__}: {e}); "
                             f"pass the TorchScript {asset(asset_name)['filename']} file") from None
         self.sha256 = sha256_file(self.path)
-        pinned = asset(asset_name).get("sha256")
+        pinned = pinned_sha256(asset_name)
         if pinned and pinned != self.sha256:
             log.warning("%s: sha256 %s differs from the pinned %s of %s: results are labelled with "
                         "this file's hash", self.path, self.sha256[:16], pinned[:16], asset_name)

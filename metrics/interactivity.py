@@ -132,7 +132,7 @@ class Interactivity(Metric):
     version = "1"
     higher_is_better = True
     requires = ("video_path", "speaking_intervals")
-    backends = ("mediapipe",)
+    backends = ("mediapipe-facemesh-478",)
     description = ("Eye+eyebrow landmark motion of each person while listening (paper Eq. 5-6), "
                    "listening-time-weighted over persons; reference-crop px per frame")
     params = {

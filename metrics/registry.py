@@ -21,7 +21,8 @@ def metric_names() -> list[str]:
     return list(_METRICS)
 
 
-def _metric_class(name: str) -> type[Metric]:
+def metric_class(name: str) -> type[Metric]:
+    """The metric's class (its params, backends, direction) without building it."""
     if name not in _METRICS:
         raise KeyError(f"unknown metric {name!r}; known: {', '.join(_METRICS)}")
     module, cls = _METRICS[name].split(":")
@@ -31,7 +32,7 @@ def _metric_class(name: str) -> type[Metric]:
 def list_metrics() -> list[dict]:
     rows = []
     for name in _METRICS:
-        cls = _metric_class(name)
+        cls = metric_class(name)
         rows.append({
             "name": name,
             "version": cls.version,
@@ -45,4 +46,4 @@ def list_metrics() -> list[dict]:
 
 def get_metric(name: str, **options) -> Metric:
     """Build a metric; ``options`` override its params (e.g. backend="syncnet", weights=path)."""
-    return _metric_class(name)(**options)
+    return metric_class(name)(**options)

@@ -174,8 +174,9 @@ class SyncCStar(_SyncBase):
             if speak_s <= 0:
                 entry["excluded"] = "never speaks"
                 continue
-            audio_path = (sample.audio_paths[i] if sample.audio_paths
-                          else sample.mixed_audio_path or sample.video_path)
+            # the person's own track if given, else the mixed track
+            audio_path = ((sample.audio_paths[i] if sample.audio_paths else None)
+                          or sample.mixed_audio_path or sample.video_path)
             entry["audio"] = str(audio_path)
             valid = tr.detected & intervals_to_mask(ivs, times)
             try:
@@ -193,6 +194,6 @@ class SyncCStar(_SyncBase):
                              f"no person could be scored ({reasons})")
         return ItemResult(sample.item_id, True, num / den, {
             "persons": persons, "interval_format": sample.interval_format,
-            "per_speaker_audio": bool(sample.audio_paths), "fps": analysis.fps,
+            "per_speaker_audio": bool(sample.audio_paths and all(sample.audio_paths)), "fps": analysis.fps,
             "face_backend": _analysis.backend_label(analysis),
         })

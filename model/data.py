@@ -40,6 +40,8 @@ class ClipItem:
     indices: np.ndarray  # source frame indices at the config fps
     num_windows: int
     start_s: float
+    decode_scale: float = 1.0  # decode downscaled when the crop has more pixels than needed
+    decode_size: tuple[int, int] = (-1, -1)
     failed: bool = False
     audio_feats: list[np.ndarray] = field(default_factory=list)
 
@@ -168,7 +170,18 @@ class ShardTrainingSource:
             self.skipped["too_short"] += 1
             return None
         start_s = float(row["start_s"]) if row.get("start_s") is not None else int(row["start_frame"]) / fps
-        return ClipItem(row, video, audios, persons, idx, n_win, start_s)
+        item = ClipItem(row, video, audios, persons, idx, n_win, start_s)
+        w0, h0 = int(row.get("width") or 0), int(row.get("height") or 0)
+        if w0 > 0 and h0 > 0:
+            # the crop is resized to H rows: decoding at ~2x that (not full resolution) keeps the
+            # area filter's antialiasing while cutting decode-side conversion and resize cost
+            side = min(max(b[2] - b[0], b[3] - b[1]) for b in (p["ref_box"] for p in persons))
+            crop_h = min(h0, self.crop_scale * side)
+            scale = min(1.0, max(2.0 * self.H / max(crop_h, 1.0), self.face_size / max(side, 1.0)))
+            if scale < 0.9:
+                item.decode_scale = scale
+                item.decode_size = (max(2, int(round(w0 * scale / 2)) * 2), max(2, int(round(h0 * scale / 2)) * 2))
+        return item
 
     def describe(self) -> dict:
         return {"clips": len(self.items), "windows": len(self.pool_windows), "skipped": dict(self.skipped),
@@ -176,9 +189,10 @@ class ShardTrainingSource:
                 "two_person_clips": sum(len(it.persons) >= 2 for it in self.items)}
 
     # --- decoding + caching ------------------------------------------------------------------------
-    def _reader(self, path: Path) -> VideoReader:
-        r = self._readers.pop(path, None) or VideoReader(path)
-        self._readers[path] = r
+    def _reader(self, path: Path, size: tuple[int, int]) -> VideoReader:
+        key = (path, size)
+        r = self._readers.pop(key, None) or VideoReader(path, width=size[0], height=size[1])
+        self._readers[key] = r
         while len(self._readers) > 4:
             self._readers.popitem(last=False)
         return r
@@ -194,29 +208,41 @@ class ShardTrainingSource:
 
     def window_sample(self, item_idx: int, window: int, out_w: int) -> dict:
         """Decoded + cropped window: frames (T, H, out_w, 3) uint8, faces (I, s, s, 3) uint8,
-        masks (I, H/p, out_w/p), audio (I, T, window, F) float32."""
+        masks (I, H/p, out_w/p), audio (I, T, window, F) float32.
+
+        A miss decodes every window of the clip in one sequential pass (one seek instead of one
+        per window: long GOPs make per-window seeks cost most of the decode) and caches them all.
+        """
         key = (item_idx, window, out_w)
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
         item = self.items[item_idx]
-        idx = item.indices[window * self.T:(window + 1) * self.T]
-        frames = self._reader(item.video_path).get(idx)
-        fh, fw = frames.shape[1:3]
-        boxes = [_box_at(p, int(idx[0])) for p in item.persons]
-        x0, y0, cw, ch = crop_region(boxes, fw, fh, out_w / self.H, self.crop_scale)
-        crops = np.stack([cv2.resize(f[y0:y0 + ch, x0:x0 + cw], (out_w, self.H), interpolation=cv2.INTER_AREA)
-                          for f in frames])
-        faces = np.stack([crop_face(frames[0], b, self.face_size) for b in boxes])
-        masks = np.stack([face_token_mask(map_box(b, x0, y0, cw, ch, out_w, self.H), self.H, out_w, self.patch)
-                          for b in boxes])
-        audio = np.stack([a[window * self.T:(window + 1) * self.T] for a in self._audio_feats(item)])
-        out = {"frames": crops, "faces": faces, "masks": masks, "audio": audio.astype(np.float32)}
-        self._cache[key] = out
+        all_idx = item.indices[: item.num_windows * self.T]
+        frames_all = self._reader(item.video_path, item.decode_size).get(all_idx)
+        fh, fw = frames_all.shape[1:3]
+        sx = fw / float(item.row.get("width") or fw)
+        sy = fh / float(item.row.get("height") or fh)
+        feats = self._audio_feats(item)
+        # both layouts this source can ask for (full width; half width for concatenation)
+        widths = {out_w} | ({self.W, self.W // 2} if self.concat_enabled and len(item.persons) == 1 else set())
+        for w, width in ((w, width) for w in range(item.num_windows) for width in sorted(widths)):
+            idx = all_idx[w * self.T:(w + 1) * self.T]
+            frames = frames_all[w * self.T:(w + 1) * self.T]
+            boxes = [_box_at(p, int(idx[0])) * np.array([sx, sy, sx, sy], np.float32) for p in item.persons]
+            x0, y0, cw, ch = crop_region(boxes, fw, fh, width / self.H, self.crop_scale)
+            crops = np.stack([cv2.resize(f[y0:y0 + ch, x0:x0 + cw], (width, self.H), interpolation=cv2.INTER_AREA)
+                              for f in frames])
+            faces = np.stack([crop_face(frames[0], b, self.face_size) for b in boxes])
+            masks = np.stack([face_token_mask(map_box(b, x0, y0, cw, ch, width, self.H), self.H, width, self.patch)
+                              for b in boxes])
+            audio = np.stack([a[w * self.T:(w + 1) * self.T] for a in feats])
+            self._cache[(item_idx, w, width)] = {"frames": crops, "faces": faces, "masks": masks,
+                                                 "audio": audio.astype(np.float32)}
         while len(self._cache) > self._cache_entries:
             self._cache.popitem(last=False)
-        return out
+        return self._cache[key]
 
     def _safe_sample(self, pick: int, out_w: int) -> dict:
         """A window sample; an item that fails to decode is marked and the next window is used

@@ -152,8 +152,9 @@ class AnyTalkerDiT(nn.Module):
         b, _, h, w = ref.shape
         lat, gh, gw = latent_frames(num_frames), h // self.patch, w // self.patch
         s = gh * gw
-        ref_video = torch.zeros(b, 3, num_frames, h, w, dtype=ref.dtype, device=ref.device)
-        ref_video[:, :, 0] = ref
+        # the reference frame is given to every latent frame (not only the first): a small pixel
+        # model then learns motion relative to the reference instead of re-synthesising the face
+        ref_video = ref[:, :, None].expand(-1, -1, num_frames, -1, -1)
         x = self.x_embed(torch.cat([x_tokens, patchify(ref_video, self.patch)], -1))
         x = x + pos_embed_3d(lat, gh, gw, self.dim).to(x)
         x[:, :s] = x[:, :s] + self.ref_flag

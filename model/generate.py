@@ -125,6 +125,8 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
 
     H = int(height or v["height"])
     H -= H % patch
+    if H < patch:
+        raise GenerateError(f"--height {height}: must be at least the patch size {patch}")
     img_h, img_w = rgb.shape[:2]
     W = max(patch, int(round(H * img_w / img_h / patch)) * patch)
     sx, sy = W / img_w, H / img_h
@@ -169,7 +171,7 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
     record = {
         "video": str(out), "frames": int(len(frames_arr)), "fps": fps, "width": W, "height": H,
         "seconds": round(len(frames_arr) / fps, 4), "identities": len(boxes), "audios": [str(a) for a in audios],
-        "boxes": [b.round(1).tolist() for b in boxes], "image": str(image),
+        "boxes": [[round(float(x), 1) for x in b] for b in boxes], "image": str(image),
         "model": {"backend": "anytalker-afca", "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
                   "step": int(blob["step"]), "config": cfg.get("name"), "toolkit_version": blob.get("toolkit_version")},
         "face_detector": detector, "audio_frontend": frontend.describe(),

@@ -64,6 +64,8 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
             raise CheckpointError(f"{last_path}: nothing to resume; run without --resume to start a new run")
         blob = load_checkpoint(last_path)
         cfg = blob["config"]  # the run's own config wins over the CONFIG argument
+        if overrides:
+            log.warning("--resume: config overrides %s ignored; the checkpoint's config is used", overrides)
     else:
         cfg = load_config(config, overrides)
     tr = cfg["train"]

@@ -131,9 +131,10 @@ class RayDataExecutor:
         if not rows:
             return []
         ds = ray.data.from_items([{"row": json.dumps(r)} for r in rows], override_num_blocks=len(rows))
+        scale = self._resource_scale()
         for name, params_json in self.specs:
             cls = stage_class(name)
-            res = {"num_cpus": cls.resources.cpus}
+            res = {"num_cpus": round(cls.resources.cpus * scale, 3)}
             if cls.resources.gpus:
                 res["num_gpus"] = cls.resources.gpus
             if cls.uses_model:
@@ -149,6 +150,16 @@ class RayDataExecutor:
                 )
         out = [json.loads(r["row"]) for r in ds.take_all()]
         return sort_rows(out)
+
+    def _resource_scale(self) -> float:
+        """Declared CPUs are per-stage needs; on a cluster smaller than their sum every stage
+        gets the same share of it, so that all actor pools and tasks can be placed at once
+        (Ray Data would otherwise wait forever for CPUs held by other operators' actors)."""
+        import ray
+
+        total = float(ray.cluster_resources().get("CPU", 1.0))
+        need = sum(stage_class(name).resources.cpus for name, _ in self.specs)
+        return min(1.0, total / need) if need > 0 else 1.0
 
     def close(self) -> None:
         import ray

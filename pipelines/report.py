@@ -189,6 +189,14 @@ def _jpeg_data_uri(rgb: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
+def safe_thumbs(row: dict, cache: _SourceCache, n: int, thumb_width: int) -> list[Thumb]:
+    """``make_thumbs`` that never raises: one odd source must not stop the whole report."""
+    try:
+        return make_thumbs(row, cache, n, thumb_width)
+    except Exception as e:  # noqa: BLE001 - shown on the page instead of a picture
+        return [Thumb(frame=None, error=f"thumbnail failed: {type(e).__name__}: {e}")]
+
+
 def thumbnail_frames(start: int, end: int, n: int) -> list[int]:
     """``n`` distinct frame indices spread over [start, end) (end exclusive), first and last included."""
     if end <= start:
@@ -329,7 +337,7 @@ svg text{font-size:12px;fill:#222}table{border-collapse:collapse}td,th{padding:2
 .placeholder{width:236px;min-height:100px;border:2px dashed #b91c1c;color:#7f1d1d;background:#fef2f2;
 font-size:11px;padding:4px;overflow:hidden;word-break:break-all}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
-.rejects{display:flex;gap:12px;flex-wrap:wrap}.reject{width:250px;font-size:12px}.reject.wide{width:500px}.reject pre{white-space:pre-wrap;
+.rejects{display:flex;gap:12px;flex-wrap:wrap}.reject{width:250px;font-size:12px}.reject.wide{width:100%}.reject pre{white-space:pre-wrap;
 word-break:break-all;font-size:10px;background:#f3f4f6;padding:4px;max-height:90px;overflow:auto}
 .row{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start}.row section{flex:1 1 500px;min-width:0}svg.bar-chart{max-width:100%;height:auto}
 .note{background:#fffbeb;border-left:4px solid #f59e0b;padding:6px 10px}#filter{padding:4px;width:300px}
@@ -456,7 +464,7 @@ def _clip_duration(row: dict) -> float:
     return float(row.get("duration_s") or 0.0)
 
 
-def _reject_card(row: dict, thumb: Thumb) -> str:
+def _reject_card(row: dict, thumbs: list[Thumb]) -> str:
     detail = (row.get("error_detail") or "").strip()[:ERROR_SNIPPET_CHARS]
     span = "" if row.get("start_frame") is None else f" · frames [{row['start_frame']}, {row.get('end_frame')})"
     persons = sorted(row.get("persons") or [], key=lambda q: int(q.get("index") or 0))
@@ -468,7 +476,7 @@ def _reject_card(row: dict, thumb: Thumb) -> str:
                  f'{svg_timeline(persons, _clip_duration(row), width=480)}</div>'
     return (f'<div class="reject{" wide" if persons else ""}" data-reason="{_esc(row.get("reason"))}" '
             f'data-source="{_esc(row.get("source_path"))}" data-persons="{len(persons)}">'
-            f'{_figure(thumb, row.get("fps"), row.get("start_frame"))}'
+            f'<div class="sheet">{"".join(_figure(t, row.get("fps"), row.get("start_frame")) for t in thumbs)}</div>'
             f'<div><b>{_esc(_shown_path(row.get("source_path")))}</b></div>'
             f'<div>{_esc(row.get("status"))} by <code>{_esc(row.get("failed_stage") or "?")}</code>'
             f'{span}</div>'
@@ -490,7 +498,8 @@ def _load_run(run_dir: str | os.PathLike) -> tuple[dict, dict]:
     return store.read_json("run.json"), manifest
 
 
-def _reject_blocks(rejects: list[dict], cache: _SourceCache, samples_per_reason: int, thumb_width: int) -> list[str]:
+def _reject_blocks(rejects: list[dict], cache: _SourceCache, samples_per_reason: int, thumb_width: int,
+                   thumbs_per_clip: int) -> list[str]:
     by_reason: dict[str, list[dict]] = collections.defaultdict(list)
     for r in sorted(rejects, key=_row_key):
         by_reason[str(r.get("reason"))].append(r)
@@ -504,7 +513,9 @@ def _reject_blocks(rejects: list[dict], cache: _SourceCache, samples_per_reason:
                 seen.add(r.get("source_path"))
             if len(picked) >= samples_per_reason:
                 break
-        cards = "".join(_reject_card(r, make_thumbs(r, cache, 1, thumb_width)[0]) for r in picked)
+        # a reject with persons gets a contact sheet like an accepted clip: its boxes are evidence
+        cards = "".join(_reject_card(r, safe_thumbs(r, cache, thumbs_per_clip if r.get("persons") else 1, thumb_width))
+                        for r in picked)
         more = f" (showing {len(picked)})" if len(rows) > len(picked) else ""
         blocks.append(f'<div class="reason-samples" data-reason="{_esc(reason)}"><h3>{_esc(reason)}: '
                       f'{len(rows)} row(s){more}</h3><div class="rejects">{cards}</div></div>')
@@ -536,8 +547,8 @@ def write_report(run_dir: str | os.PathLike, html_path: str | os.PathLike, max_c
     clips.sort(key=_row_key)
     shown = clips[: max(0, int(max_clips))]
     try:
-        cards = [_clip_card(r, make_thumbs(r, cache, thumbs_per_clip, thumb_width)) for r in shown]
-        reject_blocks = _reject_blocks(rejects, cache, samples_per_reason, thumb_width)
+        cards = [_clip_card(r, safe_thumbs(r, cache, thumbs_per_clip, thumb_width)) for r in shown]
+        reject_blocks = _reject_blocks(rejects, cache, samples_per_reason, thumb_width, thumbs_per_clip)
     finally:
         cache.close()
     truncated = ""
@@ -563,7 +574,7 @@ def write_report(run_dir: str | os.PathLike, html_path: str | os.PathLike, max_c
         f'<section id="clips"><h2>Accepted clips ({len(clips)})</h2><p>{thumbs_per_clip} frames per clip spread over '
         f'[start_frame, end_frame); face boxes labelled P0 (left), P1, ... as in the <code>persons</code> column; '
         f'the timeline shows each person\'s speaking intervals over the clip (dashed lines: thumbnail times).</p>'
-        f'<input id="filter" placeholder="filter by source path">{truncated}{"".join(cards)}</section>',
+        f'<input id="filter" placeholder="filter by source path">{truncated}{"".join(cards) or "<p>none</p>"}</section>',
         f'<section id="rejects"><h2>Rejects by reason ({len(rejects)})</h2>{"".join(reject_blocks) or "<p>none</p>"}'
         f'</section>',
         f'<footer class="meta" style="padding:0 24px 16px;color:#666;font-size:11px">written by anytalker '

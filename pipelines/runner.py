@@ -144,6 +144,29 @@ def finalize_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def dedupe_sources(rows: list[dict[str, Any]], seen: dict[str, str]) -> list[dict[str, Any]]:
+    """A source whose bytes equal an earlier source's (``seen``: sha256 -> first source path,
+    in partition order) becomes one ``duplicate`` reject row, so clip ids stay unique."""
+    by_source: dict[str, list[dict]] = {}
+    for r in rows:
+        by_source.setdefault(r["source_path"], []).append(r)
+    out = []
+    for src in sorted(by_source):
+        group = by_source[src]
+        sha = next((r.get("source_sha256") for r in group if r.get("source_sha256")), None)
+        first = seen.get(sha) if sha else None
+        if first is not None and first != src:
+            out.append({"source_path": src, "source_sha256": sha, "partition": group[0].get("partition"),
+                        "status": "filtered", "reason": "duplicate", "failed_stage": "dedupe",
+                        "error_detail": f"identical bytes to {first}",
+                        "clip_id": clip_id_for(f"{sha}:duplicate:{src}", None, None)})
+            continue
+        if sha:
+            seen.setdefault(sha, src)
+        out.extend(group)
+    return out
+
+
 def _stage_seconds(rows: list[dict]) -> dict[str, float]:
     c: collections.Counter = collections.Counter()
     for r in rows:
@@ -221,8 +244,12 @@ def run_curation(
 
     todo: list[tuple[str, list[str], list[dict] | None]] = []
     skipped = 0
+    seen_sha: dict[str, str] = {}  # content of sources in completed partitions, for dedupe
     for part, srcs in partitions.items():
         marker = shards.read_marker(store, part)
+        for src, sha in ((marker or {}).get("source_sha256") or {}).items():
+            if sha:
+                seen_sha.setdefault(sha, src)
         if marker is None:
             removed = shards.clean_partition(store, part)
             if removed:
@@ -250,10 +277,12 @@ def run_curation(
                     retry = sorted({r["source_path"] for r in old if r.get("status") == "failed"})
                     kept = [r for r in old if r["source_path"] not in retry]
                     rows = kept + ex.run(source_rows(retry, root, part, Path(stage_dir)))
-            rows = sort_rows(finalize_rows(rows))
+            rows = sort_rows(dedupe_sources(finalize_rows(rows), seen_sha))
+            shas = {r["source_path"]: r.get("source_sha256") for r in rows}
             try:
                 marker = shards.write_partition(store, part, rows, metadata, srcs, time.time() - tp,
-                                                extra={"stage_seconds": _stage_seconds(rows)})
+                                                extra={"stage_seconds": _stage_seconds(rows),
+                                                       "source_sha256": shas})
             except OSError as e:
                 raise UserError(f"{run_dir}: cannot write partition {part} ({e.strerror or e}); completed "
                                 "partitions are intact — free space or fix permissions, then re-run the same "

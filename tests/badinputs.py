@@ -127,7 +127,9 @@ def build_audio_cases(root: Path) -> dict[str, str]:
     """Videos whose audio holds no speech; {name: reason under the ``speech`` stage}.
 
     All of them are valid videos with an audio stream, so ``probe`` and the video_only
-    pipeline accept them; a pipeline with ``speech`` must reject each with ``no_speech``.
+    pipeline accept them; a pipeline with ``speech`` must reject each: silence and a tone with
+    ``no_speech``, the zero-sample track with ``no_audio`` (the speech stage's own check: the
+    stream exists but decodes to no samples, so there is no audio to look for speech in).
     """
     root.mkdir(parents=True, exist_ok=True)
     expected: dict[str, str] = {}
@@ -138,7 +140,7 @@ def build_audio_cases(root: Path) -> dict[str, str]:
         "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
         str(root / "zero_second_audio.mkv"))
     empty_wav.unlink()
-    expected["zero_second_audio.mkv"] = "no_speech"
+    expected["zero_second_audio.mkv"] = "no_audio"
     _ff("-f", "lavfi", "-i", "smptebars=size=320x240:rate=25:duration=3", "-f", "lavfi",
         "-i", "anullsrc=r=44100:cl=stereo", "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p",
         "-c:a", "aac", str(root / "silent_audio.mp4"))

@@ -68,18 +68,22 @@ def measure_afca(config: str, identities=(1, 2, 4), reps: int = 5) -> list[dict]
     n_tok = latent_frames(frames) * s
     b, n_face = int(cfg["train"]["batch_size"]), (int(m["face_size"]) // 8) ** 2
     block = AFCA(dim, int(m["heads"])).eval()
+    inputs = {}
+    for n_id in identities:
+        inputs[n_id] = (torch.randn(b, n_tok, dim), torch.randn(b, n_id, n_face, dim),
+                        torch.randn(b, n_id, frames * int(m["audio_tokens"]), dim), torch.rand(b, n_id, n_tok).round())
+    best = {n_id: float("inf") for n_id in identities}
+    with torch.no_grad():
+        for n_id in identities:  # warm-up
+            block(*inputs[n_id], frames, s)
+        for _ in range(reps):  # round-robin + best-of: a shared machine's load hits all counts alike
+            for n_id in identities:
+                t0 = time.perf_counter()
+                block(*inputs[n_id], frames, s)
+                best[n_id] = min(best[n_id], time.perf_counter() - t0)
     rows = []
     for n_id in identities:
-        x = torch.randn(b, n_tok, dim)
-        faces = torch.randn(b, n_id, n_face, dim)
-        audio = torch.randn(b, n_id, frames * int(m["audio_tokens"]), dim)
-        masks = torch.rand(b, n_id, n_tok).round()
-        with torch.no_grad():
-            block(x, faces, audio, masks, frames, s)
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                block(x, faces, audio, masks, frames, s)
-            dt = (time.perf_counter() - t0) / reps
+        dt = best[n_id]
         rows.append({"identities": n_id, "video_tokens": b * n_tok, "kv_tokens_per_identity": n_face + frames * 32,
                      "ms_per_call": dt * 1e3, "video_tokens_per_s": b * n_tok / dt})
     return rows

@@ -9,7 +9,9 @@ in a temporary folder, so no media is copied. All sizes run in one local Ray run
 here with ``num_cpus=--workers``), one after another, the way a long job would see them.
 A sampler thread reads the resident set size (RSS) of this driver and of every process it
 started (Ray's GCS, raylet and worker processes) every 0.5 s with psutil; the table shows the
-peak per N and the RSS left after each N. Memory is "flat" when the peak at the largest N is
+peak per N and the RSS left after each N. Summed RSS counts pages shared between processes
+(libraries, Ray's object store) once per process; the PSS column splits shared pages among
+their users, so it is the better estimate of what the machine really spends. Memory is "flat" when the peak at the largest N is
 within ``--flat-tolerance`` (default 25%) of the peak at the smallest N. Not a test: numbers
 depend on the machine and its load (compare sizes within one run).
 """
@@ -52,6 +54,7 @@ class MemorySample:
     workers_mb: float  # ray::* worker processes (tasks and actors)
     max_worker_mb: float
     n_workers: int
+    pss_mb: float  # proportional set size of the whole tree: shared pages counted once
 
     @property
     def total_mb(self) -> float:
@@ -72,6 +75,7 @@ class RssSampler(threading.Thread):
     def sample(self) -> MemorySample:
         ps = self.psutil
         driver = self._me.memory_info().rss
+        pss = self._pss(self._me)
         system = workers = biggest = 0
         n = 0
         for child in self._me.children(recursive=True):
@@ -80,13 +84,20 @@ class RssSampler(threading.Thread):
                 name = " ".join(child.cmdline()[:1]) or child.name()
             except (ps.NoSuchProcess, ps.AccessDenied, ps.ZombieProcess):
                 continue
+            pss += self._pss(child)
             if name.startswith("ray::") or "default_worker.py" in " ".join(child.cmdline()):
                 workers += rss
                 biggest = max(biggest, rss)
                 n += 1
             else:
                 system += rss
-        return MemorySample(time.time(), driver / MB, system / MB, workers / MB, biggest / MB, n)
+        return MemorySample(time.time(), driver / MB, system / MB, workers / MB, biggest / MB, n, pss / MB)
+
+    def _pss(self, proc) -> int:
+        try:
+            return int(getattr(proc.memory_full_info(), "pss", 0))
+        except (self.psutil.NoSuchProcess, self.psutil.AccessDenied, self.psutil.ZombieProcess):
+            return 0
 
     def run(self) -> None:
         while not self._halt.is_set():
@@ -110,6 +121,7 @@ class SoakResult:
     rejected: int
     reasons: dict
     peak_total_mb: float
+    peak_pss_mb: float
     peak_driver_mb: float
     peak_workers_mb: float
     peak_single_worker_mb: float
@@ -140,6 +152,7 @@ def replicate_inputs(sources: list[Path], n: int, folder: Path) -> list[Path]:
 
 
 def soak_once(n: int, sources: list[Path], config: str, workers: int, sampler: RssSampler, tmp: Path) -> SoakResult:
+    tmp.mkdir(parents=True, exist_ok=True)
     inputs = tmp / f"inputs_{n}"
     replicate_inputs(sources, n, inputs)
     out = tmp / f"run_{n}"
@@ -160,7 +173,8 @@ def soak_once(n: int, sources: list[Path], config: str, workers: int, sampler: R
         ok=summary.totals.get("ok", 0),
         rejected=summary.totals.get("filtered", 0) + summary.totals.get("failed", 0),
         reasons=dict(summary.reasons),
-        peak_total_mb=max(s.total_mb for s in win), peak_driver_mb=max(s.driver_mb for s in win),
+        peak_total_mb=max(s.total_mb for s in win), peak_pss_mb=max(s.pss_mb for s in win),
+        peak_driver_mb=max(s.driver_mb for s in win),
         peak_workers_mb=max(s.workers_mb for s in win), peak_single_worker_mb=max(s.max_worker_mb for s in win),
         max_workers=max(s.n_workers for s in win), end_total_mb=after.total_mb, samples=len(win),
     )
@@ -170,23 +184,25 @@ def soak_once(n: int, sources: list[Path], config: str, workers: int, sampler: R
 
 
 def print_table(results: list[SoakResult], config: str, workers: int, tolerance: float) -> bool:
-    print(f"\nsoak: config={config}, executor=ray (local, {workers} CPUs), RSS sampled every 0.5 s "
+    print(f"\nsoak: config={config}, executor=ray (local, {workers} CPUs), RSS and PSS sampled every 0.5 s "
           "(driver + Ray GCS/raylet + workers)")
     head = (f"{'N':>5s} {'seconds':>8s} {'inputs/s':>9s} {'frames/s':>9s} {'ok':>5s} {'rej':>4s} "
-            f"{'peak MB':>8s} {'driver':>7s} {'workers':>8s} {'1 worker':>9s} {'#w':>3s} {'after MB':>9s}")
+            f"{'peak MB':>8s} {'PSS MB':>7s} {'driver':>7s} {'workers':>8s} {'1 worker':>9s} {'#w':>3s} {'after MB':>9s}")
     print(head)
     print("-" * len(head))
     for r in results:
         print(f"{r.n_inputs:5d} {r.seconds:8.1f} {r.inputs_per_s:9.3f} {r.frames_per_s:9.1f} {r.ok:5d} "
-              f"{r.rejected:4d} {r.peak_total_mb:8.0f} {r.peak_driver_mb:7.0f} {r.peak_workers_mb:8.0f} "
+              f"{r.rejected:4d} {r.peak_total_mb:8.0f} {r.peak_pss_mb:7.0f} {r.peak_driver_mb:7.0f} {r.peak_workers_mb:8.0f} "
               f"{r.peak_single_worker_mb:9.0f} {r.max_workers:3d} {r.end_total_mb:9.0f}")
     flat = True
     if len(results) >= 2:
         first, last = results[0], results[-1]
         growth = last.peak_total_mb / max(1e-6, first.peak_total_mb) - 1.0
+        pss_growth = last.peak_pss_mb / max(1e-6, first.peak_pss_mb) - 1.0
         worker_growth = last.peak_single_worker_mb / max(1e-6, first.peak_single_worker_mb) - 1.0
         flat = growth <= tolerance
-        print(f"peak RSS N={last.n_inputs} vs N={first.n_inputs}: {growth:+.1%} total, {worker_growth:+.1%} "
+        print(f"peak RSS N={last.n_inputs} vs N={first.n_inputs}: {growth:+.1%} total (PSS {pss_growth:+.1%}), "
+              f"{worker_growth:+.1%} "
               f"largest worker -> memory {'flat' if flat else 'GROWS'} (tolerance {tolerance:.0%}); "
               f"throughput {last.inputs_per_s / first.inputs_per_s:.2f}x of N={first.n_inputs}")
     return flat
@@ -199,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray runtime (default 2)")
     ap.add_argument("--data", default=None, help="data root with talking/*.mp4 (default: ../shared/data)")
     ap.add_argument("--flat-tolerance", type=float, default=0.25, help="allowed peak-RSS growth (default 0.25)")
+    ap.add_argument("--warmup", type=int, default=2,
+                    help="inputs of an unreported first run that starts Ray's workers (default 2; 0: none)")
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.n.split(",") if x.strip()]
@@ -217,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="anytalker-soak-"))
     try:
         print(f"sources: {', '.join(s.name for s in sources)}; sizes {sizes}", flush=True)
+        if args.warmup > 0:
+            # Ray Data starts worker processes and actor pools on the first dataset: keep that
+            # one-off cost out of the first size's throughput
+            w = soak_once(args.warmup, sources, args.config, args.workers, sampler, tmp / "warmup")
+            print(f"warm-up N={args.warmup}: {w.seconds:.1f} s (not in the table)", flush=True)
         for n in sizes:
             r = soak_once(n, sources, args.config, args.workers, sampler, tmp)
             results.append(r)

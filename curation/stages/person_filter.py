@@ -15,10 +15,14 @@ and ``|sync_offset| <= max_abs_offset`` (else ``sync_offset``). Persons get ``au
 voice's turns, clip-relative seconds), ``speaking_s`` and the bound ``sync_*`` values; the
 ``sync_matrix`` rows are reordered so that row i is the voice bound to person i.
 
-Defaults, measured with the landmark backend on 4 s windows of the shared talking clips (own
-audio vs. the other clips' audio; docs/calibration.md): ``min_sync_conf`` 0.3 and
-``max_abs_offset`` 4 frames accept 11/26 in-sync windows and 6/65 mismatched ones. For the
-syncnet backend use joonson's scale (``min_sync_conf`` around 3, see docs/calibration.md).
+Defaults, measured with the landmark backend on 4 s windows (the regrouped span length) of
+the shared talking clips, own audio vs. the other clips' audio (docs/calibration.md):
+``min_sync_conf`` 0.2 and ``max_abs_offset`` 4 frames accept 19/26 (0.73) in-sync windows and
+10/65 (0.15) mismatched ones: the best balanced accuracy (0.79) among the settings that accept
+at most 15 % of mismatched windows. ``require_diagonal`` is the paper's two-person rule. Two
+or more bound voices share one recording and so one AV offset: the offset minimising their
+mean distance curve is used, and each person's ``sync_conf`` / ``sync_dist`` are read at it.
+The syncnet backend has joonson's scale: set ``min_sync_conf`` for it (docs/calibration.md).
 """
 
 from __future__ import annotations

@@ -66,6 +66,8 @@ class SpeechStage(Stage):
         if self.vad_backend != "silero":
             raise ValueError(f"speech: vad_backend {self.vad_backend!r} unknown; only 'silero' is built in")
         speech.diarization_backend_name(self.diarization_backend)  # validates the name
+        if self.diarization_backend == "pyannote":
+            speech.require_pyannote()  # fail at start-up, not once per clip
         # load the models once per worker, not per row
         speech._silero_model()
         if self.diarization_backend in ("default", "resemblyzer"):

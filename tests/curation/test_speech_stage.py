@@ -13,16 +13,6 @@ from curation.stages.speech import SpeechStage
 from tests.conftest import run_ffmpeg, shared_file
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def source_row(path, rel=None) -> dict:
     info = probe(path)
     n = info.num_frames
@@ -77,17 +67,41 @@ def test_single_mode_fans_out_into_regrouped_spans(speech_single):
     assert other[0]["speech_seed"] != rows[0]["speech_seed"]
 
 
-def test_multi_mode_keeps_the_clip_and_limits_speakers():
+def test_multi_mode_limits_speakers():
+    # the accepted two-person path is the acceptance test in test_person_pipelines.py
     path = shared_file("anytalker_benchmark/interact_11.mp4")
     row = source_row(path, "anytalker_benchmark/interact_11.mp4")
-    out = run_stage_batch(SpeechStage(mode="multi", max_speakers=2), [row])
-    assert len(out) == 1 and out[0]["status"] == "ok"
-    assert out[0]["start_frame"] == 0 and out[0]["end_frame"] == row["end_frame"]
-    assert len({iv["speaker"] for iv in out[0]["speech_intervals"]}) == 2
     one = run_stage_batch(SpeechStage(mode="multi", max_speakers=1), [row])
-    assert one[0]["status"] == "filtered" and one[0]["reason"] == "too_many_speakers"
+    assert len(one) == 1 and one[0]["status"] == "filtered" and one[0]["reason"] == "too_many_speakers"
+    assert one[0]["num_speakers_found"] == 2 and "max_speakers=1" in one[0]["error_detail"]
     with pytest.raises(ValueError, match="mode must be 'single' or 'multi'"):
         SpeechStage(mode="both").setup()
+
+
+def test_overlapping_speech_is_rejected_or_cut_out(monkeypatch):
+    from curation import audio
+
+    path = shared_file("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4")
+    row = source_row(path, "sadtalker.mp4")
+    # a diarization where a second voice talks over most of the first
+    monkeypatch.setattr(audio, "diarize", lambda *a, **k: [(0.2, 7.9, "A"), (1.0, 6.0, "B")])
+    multi = run_stage_batch(SpeechStage(mode="multi"), [row])[0]
+    assert multi["reason"] == "overlapping_speech" and multi["overlap_s"] == pytest.approx(5.0)
+    # single mode with a tolerated overlap: spans avoid the overlapped 1.0-3.0 s
+    monkeypatch.setattr(audio, "diarize", lambda *a, **k: [(0.2, 7.9, "A"), (1.0, 3.0, "B")])
+    spans = run_stage_batch(SpeechStage(mode="single"), [row])
+    assert spans and all(r["status"] == "ok" for r in spans)
+    for r in spans:
+        assert r["end_s"] <= 1.0 + 0.05 or r["start_s"] >= 3.0 - 0.05, (r["start_s"], r["end_s"])
+
+
+def test_pyannote_backend_fails_at_setup_when_missing():
+    import importlib.util
+
+    if importlib.util.find_spec("pyannote.audio") is not None:
+        pytest.skip("pyannote.audio is installed here")
+    with pytest.raises(RuntimeError, match="pyannote.audio"):
+        SpeechStage(mode="single", diarization_backend="pyannote").setup()
 
 
 # ------------------------------------------------------------------- av_sync + person_filter
@@ -144,14 +158,14 @@ def test_av_sync_matrix_and_binding_on_a_built_two_person_clip(tmp_path, ffmpeg)
     assert kept2["speaker_of_person"] == ["B", "A"] and kept2["sync_speakers"] == ["B", "A"]
 
 
-def _filtered(matrix, offsets=None, n_persons=2, **params):
+def _filtered(matrix, offsets=None, n_persons=2, expected=None, **params):
     k = len(matrix)
     persons = [{"index": i, "frames": [0], "boxes": [[0, 0, 1, 1]]} for i in range(n_persons)]
     row = {"status": "ok", "source_path": "s.mp4", "persons": persons, "sync_matrix": matrix,
            "sync_offsets": offsets or [[0] * n_persons for _ in range(k)],
            "sync_dists": [[0.5] * n_persons for _ in range(k)], "sync_speakers": [f"S{i}" for i in range(k)],
            "speech_intervals": [{"start": float(i), "end": i + 1.0, "speaker": f"S{i}"} for i in range(k)]}
-    return run_stage_batch(PersonFilter(expected_persons=n_persons, **params), [row])[0]
+    return run_stage_batch(PersonFilter(expected_persons=expected or n_persons, **params), [row])[0]
 
 
 def test_person_filter_rules():
@@ -169,5 +183,26 @@ def test_person_filter_rules():
     off = _filtered([[0.5]], offsets=[[6]], n_persons=1)
     assert off["reason"] == "sync_offset" and "6 frames" in off["error_detail"]
     assert _filtered([[0.5]], offsets=[[6]], n_persons=1, max_abs_offset=6)["status"] == "ok"
-    many = _filtered([[0.5, 0.4, 0.3]], n_persons=3)
+    many = _filtered([[0.5, 0.4, 0.3]], n_persons=3, expected=2)
     assert many["reason"] == "too_many_faces"
+
+
+def test_av_sync_with_the_syncnet_backend_and_weights_made_here(tmp_path, ffmpeg):
+    import torch
+    from syncnet_python.SyncNetModel import S
+
+    torch.manual_seed(0)
+    weights = tmp_path / "syncnet_random.model"
+    torch.save(S(num_layers_in_fc_layers=1024).state_dict(), weights)
+    row = _two_talker_clip(tmp_path)
+    n = 30  # SyncNet on CPU costs ~0.2 s a frame: a 30-frame, one-voice clip
+    person = {**row["persons"][0], "frames": list(range(n)), "boxes": row["persons"][0]["boxes"][:n]}
+    row = {**row, "end_frame": n, "end_s": n / 25, "persons": [person], "mouth_open": None,
+           "speech_intervals": [{"start": 0.0, "end": n / 25, "speaker": "A"}]}
+    out = run_stage_batch(AvSyncStage(backend="syncnet", weights=str(weights)), [row])[0]
+    assert out["status"] == "ok", out.get("error_detail")
+    assert out["sync_backend"].startswith("syncnet syncnet_python ") and "syncnet_random.model@" in out["sync_backend"]
+    assert len(out["sync_matrix"]) == 1 and isinstance(out["sync_matrix"][0][0], float)
+    assert len(out["sync_curves"][0][0]) == 31
+    with pytest.raises(Exception, match="syncnet_v2.model"):
+        AvSyncStage(backend="syncnet", weights=str(tmp_path / "missing.model")).setup()

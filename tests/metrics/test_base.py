@@ -10,6 +10,8 @@ import pytest
 
 from metrics import ItemResult, Metric, MetricSkip, Sample, bootstrap_ci, get_metric, list_metrics
 
+EXISTING = __file__  # stands in for a video: the table metric never opens it
+
 
 class _TableMetric(Metric):
     """Scores items from a table; ids starting with 'skip' / 'boom' fail."""
@@ -35,12 +37,12 @@ class _TableMetric(Metric):
 def test_failed_items_are_excluded_and_counted_with_their_reason():
     rng = np.random.default_rng(1)
     table = {f"v{i}": float(x) for i, x in enumerate(rng.normal(3.0, 1.0, 40))}
-    samples = [Sample(k, f"{k}.mp4") for k in table]
-    samples += [Sample("skip1", "a.mp4"), Sample("skip2", "b.mp4"), Sample("boom", "c.mp4"),
-                Sample("nopath", "")]
+    samples = [Sample(k, EXISTING) for k in table]
+    samples += [Sample("skip1", EXISTING), Sample("skip2", EXISTING), Sample("boom", EXISTING),
+                Sample("nopath", ""), Sample("ghost", "/nonexistent/ghost.mp4")]
     r = _TableMetric(table).evaluate(samples)
-    assert r.n_scored == 40 and r.n_failed == 4
-    assert r.failures == {"no_face": 2, "exception": 1, "missing_input": 1}
+    assert r.n_scored == 40 and r.n_failed == 5
+    assert r.failures == {"no_face": 2, "exception": 1, "missing_input": 1, "not_found": 1}
     assert r.value == pytest.approx(np.mean(list(table.values())))  # never averaged with 0 / -1
     assert r.ci_low < r.value < r.ci_high
     assert r.ci_high - r.ci_low < 1.5  # ~ 2 * 1.96 / sqrt(40)
@@ -56,7 +58,7 @@ def test_failed_items_are_excluded_and_counted_with_their_reason():
 
 
 def test_all_items_failed_gives_nan_not_zero():
-    r = _TableMetric({}).evaluate([Sample("skip", "x.mp4")])
+    r = _TableMetric({}).evaluate([Sample("skip", EXISTING)])
     assert r.n_scored == 0 and math.isnan(r.value) and math.isnan(r.ci_low)
 
 
@@ -72,8 +74,8 @@ def test_bootstrap_ci_covers_the_true_mean_at_about_the_nominal_rate():
 
 def test_options_override_params_and_unknown_options_are_rejected():
     m = _TableMetric({"a": 2.0}, scale=3.0)
-    assert m.evaluate([Sample("a", "a.mp4")]).value == 6.0
-    assert m.evaluate([Sample("a", "a.mp4")]).params["scale"] == 3.0
+    assert m.evaluate([Sample("a", EXISTING)]).value == 6.0
+    assert m.evaluate([Sample("a", EXISTING)]).params["scale"] == 3.0
     with pytest.raises(ValueError, match="unknown option"):
         _TableMetric({}, sclae=2)
 

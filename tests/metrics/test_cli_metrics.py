@@ -59,3 +59,24 @@ def test_run_on_a_directory_without_videos_is_a_user_error(tmp_path, capsys):
     code = main(["metrics", "run", "--metric", "identity", "--videos", str(tmp_path), "--out", str(tmp_path / "r.json")])
     assert code == 2
     assert "no video files" in capsys.readouterr().err
+
+
+def test_weights_go_to_the_metrics_that_load_that_network(tmp_path, capsys):
+    from anytalker.cli_metrics import _backend_options
+
+    w = tmp_path / "w.pt"
+    w.write_bytes(b"x")
+    opts = _backend_options(["sync_c", "sync_c_star", "interactivity"], "syncnet", w)
+    assert opts["sync_c"] == opts["sync_c_star"] == {"backend": "syncnet", "weights": str(w)}
+    assert opts["interactivity"] == {}
+    assert _backend_options(["fid", "identity"], None, w) == {"fid": {"weights": str(w)}, "identity": {}}
+    videos = tmp_path / "v"
+    videos.mkdir()
+    (videos / "a.mp4").write_bytes(b"")
+    for argv, needle in [(["--metric", "fid", "--metric", "fvd"], "ambiguous"),
+                         (["--metric", "sync_c"], "no chosen metric loads a network file"),
+                         (["--metric", "fid", "--backend", "syncnet"], "none of ['fid'] has this backend")]:
+        code = main(["metrics", "run", *argv, "--videos", str(videos), "--weights", str(w),
+                     "--out", str(tmp_path / "r.json")])
+        assert code == 2
+        assert needle in capsys.readouterr().err

@@ -153,3 +153,21 @@ def test_missing_or_wrong_weights_are_user_errors(tmp_path, videos):
     bad.write_bytes(b"not a torchscript archive")
     with pytest.raises(UserError, match="cannot load as TorchScript"):
         get_metric("fvd", weights=str(bad)).evaluate([Sample("a", videos["bars"], reference_path=videos["bars"])])
+
+
+def test_fid_finds_a_fetched_network_and_reports_its_pin(tmp_path, videos, monkeypatch):
+    import json
+
+    from curation.media import sha256_file
+
+    monkeypatch.setenv("ANYTALKER_ASSETS", str(tmp_path))
+    weights = tmp_path / "inception-2015-12-05.pt"  # where `anytalker fetch` puts it
+    _save_inception_like(weights)
+    r = get_metric("fid", frames_per_video=4, n_boot=0).evaluate(
+        [Sample("a", videos["bars"], reference_path=videos["noise"])])
+    assert r.backend_version.endswith("(unpinned)")
+    (tmp_path / "pins.json").write_text(json.dumps({"inception-2015-12-05": sha256_file(weights)}))
+    r = get_metric("fid", frames_per_video=4, n_boot=0).evaluate(
+        [Sample("a", videos["bars"], reference_path=videos["noise"])])
+    assert r.backend_version == f"sha256:{sha256_file(weights)[:16]} (pinned)"
+    assert np.isfinite(r.value)

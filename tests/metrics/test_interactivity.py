@@ -146,5 +146,20 @@ def test_missing_intervals_and_missing_faces_fail_with_a_reason(tmp_path, ffmpeg
     reasons = {it.item_id: it.reason for it in r.items}
     assert reasons["no_intervals"] == "missing_input"
     assert reasons["no_faces"] == "too_few_faces"
-    assert reasons["missing_file"] in ("not_found", "decode_error")
+    assert reasons["missing_file"] == "not_found"
     assert np.isnan(r.value)
+
+
+def test_bad_speaker_durations_are_user_errors_naming_the_file(tmp_path):
+    from anytalker.errors import UserError
+
+    p = tmp_path / "speaker_duration.json"
+    p.write_text(json.dumps({"a.mp4": {"left": [[4.45, 5.0]]}}))
+    assert load_speaker_durations(p, "seconds")["a.mp4"] == [[(4.45, 5.0)]]
+    with pytest.raises(UserError, match=r"speaker_duration.json: entry 'a.mp4': 4.45 is not a 30 fps"):
+        load_speaker_durations(p, "timecode30")
+    p.write_text("{not json")
+    with pytest.raises(UserError, match="speaker_duration.json: not valid JSON"):
+        load_speaker_durations(p)
+    with pytest.raises(UserError, match="file not found"):
+        load_speaker_durations(tmp_path / "missing.json")

@@ -110,9 +110,9 @@ def test_syncnet_backend_loads_weights_in_the_real_format(tmp_path):
     from curation.media import load_audio, read_frames, write_video, write_wav
 
     src = shared_file("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4")
-    frames = np.stack([cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA) for f in read_frames(src, 0, 40)])
+    frames = np.stack([cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA) for f in read_frames(src, 0, 30)])
     wav = tmp_path / "a.wav"
-    write_wav(wav, load_audio(src)[: 40 * SAMPLES_PER_FRAME])
+    write_wav(wav, load_audio(src)[: 30 * SAMPLES_PER_FRAME])
     clip = tmp_path / "clip.mp4"
     write_video(clip, frames, 25.0, audio=wav)
 

@@ -3,7 +3,6 @@ determinism per step, and refusal of incomplete or modified shards."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 

@@ -5,7 +5,8 @@ Corpus (tests/badinputs.py), 29 inputs of 26 kinds:
   video level (video_only pipeline, fast): 16 from ``build_corpus`` (13 kinds), 5 unusual but
   valid videos / file-system oddities, 3 audio kinds that are valid videos; the 8K-frame video
   runs alone (slow: ~10 s of decoding on a free core);
-  speech level (``speech`` stage): the 3 audio kinds -> no_speech;
+  speech level (``speech`` stage): silent and tone audio -> no_speech, a zero-sample audio
+  track -> no_audio;
   face level (``faces`` stage, expected_persons=1): 0, 1, 3, 5 real faces -> no_face / accepted /
   too_many_faces / too_many_faces.
 """

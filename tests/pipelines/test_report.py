@@ -101,15 +101,11 @@ def test_report_of_video_only_run_shows_totals_reasons_timings_and_contact_sheet
     assert list(sections) == ["totals", "reasons", "timings", "clips", "rejects"]
 
     # totals: one card per status with the manifest's number
+    shown = {}
     for status in ("ok", "filtered", "failed"):
-        card = Page(sections["totals"]).find("div", cls="total", data_status=status)
-        assert len(card) == 1
-    totals_text = {s: None for s in ("ok", "filtered", "failed")}
-    for status in totals_text:
-        chunk = sections["totals"].split(f'data-status="{status}"><b>')[1]
-        totals_text[status] = int(chunk.split("</b>")[0])
-    assert totals_text == manifest["totals"]
-    assert manifest["totals"]["filtered"] == 4
+        assert len(Page(sections["totals"]).find("div", cls="total", data_status=status)) == 1
+        shown[status] = int(sections["totals"].split(f'data-status="{status}"><b>')[1].split("</b>")[0])
+    assert shown == manifest["totals"] and shown["filtered"] == 4
 
     # reason chart: one bar per reason with the manifest's count, in an inline SVG
     assert page.find("svg", id="reason-chart")
@@ -164,6 +160,23 @@ def test_report_truncates_long_runs_and_cli_writes_it(video_only_run, tmp_path):
     res = subprocess.run([sys.executable, "-m", "anytalker.cli", "curate", "report", str(tmp_path),
                           "--html", str(tmp_path / "x.html")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "run.json does not exist" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_report_reads_uri_runs_and_marks_moved_sources(tmp_path, ffmpeg):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    talking_like(inputs / "clip.mp4", seconds=2.5)
+    # inputs and run folder given as file:// URIs (the pyarrow-filesystem path used for s3://)
+    run_curation("video_only", inputs.as_uri(), tmp_path / "run", progress=False)
+    html = write_report((tmp_path / "run").as_uri(), tmp_path / "uri.html").read_text()
+    assert len(Page(html).find("img", cls="thumb")) == 4
+
+    # the source is gone since the run: the card stays, with a placeholder naming the problem
+    (inputs / "clip.mp4").unlink()
+    html = write_report(tmp_path / "run", tmp_path / "moved.html").read_text()
+    page = Page(html)
+    assert len(page.find("div", cls="clip")) == 1 and not page.find("img", cls="thumb")
+    assert any("clip.mp4" in a["data-error"] for a in page.find("div", cls="placeholder"))
 
 
 # --------------------------------------------------------------------------- persons: boxes + timelines

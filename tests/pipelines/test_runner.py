@@ -132,3 +132,26 @@ def test_retry_failed_requeues_only_failed_rows(small_inputs, tmp_path, monkeypa
     assert set(after) == set(before)
     fixed = [r for r in after.values() if "synthetic_b" in r["source_path"]]
     assert fixed and all(r["status"] == "ok" for r in fixed)
+
+
+def test_identical_sources_are_deduplicated_across_partitions(tmp_path, ffmpeg):
+    import shutil
+
+    from tests.badinputs import talking_like
+
+    src = tmp_path / "in"
+    src.mkdir()
+    talking_like(src / "a.mp4", seconds=3.0)
+    talking_like(src / "b.mp4", seconds=4.0)
+    shutil.copy(src / "a.mp4", src / "z_copy_of_a.mp4")  # sorts last: lands in a later partition
+    out = tmp_path / "run"
+    summary = run_curation("video_only", src, out, progress=False)
+    rows = _all_rows(out)
+    assert len({r["clip_id"] for r in rows}) == len(rows)
+    dup = [r for r in rows if r["source_path"] == "z_copy_of_a.mp4"]
+    assert [(r["status"], r["reason"]) for r in dup] == [("filtered", "duplicate")]
+    assert "a.mp4" in dup[0]["error_detail"] and summary.reasons == {"duplicate": 1}
+    # a resumed run keeps the same decision (seen hashes come back from the markers)
+    (out / "_markers" / "part-00001.json").unlink()
+    run_curation("video_only", src, out, progress=False)
+    assert sorted(r["clip_id"] for r in _all_rows(out)) == sorted(r["clip_id"] for r in rows)
