@@ -2,9 +2,10 @@
 
 Faces are detected in the reference (``curation.faces.FaceDetector``) or given as boxes, ordered
 left -> right and bound to the audios in that order (the paper's convention). Frames are made at
-the config's fps (24) in chunks of ``num_frames``; each later chunk starts from the last frame of
-the previous one (its reference frame), while the face tokens always come from the reference
-image. A JSON sidecar next to the video records the checkpoint, detector and audio front end.
+the config's fps (24) in chunks of ``num_frames`` that overlap by one frame; every chunk is
+conditioned on the reference image (chaining each chunk on the previous chunk's last frame made
+the tiny model's errors compound into mush within three chunks), and the shared frame of a
+later chunk is dropped. A JSON sidecar next to the video records the checkpoint, detector and audio front end.
 """
 
 from __future__ import annotations
@@ -151,7 +152,6 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
                        shift=float(smp.get("shift", 1.0)), generator=gen)
         chunk = ((video[0].permute(1, 2, 3, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
         frames.extend(chunk if c == 0 else chunk[1:])
-        ref_t = video[:, :, -1]
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -16,10 +16,16 @@ def _ff(*args: str) -> None:
 
 def talking_like(path: Path, seconds: float = 3.0, size: str = "320x240", audio: bool = True,
                  rate: int = 25) -> Path:
-    """A synthetic video (static SMPTE bars + tone): decodes fine, no face, no camera motion."""
+    """A synthetic video (static SMPTE bars + tone): decodes fine, no face, no camera motion.
+
+    The tone's pitch comes from the file name, so two files never have identical bytes (the
+    runner would reject the second as a ``duplicate``)."""
+    import zlib
+
     args = ["-f", "lavfi", "-i", f"smptebars=size={size}:rate={rate}:duration={seconds}"]
     if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", "-shortest"]
+        hz = 220 + zlib.crc32(path.name.encode()) % 600
+        args += ["-f", "lavfi", "-i", f"sine=frequency={hz}:duration={seconds}", "-c:a", "aac", "-shortest"]
     _ff(*args, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path))
     return path
 
@@ -71,7 +77,7 @@ def build_corpus(root: Path) -> dict[str, str]:
     os.symlink("does_not_exist.mp4", broken)
     expected["broken_link.mp4"] = "not_found"
     weird = root / "spaces and ünïcödé.mp4"
-    weird.write_bytes(data)
+    talking_like(weird, seconds=4.0)
     expected[weird.name] = ""
     return expected
 

@@ -107,8 +107,8 @@ def test_unreadable_source_becomes_a_reject_row(tmp_path):
     row = {"clip_id": "t", "source_path": "bad.mp4", "source_abs_path": str(bad), "status": "ok",
            "start_frame": 0, "end_frame": 10, "fps": 25.0}
     out = _run(FacesStage(), row)
-    # the adapter turns the decode error into a row; the job goes on
-    assert out["status"] != "ok" and out["reason"] == "exception"
+    # the adapter turns the media error into a decode_error row; the job goes on
+    assert out["status"] != "ok" and out["reason"] == "decode_error"
     assert "bad.mp4" in out["error_detail"]
 
 
