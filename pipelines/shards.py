@@ -13,11 +13,11 @@ readers use only files listed in a complete manifest and verify their sha256.
 from __future__ import annotations
 
 import collections
-import io
 import os
 import time
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.schema import SCHEMA_VERSION, check_schema_version, rows_to_table, table_to_rows
@@ -62,9 +62,9 @@ def write_partition(store: Storage, partition: str, rows: list[dict], metadata: 
             store.delete(rel)
             continue
         table = rows_to_table(krows, metadata={**metadata, "partition": partition})
-        buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd")
-        data = buf.getvalue()
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        data = sink.getvalue().to_pybytes()
         store.write_bytes(rel, data)
         import hashlib
 
@@ -94,7 +94,9 @@ def read_marker(store: Storage, partition: str) -> dict | None:
 
 
 def _read_table(store: Storage, rel: str):
-    t = pq.read_table(io.BytesIO(store.read_bytes(rel)))
+    # use_threads=False: pyarrow 25's threaded reader over an in-memory buffer can leave a thread
+    # behind that aborts the interpreter at exit ("terminate called without an active exception")
+    t = pq.read_table(pa.BufferReader(store.read_bytes(rel)), use_threads=False)
     check_schema_version(t.schema.metadata, store.path(rel))
     return t
 

@@ -23,7 +23,12 @@ class ShotsStage(Stage):
     params = {"threshold": 27.0, "min_scene_len": 15, "min_shot_s": 1.0}
 
     def process(self, row: Row) -> list[Row]:
+        import logging
+
         from scenedetect import ContentDetector, detect
+
+        # PySceneDetect logs every call at INFO; one line per shot row is noise in a curation job
+        logging.getLogger("pyscenedetect").setLevel(logging.WARNING)
 
         fps = float(row["fps"])
         n = int(row["num_frames"])
