@@ -107,7 +107,8 @@ def test_benchmark_video_scores_and_frozen_listener_scores_lower(tmp_path):
         assert len(item.components["persons"]) == 2
     orig = results["seconds"].items[0].components["persons"]
 
-    # freeze the left person's face while she listens (0 - 4.16 s): copy frame 0's face region
+    # freeze the left person's face while she listens (0 - 4.16 s and 8.18 s - end): copy the
+    # first frame of each listening period over the rest of it
     frames = read_frames(src)
     fps = 24.0
     analysis = _analysis.analyze(src, fps=None)
@@ -116,6 +117,8 @@ def test_benchmark_video_scores_and_frozen_listener_scores_lower(tmp_path):
     x1, y1 = max(0, x1), max(0, y1)
     last = int(4.16 * fps)  # frames 0..99 (t < 4.16 s)
     frames[1:last + 1, y1:y2, x1:x2] = frames[0, y1:y2, x1:x2]
+    after = int(np.ceil(8.18 * fps))
+    frames[after + 1:, y1:y2, x1:x2] = frames[after, y1:y2, x1:x2]
     frozen = tmp_path / "interact_11.mp4"
     write_video(frozen, frames, fps)
 
@@ -123,10 +126,11 @@ def test_benchmark_video_scores_and_frozen_listener_scores_lower(tmp_path):
     assert r.n_scored == 1, r.failures
     persons = r.items[0].components["persons"]
     assert r.value < results["seconds"].value
-    # the left person's listening frames are frozen except the 9 after her turn (8.18 - 8.54 s);
-    # what is left is those frames plus the mesh's jitter on a still face (~0.15 px / frame)
+    # every listening frame of the left person is frozen: what is left is the face mesh's own
+    # noise on a still (re-encoded) face, ~0.2 px / frame against ~0.6 for the real listener;
+    # running the mesh on smoothed track boxes instead of detections lowered it only to ~0.21
     assert persons[0]["motion"] < 0.5 * orig[0]["motion"], (persons[0], orig[0])
-    assert persons[0]["motion"] < 0.3
+    assert persons[0]["motion"] < 0.3, persons[0]
     # the right person is untouched
     assert persons[1]["motion"] == pytest.approx(orig[1]["motion"], rel=0.35)
 
