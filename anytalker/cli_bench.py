@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from anytalker.errors import UserError
 
 
 def register(subparsers) -> None:

@@ -7,7 +7,6 @@ A rerun skips partitions whose completion marker exists, cleans the files of inc
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import tempfile

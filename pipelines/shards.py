@@ -13,7 +13,7 @@ readers use only files listed in a complete manifest and verify their sha256.
 from __future__ import annotations
 
 import collections
-import os
+import hashlib
 import time
 from typing import Any
 
@@ -24,7 +24,6 @@ from pipelines.schema import SCHEMA_VERSION, check_schema_version, rows_to_table
 from pipelines.storage import Storage
 
 KINDS = ("clips", "rejects")
-RunLocation = "str | os.PathLike | Storage"
 
 
 class ManifestError(RuntimeError):
@@ -66,8 +65,6 @@ def write_partition(store: Storage, partition: str, rows: list[dict], metadata: 
         pq.write_table(table, sink, compression="zstd")
         data = sink.getvalue().to_pybytes()
         store.write_bytes(rel, data)
-        import hashlib
-
         files.append({"path": rel, "kind": kind, "rows": len(krows),
                       "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
     status = collections.Counter(r.get("status") for r in rows)
