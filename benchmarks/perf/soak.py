@@ -79,13 +79,15 @@ class RssSampler(threading.Thread):
         system = workers = biggest = 0
         n = 0
         for child in self._me.children(recursive=True):
+            # a worker can exit between listing and reading it: read everything inside the try
             try:
                 rss = child.memory_info().rss
-                name = " ".join(child.cmdline()[:1]) or child.name()
+                cmdline = " ".join(child.cmdline())
+                name = cmdline.split(" ")[0] or child.name()
             except (ps.NoSuchProcess, ps.AccessDenied, ps.ZombieProcess):
                 continue
             pss += self._pss(child)
-            if name.startswith("ray::") or "default_worker.py" in " ".join(child.cmdline()):
+            if name.startswith("ray::") or "default_worker.py" in cmdline:
                 workers += rss
                 biggest = max(biggest, rss)
                 n += 1
