@@ -1,9 +1,11 @@
 """The stage model: small classes with declared column contracts, run by an adapter that
 turns per-item exceptions into status rows (video2dataset / NeMo Curator style).
 
-A row is a plain ``dict`` whose values are JSON-serialisable (str, int, float, bool, None,
-lists and dicts of those). That keeps rows identical across the local and Ray executors and
-lets every row be written to the Parquet schema in ``pipelines/schema.py``.
+A row is a plain ``dict``. Every key a stage writes is declared in its ``fields`` with an Arrow
+type (``curation.fields``); the adapter encodes each written value to that type, so rows hold
+plain Python values (str, int, float, bool, None, lists and dicts of those) and are identical
+across the local and Ray executors. ``pipelines/schema.py`` builds the shard schema from the
+same declarations.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable
+
+import pyarrow as pa
+
+from curation.fields import EncodeError, Field, encode
 
 Row = dict[str, Any]
 
@@ -80,6 +86,17 @@ class Resources:
     gpus: float = 0.0
 
 
+# Row bookkeeping the adapter and ``reject`` write; the shard schema has a column for each.
+ROW_FIELDS: dict[str, Field] = {
+    "status": Field(pa.string(), None, "ok | filtered | failed"),
+    "reason": Field(pa.string(), None, "curation.base.Reason value; null when ok"),
+    "error_detail": Field(pa.string(), None, "why the row was rejected (exception tail for failures)"),
+    "failed_stage": Field(pa.string(), None, "stage that rejected the row"),
+}
+# written by the adapter as {stage name: value}; typed per pipeline by pipelines.schema
+STAMP_KEYS = ("stage_versions", "stage_seconds")
+
+
 class StageConfigError(ValueError):
     """A pipeline config names an unknown parameter or breaks a column contract."""
 
@@ -98,12 +115,21 @@ class Stage:
     version: ClassVar[str] = "0"
     requires: ClassVar[tuple[str, ...]] = ()
     produces: ClassVar[tuple[str, ...]] = ()
+    # Every key the stage writes (new or changed), with its Arrow type and unit. ``produces``
+    # (the columns later stages may require) is a subset of it.
+    fields: ClassVar[dict[str, Field]] = {}
     resources: ClassVar[Resources] = Resources()
     # Stages that load a model run in a Ray actor pool (setup once per actor), others as tasks.
     uses_model: ClassVar[bool] = False
     params: ClassVar[dict[str, Any]] = {}
     # Per-item wall-clock budget (seconds); exceeding it gives status=failed, reason=timeout.
     timeout_s: ClassVar[float | None] = 600.0
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        missing = [c for c in cls.produces if c not in cls.fields]
+        if cls.fields and missing:
+            raise TypeError(f"{cls.__name__}.produces names {missing} that its fields do not declare")
 
     def __init__(self, **overrides: Any) -> None:
         unknown = set(overrides) - set(self.params) - {"timeout_s"}
@@ -123,6 +149,10 @@ class Stage:
         if config is not None and item in config:
             return config[item]
         raise AttributeError(f"{type(self).__name__} has no attribute {item!r}")
+
+    def check_upstream(self, upstream: dict[str, "Stage"]) -> None:
+        """Check parameters that depend on an earlier stage (by name in ``upstream``); raise
+        ``StageConfigError`` naming the fix. Called when the pipeline config is loaded."""
 
     def setup(self) -> None:
         """Load models / open resources; called once per worker."""
@@ -231,6 +261,52 @@ def _exception_row(row: Row, stage: Stage, exc: BaseException) -> Row:
     return reject(row, reason, detail, stage=stage.name)
 
 
+def _encode_output(stage: Stage, row: Row, known: set[str]) -> Row:
+    """The one encoder: values of the keys ``stage`` declares become plain values of their Arrow
+    type; a key that neither the input rows nor the stage's declaration knows is an error."""
+    undeclared = sorted(k for k in row if k not in known and k not in stage.fields and k not in ROW_FIELDS
+                        and k not in STAMP_KEYS)
+    if undeclared:
+        raise EncodeError(f"stage {stage.name!r} wrote undeclared key(s) {undeclared}; declare them in "
+                          f"{type(stage).__name__}.fields")
+    out = dict(row)
+    for k, f in stage.fields.items():
+        if k in out:
+            out[k] = encode(out[k], f.type, f"{stage.name}.{k}")
+    for k, f in ROW_FIELDS.items():
+        if k in out:
+            out[k] = encode(out[k], f.type, k)
+    return out
+
+
+def _encode_lenient(stage: Stage, row: Row, known: set[str]) -> Row:
+    """What is left of a row whose encoding failed: undeclared keys dropped, values that cannot
+    be encoded set to null (spans and ids survive, so the failed row stays unique)."""
+    out = {}
+    for k, v in row.items():
+        f = stage.fields.get(k) or ROW_FIELDS.get(k)
+        if f is None:
+            if k in known or k in STAMP_KEYS:
+                out[k] = v
+            continue
+        try:
+            out[k] = encode(v, f.type, k)
+        except EncodeError:
+            out[k] = None
+    return out
+
+
+def _encode_all(stage: Stage, parents: list[Row], produced: list[Row]) -> list[Row]:
+    known = set().union(*(r.keys() for r in parents)) if parents else set()
+    out = []
+    for r in produced:
+        try:
+            out.append(_encode_output(stage, r, known))
+        except EncodeError as exc:
+            out.append(_exception_row(_encode_lenient(stage, r, known), stage, exc))
+    return out
+
+
 def _stamp(rows: Iterable[Row], stage: Stage, seconds: float = 0.0) -> list[Row]:
     rows = list(rows)
     share = seconds / max(1, len(rows))  # so a stage's time sums to its wall time over rows
@@ -260,6 +336,7 @@ def run_stage_batch(stage: Stage, rows: list[Row]) -> list[Row]:
     try:
         with _time_limit(stage.timeout_s * len(todo) if stage.timeout_s else None):
             produced = stage.process_batch(todo)
+        produced = _encode_all(stage, todo, produced)
         produced = _stamp(produced, stage, time.perf_counter() - t0)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -270,7 +347,8 @@ def run_stage_batch(stage: Stage, rows: list[Row]) -> list[Row]:
             try:
                 with _time_limit(stage.timeout_s):
                     res = stage.process(r)
-                produced.extend(_stamp(res if isinstance(res, list) else [res], stage, time.perf_counter() - t1))
+                res = _encode_all(stage, [r], res if isinstance(res, list) else [res])
+                produced.extend(_stamp(res, stage, time.perf_counter() - t1))
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # noqa: BLE001
@@ -282,6 +360,7 @@ def run_stage_batch(stage: Stage, rows: list[Row]) -> list[Row]:
 def check_contracts(stages: list[Stage], initial_columns: Iterable[str]) -> None:
     """Raise ``StageConfigError`` if a stage needs a column no earlier stage produces."""
     available = set(initial_columns)
+    upstream: dict[str, Stage] = {}
     for st in stages:
         missing = [c for c in st.requires if c not in available]
         if missing:
@@ -289,4 +368,6 @@ def check_contracts(stages: list[Stage], initial_columns: Iterable[str]) -> None
                 f"stage {st.name!r} requires column(s) {missing} that no earlier stage produces "
                 f"(available: {sorted(available)}); reorder the stages in the pipeline config"
             )
+        st.check_upstream(dict(upstream))
         available.update(st.produces)
+        upstream[st.name] = st

@@ -1,20 +1,33 @@
-"""Executors run a pipeline's stages over the rows of one partition.
+"""Executors run a pipeline's stages over source rows, one source start-to-end at a time.
 
-Both give identical rows for the same input: rows travel as JSON through Ray, and the output
+Both take the source rows of a whole run and yield ``(source_row, output_rows)`` as each source
+finishes, so the runner can write a partition as soon as its last source is back. Rows leave
+the stage adapter (``curation.base.run_stage_batch``) already encoded to their declared types,
+so both executors give identical rows; Ray carries them pickled, losslessly, and the output
 order is normalised by ``sort_rows``.
+
+Ray: ONE Ray Data dataset per run. The stages are fused into one ``map_batches`` actor pool per
+resource class (consecutive CPU stages share one pool, GPU stages get their own pool with GPUs
+when the cluster has them), so a clip is processed start to end in one worker, the worker's
+decode cache serves every stage, and each actor sets its stages up once for the whole run.
+Sources stream through one-per-block so every worker stays busy; each worker caps torch,
+OpenCV and BLAS threads to its CPU share.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from typing import Any
+import pickle
+from typing import Any, Iterator
 
 from curation.base import Row, Stage, run_stage_batch
 from pipelines.registry import build_stage, stage_class
 
 log = logging.getLogger(__name__)
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                   "VECLIB_MAXIMUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 def sort_key(r: Row):
@@ -30,9 +43,54 @@ def sort_rows(rows: list[Row]) -> list[Row]:
     return sorted(rows, key=sort_key)
 
 
-def _chunks(rows: list[Row], n: int):
-    for i in range(0, len(rows), max(1, n)):
-        yield rows[i : i + n]
+def build_pipeline_stages(stage_specs: list[dict[str, Any]]) -> list[Stage]:
+    from curation.base import check_contracts
+    from pipelines.pipeline import SOURCE_COLUMNS
+
+    stages = [build_stage(s["name"], s.get("params")) for s in stage_specs]
+    check_contracts(stages, SOURCE_COLUMNS)  # also binds cross-stage parameters
+    return stages
+
+
+def run_stages(stages: list[Stage], rows: list[Row], batch_size: int = 1) -> list[Row]:
+    """Every stage over ``rows`` (one source's rows), through the adapter."""
+    for stage in stages:
+        out: list[Row] = []
+        for i in range(0, len(rows), max(1, batch_size)):
+            out.extend(run_stage_batch(stage, rows[i : i + max(1, batch_size)]))
+        rows = out
+    return rows
+
+
+def cap_threads(n: int) -> None:
+    """Limit this process's compute threads to ``n`` (its CPU share): env for libraries not yet
+    loaded, and the runtime setters of those already loaded."""
+    n = max(1, int(n))
+    for var in THREAD_ENV_VARS:
+        os.environ[var] = str(n)
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+        if torch.get_num_interop_threads() != n:
+            try:
+                torch.set_num_interop_threads(n)
+            except RuntimeError:  # only settable before the first parallel op
+                pass
+    except ImportError:
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(n)
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
 
 
 class LocalExecutor:
@@ -41,64 +99,83 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1):
-        self.stages: list[Stage] = [build_stage(s["name"], s.get("params")) for s in stage_specs]
+        self.stages = build_pipeline_stages(stage_specs)
         self.batch_size = batch_size
 
+    def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
+        for src in sources:
+            yield src, sort_rows(run_stages(self.stages, [src], self.batch_size))
+
     def run(self, rows: list[Row]) -> list[Row]:
-        for stage in self.stages:
-            out: list[Row] = []
-            for chunk in _chunks(rows, self.batch_size):
-                out.extend(run_stage_batch(stage, chunk))
-            rows = out
-        return sort_rows(rows)
+        return sort_rows([r for _, out in self.run_stream(rows) for r in out])
 
     def close(self) -> None:
         pass
 
 
-# Worker-side stage cache: a task-mode stage is set up once per worker process, not per batch.
-_WORKER_STAGES: dict[str, Stage] = {}
+def resource_groups(stage_specs: list[dict[str, Any]], gpus_available: bool) -> list[dict[str, Any]]:
+    """Consecutive stages of one resource class (GPU or CPU) fused into one group; a stage's GPU
+    request counts only when the cluster has GPUs (otherwise it runs on CPU)."""
+    groups: list[dict[str, Any]] = []
+    for spec in stage_specs:
+        res = stage_class(spec["name"]).resources
+        gpu = bool(res.gpus) and gpus_available
+        if groups and groups[-1]["gpu"] == gpu:
+            g = groups[-1]
+            g["specs"].append(spec)
+            g["cpus"] = max(g["cpus"], res.cpus)
+            g["gpus"] = max(g["gpus"], res.gpus if gpu else 0.0)
+        else:
+            groups.append({"gpu": gpu, "specs": [spec], "cpus": res.cpus, "gpus": res.gpus if gpu else 0.0})
+    return groups
 
 
-def _worker_stage(name: str, params_json: str) -> Stage:
-    key = f"{name}:{params_json}"
-    st = _WORKER_STAGES.get(key)
-    if st is None:
-        st = _WORKER_STAGES[key] = build_stage(name, json.loads(params_json))
-    return st
+class _FusedStages:
+    """Ray Data actor: a group of fused stages, set up once per actor for the whole run.
+
+    Batches carry one source each, as ``payload``: the pickled list of that source's rows.
+    """
+
+    def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int, threads: int):
+        cap_threads(threads)
+        self.stages = build_pipeline_stages(stage_specs)
+        for st in self.stages:
+            st.ensure_setup()
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        out = [pickle.dumps(run_stages(self.stages, pickle.loads(p), self.batch_size), protocol=5)
+               for p in batch["payload"]]
+        return {"key": np.asarray(batch["key"]), "payload": np.array(out, dtype=object)}
 
 
-def _decode(batch) -> list[Row]:
-    return [json.loads(x) for x in batch["row"]]
+def start_ray(workers: int | None, address: str | None = None) -> bool:
+    """Start (or join) Ray quietly; True if this call started it. Thread caps reach every worker
+    through the runtime environment, before any library in it is imported."""
+    import ray
 
-
-def _encode(rows: list[Row]):
-    import numpy as np
-
-    return {"row": np.array([json.dumps(r) for r in rows], dtype=object)}
-
-
-def _run_task_batch(batch, name: str, params_json: str):
-    return _encode(run_stage_batch(_worker_stage(name, params_json), _decode(batch)))
-
-
-class _StageActor:
-    """Actor-pool wrapper for stages that load a model: ``setup()`` once per actor."""
-
-    def __init__(self, name: str, params_json: str):
-        self.stage = build_stage(name, json.loads(params_json))
-        self.stage.ensure_setup()
-
-    def __call__(self, batch):
-        return _encode(run_stage_batch(self.stage, _decode(batch)))
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True,
+                              "configure_logging": True, "logging_level": logging.WARNING}
+    if address:
+        kwargs["address"] = address  # actors cap their threads at start-up (cap_threads)
+    else:
+        kwargs["num_cpus"] = workers or os.cpu_count() or 1
+        # a local runtime has one CPU per worker: one compute thread each, set before import
+        kwargs["runtime_env"] = {"env_vars": {v: "1" for v in THREAD_ENV_VARS}}
+    ray.init(**kwargs)
+    return True
 
 
 class RayDataExecutor:
-    """Ray Data: one ``map_batches`` per stage; actor pools for ``uses_model`` stages, tasks
-    otherwise; per-stage CPU/GPU from ``Stage.resources``.
+    """Ray Data: one dataset per run; stages fused per resource class into long-lived actor pools.
 
     ``address`` None starts a local Ray runtime with ``num_cpus`` = ``workers``; pass "auto" or
-    "ray://host:10001" to use an existing cluster.
+    "ray://host:10001" to use an existing cluster (``workers`` actors per pool, default: one per
+    CPU of the cluster).
     """
 
     name = "ray"
@@ -107,59 +184,50 @@ class RayDataExecutor:
                  address: str | None = None):
         import ray
 
-        self.specs = [(s["name"], json.dumps(s.get("params") or {}, sort_keys=True)) for s in stage_specs]
+        build_pipeline_stages(stage_specs)  # config errors surface in the driver, not in actors
+        self.specs = stage_specs
         self.batch_size = batch_size
-        self.workers = workers or os.cpu_count() or 1
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                      "ignore_reinit_error": True}
-            if address:
-                kwargs["address"] = address
-            else:
-                kwargs["num_cpus"] = self.workers
-            ray.init(**kwargs)
-            self._owns_ray = True
-        else:
-            self._owns_ray = False
+        self._owns_ray = start_ray(workers, address)
+        cluster = ray.cluster_resources()
+        self.cluster_cpus = float(cluster.get("CPU", 1.0))
+        self.gpus_available = float(cluster.get("GPU", 0.0)) > 0
+        self.workers = int(workers or max(1, self.cluster_cpus))
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.verbose_stats_logs = False
+        ctx.execution_options.preserve_order = False  # yield each source as soon as it is done
+
+    def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
+        import numpy as np
+        import ray
+
+        if not sources:
+            return
+        items = [{"key": i, "payload": pickle.dumps([s], protocol=5)} for i, s in enumerate(sources)]
+        # one source per block: blocks are the unit Ray Data hands to an idle actor
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        groups = resource_groups(self.specs, self.gpus_available)
+        # each actor of a CPU pool gets an equal share of the cluster's CPUs
+        share = max(1.0, self.cluster_cpus / self.workers) if len(groups) == 1 else 1.0
+        for g in groups:
+            res: dict[str, Any] = {"num_cpus": min(share, self.cluster_cpus)}
+            if g["gpu"]:
+                res["num_gpus"] = g["gpus"]
+            ds = ds.map_batches(
+                _FusedStages,
+                fn_constructor_kwargs={"stage_specs": g["specs"], "batch_size": self.batch_size,
+                                       "threads": max(1, int(res["num_cpus"]))},
+                batch_size=1, batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(min_size=1 if g["gpu"] else self.workers,
+                                                   max_size=self.workers),
+                **res,
+            )
+        for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
+            for key, payload in zip(np.asarray(batch["key"]).tolist(), batch["payload"]):
+                yield sources[int(key)], sort_rows(pickle.loads(payload))
 
     def run(self, rows: list[Row]) -> list[Row]:
-        import ray
-
-        if not rows:
-            return []
-        ds = ray.data.from_items([{"row": json.dumps(r)} for r in rows], override_num_blocks=len(rows))
-        scale = self._resource_scale()
-        for name, params_json in self.specs:
-            cls = stage_class(name)
-            res = {"num_cpus": round(cls.resources.cpus * scale, 3)}
-            if cls.resources.gpus:
-                res["num_gpus"] = cls.resources.gpus
-            if cls.uses_model:
-                ds = ds.map_batches(
-                    _StageActor, fn_constructor_kwargs={"name": name, "params_json": params_json},
-                    batch_size=self.batch_size, batch_format="numpy",
-                    compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers), **res,
-                )
-            else:
-                ds = ds.map_batches(
-                    _run_task_batch, fn_kwargs={"name": name, "params_json": params_json},
-                    batch_size=self.batch_size, batch_format="numpy", **res,
-                )
-        out = [json.loads(r["row"]) for r in ds.take_all()]
-        return sort_rows(out)
-
-    def _resource_scale(self) -> float:
-        """Declared CPUs are per-stage needs; on a cluster smaller than their sum every stage
-        gets the same share of it, so that all actor pools and tasks can be placed at once
-        (Ray Data would otherwise wait forever for CPUs held by other operators' actors)."""
-        import ray
-
-        total = float(ray.cluster_resources().get("CPU", 1.0))
-        need = sum(stage_class(name).resources.cpus for name, _ in self.specs)
-        return min(1.0, total / need) if need > 0 else 1.0
+        return sort_rows([r for _, out in self.run_stream(rows) for r in out])
 
     def close(self) -> None:
         import ray

@@ -289,9 +289,9 @@ def svg_timeline(persons: list[dict], duration_s: float, marks_s: Iterable[float
                      f'<text x="{label_w - 6}" y="{y + lane_h * 0.7:.1f}" text-anchor="end">{_esc(person_label(idx))}</text>'
                      f'<rect x="{label_w}" y="{y + 3}" width="{plot_w}" height="{lane_h - 6}" fill="#eee"/>')
         for iv in p.get("speaking_intervals") or []:
-            if not iv or len(iv) < 2 or iv[0] is None or iv[1] is None:
+            if not iv or iv.get("start") is None or iv.get("end") is None:
                 continue
-            a, b = float(iv[0]), float(iv[1])
+            a, b = float(iv["start"]), float(iv["end"])
             parts.append(f'<rect class="speaking" data-start="{a:.3f}" data-end="{b:.3f}" x="{x(a):.1f}" '
                          f'y="{y + 3}" width="{max(1.0, x(b) - x(a)):.1f}" height="{lane_h - 6}" '
                          f'fill="{_hex(_colour(idx))}"><title>{_esc(person_label(idx))} speaks '

@@ -1,12 +1,18 @@
-"""Curation runs: inputs -> deterministic partitions -> executor -> shards, resumable.
+"""Curation runs: inputs -> deterministic partitions -> one executor stream -> shards, resumable.
 
-A rerun skips partitions whose completion marker exists, cleans the files of incomplete ones,
-``retry_failed`` re-runs only the sources that have a ``failed`` row, ``overwrite`` starts over.
+All sources of the run that still need work go to the executor as one stream (one Ray dataset
+per run); a partition's shards and completion marker are written as soon as its last source is
+back. A rerun skips partitions whose completion marker exists, cleans the files of incomplete
+ones, ``retry_failed`` re-runs only the sources that have a ``failed`` row, ``overwrite`` starts
+over. Sources are hashed before any stage runs, so identical sources are deduplicated before
+the expensive stages (the first in partition order is curated, later copies become one
+``duplicate`` reject row each).
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import os
 import tempfile
@@ -21,7 +27,7 @@ from anytalker.errors import UserError
 from pipelines import shards
 from pipelines.storage import Storage, is_uri
 from pipelines.executors import make_executor, sort_rows
-from pipelines.pipeline import PipelineConfig, build_stages, load_config
+from pipelines.pipeline import PipelineConfig, load_config
 from pipelines.schema import SCHEMA_VERSION, clip_id_for
 
 log = logging.getLogger(__name__)
@@ -143,27 +149,31 @@ def finalize_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def dedupe_sources(rows: list[dict[str, Any]], seen: dict[str, str]) -> list[dict[str, Any]]:
-    """A source whose bytes equal an earlier source's (``seen``: sha256 -> first source path,
-    in partition order) becomes one ``duplicate`` reject row, so clip ids stay unique."""
-    by_source: dict[str, list[dict]] = {}
-    for r in rows:
-        by_source.setdefault(r["source_path"], []).append(r)
-    out = []
-    for src in sorted(by_source):
-        group = by_source[src]
-        sha = next((r.get("source_sha256") for r in group if r.get("source_sha256")), None)
-        first = seen.get(sha) if sha else None
-        if first is not None and first != src:
-            out.append({"source_path": src, "source_sha256": sha, "partition": group[0].get("partition"),
-                        "status": "filtered", "reason": "duplicate", "failed_stage": "dedupe",
-                        "error_detail": f"identical bytes to {first}",
-                        "clip_id": clip_id_for(f"{sha}:duplicate:{src}", None, None)})
-            continue
-        if sha:
-            seen.setdefault(sha, src)
-        out.extend(group)
-    return out
+def hash_sources(rows: list[dict[str, Any]], threads: int = 4) -> None:
+    """Set ``source_sha256`` on every readable source row (None where the file cannot be read:
+    the probe stage then gives the reason). hashlib releases the GIL, so threads overlap."""
+    from curation.media import sha256_file
+
+    def one(row):
+        path = row.get("source_abs_path")
+        if row.get("status") != "ok" or not path or not os.path.isfile(path):
+            return None
+        try:
+            return sha256_file(path)
+        except OSError:
+            return None
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for row, sha in zip(rows, pool.map(one, rows)):
+            row["source_sha256"] = sha
+
+
+def duplicate_row(row: dict[str, Any], first: str) -> dict[str, Any]:
+    sha, src = row["source_sha256"], row["source_path"]
+    return {"source_path": src, "source_sha256": sha, "partition": row.get("partition"),
+            "status": "filtered", "reason": "duplicate", "failed_stage": "dedupe",
+            "error_detail": f"identical bytes to {first}",
+            "clip_id": clip_id_for(f"{sha}:duplicate:{src}", None, None)}
 
 
 def _stage_seconds(rows: list[dict]) -> dict[str, float]:
@@ -227,8 +237,8 @@ def run_curation(
     on_partition: Callable[[str, dict], None] | None = None,
 ) -> RunSummary:
     t0 = time.time()
-    cfg = load_config(config, overrides)
-    build_stages(cfg)  # contract check before any work
+    cfg = load_config(config, overrides)  # contracts and cross-stage parameters checked here
+    schema = cfg.schema
     root, sources = discover_inputs(input_path, data_root)
     if limit is not None:
         sources = sources[: max(0, int(limit))]
@@ -239,7 +249,9 @@ def run_curation(
     info = _prepare_run_dir(store, cfg, root, sources, overwrite, executor)
     partitions = make_partitions(sources, info.get("partition_size", cfg.partition_size))
     metadata = {"toolkit_version": __version__, "config_sha256": cfg.sha256, "config_name": cfg.name,
-                "run_id": info["run_id"]}
+                "run_id": info["run_id"],
+                # where the relative source_path values point: as the user gave it, and resolved
+                "data_root": str(data_root if data_root is not None else input_path), "data_root_abs": root}
 
     todo: list[tuple[str, list[str], list[dict] | None]] = []
     skipped = 0
@@ -260,36 +272,74 @@ def run_curation(
         else:
             skipped += 1
 
-    ex = None
-    if todo:
-        ex = make_executor(executor, cfg.stages, batch_size=cfg.batch_size, workers=workers, address=ray_address)
-    try:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), desc=f"curate {cfg.name}", unit="partition", disable=not progress)
-        for part, srcs, old in todo:
-            tp = time.time()
-            with tempfile.TemporaryDirectory(prefix=f"anytalker-stage-{part}-") as stage_dir:
+    counts: collections.Counter = collections.Counter()
+    n_inputs = sum(len(srcs) if old is None else len({r["source_path"] for r in old if r.get("status") == "failed"})
+                   for _, srcs, old in todo)
+    bar = tqdm(total=n_inputs, desc=f"curate {cfg.name}", unit="input", disable=not progress, smoothing=0.1)
+
+    def count(rows: list[dict]) -> None:
+        counts.update(r.get("status") for r in rows)
+        bar.set_postfix(ok=counts["ok"], filtered=counts["filtered"], failed=counts["failed"], refresh=False)
+
+    results: dict[str, list[dict]] = {}
+    pending: dict[str, set[str]] = {}
+    inputs_of = {part: srcs for part, srcs, _ in todo}
+    t_stream = time.time()
+
+    def write(part: str) -> None:
+        rows = sort_rows(finalize_rows(results.pop(part)))
+        shas = {r["source_path"]: r.get("source_sha256") for r in rows}
+        try:
+            marker = shards.write_partition(store, part, rows, metadata, inputs_of[part], time.time() - t_stream,
+                                            extra={"stage_seconds": _stage_seconds(rows), "source_sha256": shas},
+                                            schema=schema)
+        except OSError as e:
+            raise UserError(f"{run_dir}: cannot write partition {part} ({e.strerror or e}); completed "
+                            "partitions are intact — free space or fix permissions, then re-run the same "
+                            "command to resume") from e
+        if on_partition:
+            on_partition(part, marker)
+
+    ex = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="anytalker-stage-") as stage_dir:
+            submit: list[dict] = []
+            for part, srcs, old in todo:
                 if old is None:
-                    rows = ex.run(source_rows(srcs, root, part, Path(stage_dir)))
+                    run_srcs, kept = srcs, []
                 else:
-                    retry = sorted({r["source_path"] for r in old if r.get("status") == "failed"})
-                    kept = [r for r in old if r["source_path"] not in retry]
-                    rows = kept + ex.run(source_rows(retry, root, part, Path(stage_dir)))
-            rows = sort_rows(dedupe_sources(finalize_rows(rows), seen_sha))
-            shas = {r["source_path"]: r.get("source_sha256") for r in rows}
-            try:
-                marker = shards.write_partition(store, part, rows, metadata, srcs, time.time() - tp,
-                                                extra={"stage_seconds": _stage_seconds(rows),
-                                                       "source_sha256": shas})
-            except OSError as e:
-                raise UserError(f"{run_dir}: cannot write partition {part} ({e.strerror or e}); completed "
-                                "partitions are intact — free space or fix permissions, then re-run the same "
-                                "command to resume") from e
-            bar.update(1)
-            bar.set_postfix(ok=marker["status"].get("ok", 0))
-            if on_partition:
-                on_partition(part, marker)
+                    run_srcs = sorted({r["source_path"] for r in old if r.get("status") == "failed"})
+                    kept = [r for r in old if r["source_path"] not in run_srcs]
+                results[part] = kept
+                rows = source_rows(run_srcs, root, part, Path(stage_dir))
+                hash_sources(rows)
+                pending[part] = set()
+                for row in rows:
+                    sha = row.get("source_sha256")
+                    first = seen_sha.setdefault(sha, row["source_path"]) if sha else None
+                    if first is not None and first != row["source_path"]:
+                        dup = duplicate_row(row, first)
+                        results[part].append(dup)
+                        count([dup])
+                        bar.update(1)
+                    else:
+                        submit.append(row)
+                        pending[part].add(row["source_path"])
+            for part in [p for p, left in pending.items() if not left]:
+                write(part)
+            if submit:
+                ex = make_executor(executor, cfg.stages, batch_size=cfg.batch_size, workers=workers,
+                                   address=ray_address)
+                for src, out in ex.run_stream(submit):
+                    part = src["partition"]
+                    results[part].extend(out)
+                    pending[part].discard(src["source_path"])
+                    count(out)
+                    bar.update(1)
+                    if not pending[part]:
+                        write(part)
         bar.close()
     finally:
         if ex is not None:

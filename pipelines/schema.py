@@ -1,96 +1,49 @@
-"""The one Parquet schema of curated shards (clips/ and rejects/ share it).
+"""The Parquet schema of curated shards, generated from the stages of the pipeline.
 
-Row dicts from stages map onto it with ``rows_to_table``; keys the schema has no column for
-are kept losslessly in the ``extra`` JSON column, so no stage output is ever dropped.
+Columns: the run's bookkeeping (``BASE_FIELDS``), then every field the stages declare
+(``Stage.fields``, in pipeline order; a field two stages write must have one type), then
+``stage_versions`` and ``stage_seconds`` as structs with one member per stage. clips/ and
+rejects/ share the schema. There is no catch-all column: a stage key without a declaration
+fails the row in the adapter (``curation.base``), before it could reach a shard.
+
+Every field carries its unit and meaning in its Arrow field metadata (``unit``, ``doc``); the
+file metadata repeats the units as one JSON map (``units``), names the data root the relative
+``source_path`` values point into (``data_root`` as given, ``data_root_abs``), and states the
+conventions for frames and intervals (``conventions``; see docs/shards.md).
 Bump ``SCHEMA_VERSION`` on any incompatible change; readers check it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import uuid
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+from curation.base import ROW_FIELDS, Stage
+from curation.fields import FRAMES_CONVENTION, INTERVAL_CONVENTION, Field, flat_units
+
+SCHEMA_VERSION = "2.0"
 # uuid5 namespace for clip ids: stable forever, so ids are comparable across runs and versions.
 CLIP_NAMESPACE = uuid.UUID("5b0b7a8e-4c1e-5a57-9d1f-a17a1ca1e200")
 
-PERSON_TYPE = pa.struct(
-    [
-        pa.field("index", pa.int32()),  # 0 = leftmost person
-        pa.field("frames", pa.list_(pa.int64())),  # absolute source frame index of each box
-        pa.field("boxes", pa.list_(pa.list_(pa.float32()))),  # [x1,y1,x2,y2] px, null = missed
-        pa.field("ref_box", pa.list_(pa.float32())),  # box on the clip's first frame
-        pa.field("face_size", pa.float32()),  # median box side, px
-        pa.field("audio_ref", pa.string()),  # data-root-relative audio file, or "mix:<source>"
-        pa.field("speaking_intervals", pa.list_(pa.list_(pa.float64()))),  # clip-relative s
-        pa.field("speaking_s", pa.float64()),
-        pa.field("sync_offset", pa.int32()),  # frames at 25 fps
-        pa.field("sync_conf", pa.float64()),
-        pa.field("sync_dist", pa.float64()),
-    ]
-)
-
-INTERVAL_TYPE = pa.struct(
-    [pa.field("start", pa.float64()), pa.field("end", pa.float64()), pa.field("speaker", pa.string())]
-)
-
-SCHEMA = pa.schema(
-    [
-        pa.field("clip_id", pa.string(), nullable=False),
-        pa.field("source_path", pa.string(), nullable=False),  # relative to the data root
-        pa.field("source_sha256", pa.string()),
-        pa.field("partition", pa.string()),
-        pa.field("status", pa.string(), nullable=False),  # ok | filtered | failed
-        pa.field("reason", pa.string()),  # curation.base.Reason value
-        pa.field("error_detail", pa.string()),
-        pa.field("failed_stage", pa.string()),
-        pa.field("stage_versions", pa.string()),  # JSON {stage: version}
-        # probe
-        pa.field("container", pa.string()),
-        pa.field("video_codec", pa.string()),
-        pa.field("audio_codec", pa.string()),
-        pa.field("has_audio", pa.bool_()),
-        pa.field("audio_sample_rate", pa.int32()),
-        pa.field("audio_channels", pa.int32()),
-        pa.field("duration_s", pa.float64()),
-        pa.field("fps", pa.float64()),
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("num_frames", pa.int64()),
-        # span (shots / clips); end is exclusive
-        pa.field("shot_index", pa.int32()),
-        pa.field("clip_index", pa.int32()),
-        pa.field("start_frame", pa.int64()),
-        pa.field("end_frame", pa.int64()),
-        pa.field("start_s", pa.float64()),
-        pa.field("end_s", pa.float64()),
-        pa.field("clip_num_frames", pa.int64()),
-        # camera motion
-        pa.field("shake_score", pa.float64()),
-        # faces
-        pa.field("num_persons", pa.int32()),
-        pa.field("frac_exact_n_faces", pa.float64()),
-        pa.field("min_face_size", pa.float64()),
-        pa.field("order_stable", pa.bool_()),
-        pa.field("identity_swap", pa.bool_()),
-        pa.field("persons", pa.list_(PERSON_TYPE)),
-        # speech + sync
-        pa.field("vad_backend", pa.string()),
-        pa.field("diarization_backend", pa.string()),
-        pa.field("speech_seed", pa.int64()),
-        pa.field("speech_intervals", pa.list_(INTERVAL_TYPE)),
-        pa.field("sync_backend", pa.string()),
-        pa.field("sync_matrix", pa.list_(pa.list_(pa.float64()))),  # audio source x face (conf)
-        pa.field("extra", pa.string()),  # JSON of every row key without a column
-    ]
-)
-
-COLUMNS = tuple(SCHEMA.names)
-_JSON_COLUMNS = {"stage_versions"}
+# set by the runner before the first stage (source_abs_path is run-local and never stored)
+SOURCE_FIELDS: dict[str, Field] = {
+    "source_path": Field(pa.string(), None, "relative to the data root in the file metadata"),
+    "source_sha256": Field(pa.string(), None, "sha256 of the source bytes"),
+    "partition": Field(pa.string(), None, "run partition the row was written in"),
+}
+BASE_FIELDS: dict[str, Field] = {
+    "clip_id": Field(pa.string(), None, "uuid5 of source sha256 and span: stable across runs"),
+    **SOURCE_FIELDS,
+    **ROW_FIELDS,
+}
+_REQUIRED = {"clip_id", "source_path", "status"}
+RUN_LOCAL_KEYS = ("source_abs_path",)
+CONVENTIONS = {"frames": FRAMES_CONVENTION, "intervals": INTERVAL_CONVENTION,
+               "frame_index": "source frame indices; end_frame is exclusive",
+               "fps": "persons.frames are sampled at analysis_fps (25 by default), not at the source fps"}
 
 
 def clip_id_for(source_key: str, start_frame: int | None, end_frame: int | None) -> str:
@@ -99,56 +52,88 @@ def clip_id_for(source_key: str, start_frame: int | None, end_frame: int | None)
     return str(uuid.uuid5(CLIP_NAMESPACE, f"{source_key}:{span}"))
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if hasattr(v, "tolist"):  # numpy scalars / arrays
-        return _jsonable(v.tolist())
-    return v
+class SchemaConflictError(ValueError):
+    pass
 
 
-def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Row dict -> dict with exactly the schema's columns (extras folded into ``extra``)."""
-    out: dict[str, Any] = {}
-    extra = dict(json.loads(row["extra"])) if isinstance(row.get("extra"), str) else dict(row.get("extra") or {})
-    for k, v in row.items():
-        if k == "extra":
-            continue
-        if k in SCHEMA.names:
-            out[k] = _jsonable(v)
-        else:
-            extra[k] = _jsonable(v)
-    for k in _JSON_COLUMNS:
-        if k in out and not isinstance(out[k], str) and out[k] is not None:
-            out[k] = json.dumps(out[k], sort_keys=True)
-    out["extra"] = json.dumps(extra, sort_keys=True) if extra else None
-    for name in SCHEMA.names:
-        out.setdefault(name, None)
+def stage_fields(stages: Sequence[Stage | type[Stage]]) -> dict[str, Field]:
+    """Every declared field of the pipeline, in order; two declarations of a name must agree."""
+    out: dict[str, Field] = {}
+    owner: dict[str, str] = {}
+    for st in stages:
+        for name, f in st.fields.items():
+            if name in BASE_FIELDS:
+                if BASE_FIELDS[name].type != f.type:
+                    raise SchemaConflictError(f"stage {st.name!r} declares {name!r} as {f.type}; the runner's "
+                                              f"column has type {BASE_FIELDS[name].type}")
+                continue
+            if name in out and out[name].type != f.type:
+                raise SchemaConflictError(
+                    f"stages {owner[name]!r} and {st.name!r} declare {name!r} as {out[name].type} and {f.type}; "
+                    "one column has one type")
+            if name not in out:
+                out[name], owner[name] = f, st.name
     return out
 
 
-def rows_to_table(rows: Iterable[dict[str, Any]], metadata: dict[str, str] | None = None) -> pa.Table:
-    table = pa.Table.from_pylist([normalize_row(r) for r in rows], schema=SCHEMA)
-    md = {b"schema_version": SCHEMA_VERSION.encode()}
+def schema_for(stages: Sequence[Stage | type[Stage]]) -> pa.Schema:
+    names = list(dict.fromkeys(st.name for st in stages))
+    fields = [f.arrow(n, nullable=n not in _REQUIRED) for n, f in BASE_FIELDS.items()]
+    fields += [f.arrow(n) for n, f in stage_fields(stages).items()]
+    fields.append(Field(pa.struct([pa.field(n, pa.string()) for n in names]), None,
+                        "version of each stage that processed the row").arrow("stage_versions"))
+    fields.append(Field(pa.struct([pa.field(n, pa.float64()) for n in names]), "s",
+                        "wall time per stage (a batch's time shared over its rows); varies run to run")
+                  .arrow("stage_seconds"))
+    return pa.schema(fields)
+
+
+def units_of(schema: pa.Schema) -> dict[str, str]:
+    units: dict[str, str] = {}
+    for f in schema:
+        u = (f.metadata or {}).get(b"unit")
+        flat_units(f.name, f.type, u.decode() if u else None, units)
+    return units
+
+
+def schema_metadata(schema: pa.Schema, metadata: dict[str, Any] | None = None) -> dict[bytes, bytes]:
+    md = {b"schema_version": SCHEMA_VERSION.encode(),
+          b"units": json.dumps(units_of(schema), sort_keys=True).encode(),
+          b"conventions": json.dumps(CONVENTIONS, sort_keys=True).encode()}
     for k, v in (metadata or {}).items():
-        md[k.encode()] = str(v).encode()
-    return table.replace_schema_metadata(md)
+        md[k.encode()] = (v if isinstance(v, str) else json.dumps(v, sort_keys=True)).encode()
+    return md
+
+
+def _row_for(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
+    unknown = sorted(k for k in row if k not in schema.names and k not in RUN_LOCAL_KEYS)
+    if unknown:
+        raise SchemaConflictError(f"row of {row.get('source_path')!r} has key(s) {unknown} that no stage of the "
+                                  "pipeline declares")
+    return {n: row.get(n) for n in schema.names}
+
+
+def default_schema() -> pa.Schema:
+    """The schema of a pipeline made of every registered stage (for hand-made shards)."""
+    from pipelines.registry import STAGES, stage_class
+
+    return schema_for([stage_class(n) for n in STAGES])
+
+
+def rows_to_table(rows: Iterable[dict[str, Any]], schema: pa.Schema | None = None,
+                  metadata: dict[str, Any] | None = None) -> pa.Table:
+    schema = schema or default_schema()
+    table = pa.Table.from_pylist([_row_for(r, schema) for r in rows], schema=schema)
+    return table.replace_schema_metadata(schema_metadata(schema, metadata))
 
 
 def table_to_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """Inverse of ``rows_to_table``: extras are unfolded back into top-level keys."""
-    rows = []
-    for r in table.to_pylist():
-        extra = json.loads(r.pop("extra") or "{}")
-        for k in _JSON_COLUMNS:
-            if r.get(k):
-                r[k] = json.loads(r[k])
-        r.update(extra)
-        rows.append(r)
+    """Rows as dicts; ``stage_versions``/``stage_seconds`` keep only the stages that ran."""
+    rows = table.to_pylist()
+    for r in rows:
+        for k in ("stage_versions", "stage_seconds"):
+            if isinstance(r.get(k), dict):
+                r[k] = {s: v for s, v in r[k].items() if v is not None}
     return rows
 
 

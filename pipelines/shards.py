@@ -50,7 +50,8 @@ def clean_partition(store: Storage, partition: str) -> list[str]:
 
 
 def write_partition(store: Storage, partition: str, rows: list[dict], metadata: dict[str, str],
-                    inputs: list[str], seconds: float, extra: dict | None = None) -> dict:
+                    inputs: list[str], seconds: float, extra: dict | None = None,
+                    schema: pa.Schema | None = None) -> dict:
     """Write the partition's clips/rejects files, then its completion marker. Returns the marker."""
     files = []
     by_kind = {"clips": [r for r in rows if r.get("status") == "ok"],
@@ -60,7 +61,7 @@ def write_partition(store: Storage, partition: str, rows: list[dict], metadata: 
         if not krows:
             store.delete(rel)
             continue
-        table = rows_to_table(krows, metadata={**metadata, "partition": partition})
+        table = rows_to_table(krows, schema, metadata={**metadata, "partition": partition})
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         data = sink.getvalue().to_pybytes()

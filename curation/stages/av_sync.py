@@ -20,8 +20,10 @@ boundaries are coarser than lip onsets).
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from curation.base import Reason, Resources, Row, Stage, reject
+from curation.fields import PERSON, Field
 from curation.media import load_audio
 from curation.sync import SyncInput, face_crops_for_syncnet, get_sync_backend, sync_score
 
@@ -40,6 +42,16 @@ class AvSyncStage(Stage):
     version = "1"
     requires = ("persons", "speech_intervals")
     produces = ("sync_backend", "sync_matrix")
+    fields = {
+        "sync_backend": Field(pa.string(), None, "name and version"),
+        "persons": Field(pa.list_(PERSON)),
+        "sync_speakers": Field(pa.list_(pa.string()), None, "rows of sync_matrix"),
+        "sync_matrix": Field(pa.list_(pa.list_(pa.float64())), "sync backend scale", "confidence, speaker x person"),
+        "sync_offsets": Field(pa.list_(pa.list_(pa.int32())), "frame@25fps"),
+        "sync_dists": Field(pa.list_(pa.list_(pa.float64())), "sync backend scale"),
+        "sync_curves": Field(pa.list_(pa.list_(pa.list_(pa.float64()))), "sync backend scale",
+                             "distance per offset -vshift..vshift"),
+    }
     resources = Resources(cpus=1.0)
     uses_model = True
     params = {"backend": "landmark", "weights": None, "vshift": 15, "interval_margin_s": 0.2}

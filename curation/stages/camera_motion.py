@@ -9,8 +9,10 @@ is the camera's motion, independent of the talking people.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from curation.base import Filter, Reason, Resources, Row
+from curation.fields import Field
 from curation.media import VideoReader, sample_indices
 
 BACKEND = "lk-ransac"
@@ -73,6 +75,12 @@ class CameraMotionStage(Filter):
     version = "1"
     requires = ("source_abs_path", "start_frame", "end_frame", "fps")
     produces = ("shake_score",)
+    fields = {
+        "shake_score": Field(pa.float64(), "frame diagonal", "RMS of the high-frequency camera path"),
+        "pan_speed": Field(pa.float64(), "frame diagonal/s", "median camera speed"),
+        "camera_motion_backend": Field(pa.string()),
+        "motion_valid_frac": Field(pa.float64(), "1", "fraction of frame pairs with a motion fit"),
+    }
     resources = Resources(cpus=1)
     uses_model = True
     params = {"analysis_fps": 8.0, "analysis_width": 320, "max_shake": 0.006, "max_pan": 0.15,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import pyarrow as pa
+
 from curation.base import Reason, Resources, Row, Stage, reject
+from curation.fields import Field
 
 
 class ClipsStage(Stage):
@@ -20,6 +23,12 @@ class ClipsStage(Stage):
     version = "1"
     requires = ("start_frame", "end_frame", "fps")
     produces = ("clip_index", "clip_num_frames")
+    fields = {
+        "clip_index": Field(pa.int32(), None, "piece number within the shot"),
+        "clip_num_frames": Field(pa.int64(), "frame"),
+        "start_frame": Field(pa.int64(), "frame"), "end_frame": Field(pa.int64(), "frame"),
+        "start_s": Field(pa.float64(), "s"), "end_s": Field(pa.float64(), "s"),
+    }
     resources = Resources(cpus=0.25)
     params = {"min_clip_s": 2.0, "max_clip_s": 20.0}
 

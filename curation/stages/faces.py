@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
 
 from curation.base import Filter, Reason, Resources, Row
 from curation.faces import FaceAnalysis, analyze_video, order_violations
+from curation.fields import PERSON, Field
 from curation.identity import Embedder, cosine, get_embedder
 from curation.media import VideoReader
 
@@ -65,6 +67,21 @@ class FacesStage(Filter):
     requires = ("source_abs_path", "start_frame", "end_frame", "fps")
     produces = ("num_persons", "frac_exact_n_faces", "min_face_size", "order_stable",
                 "identity_swap", "persons")
+    fields = {
+        "num_persons": Field(pa.int32(), None, "person tracks"),
+        "frac_exact_n_faces": Field(pa.float64(), "1", "fraction of analysed frames with exactly expected_persons faces"),
+        "frac_more_faces": Field(pa.float64(), "1"), "frac_fewer_faces": Field(pa.float64(), "1"),
+        "analysis_fps": Field(pa.float64(), "1/s", "rate of persons.frames"),
+        "face_backend": Field(pa.string()),
+        "min_face_size": Field(pa.float64(), "px", "smallest median box side"),
+        "order_violations_frac": Field(pa.float64(), "1"), "order_stable": Field(pa.bool_()),
+        "identity_backend": Field(pa.string()), "identity_swap": Field(pa.bool_()),
+        "identity_max_drift": Field(pa.float64(), "cosine distance"),
+        "identity_cross_margin": Field(pa.float64(), "cosine similarity"),
+        "persons": Field(pa.list_(PERSON), None, "left to right"),
+        "mouth_open": Field(pa.list_(pa.list_(pa.float64())), "face height",
+                            "inner-lip opening per person, aligned with persons.frames"),
+    }
     resources = Resources(cpus=1)
     uses_model = True
     params = {

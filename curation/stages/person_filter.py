@@ -30,8 +30,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pyarrow as pa
 
 from curation.base import Filter, Reason, Resources, Row
+from curation.fields import PERSON, Field
 
 
 def _joint_offset(curves: list, binding: list) -> int | None:
@@ -63,8 +65,45 @@ class PersonFilter(Filter):
     version = "1"
     requires = ("persons", "sync_matrix")
     produces = ("num_persons",)
+    fields = {
+        "num_persons": Field(pa.int32()), "persons": Field(pa.list_(PERSON)),
+        "sync_matrix": Field(pa.list_(pa.list_(pa.float64())), "sync backend scale",
+                             "row i = the voice bound to person i"),
+        "sync_offsets": Field(pa.list_(pa.list_(pa.int32())), "frame@25fps"),
+        "sync_dists": Field(pa.list_(pa.list_(pa.float64())), "sync backend scale"),
+        "sync_speakers": Field(pa.list_(pa.string())),
+        "sync_curves": Field(pa.list_(pa.list_(pa.list_(pa.float64()))), "sync backend scale"),
+        "sync_joint_offset": Field(pa.int32(), "frame@25fps", "shared offset of two or more bound voices"),
+        "speaker_of_person": Field(pa.list_(pa.string())),
+    }
     resources = Resources(cpus=0.25)
-    params = {"expected_persons": 1, "min_sync_conf": 0.2, "max_abs_offset": 4, "require_diagonal": True}
+    # min_sync_conf is per sync backend (their confidence scales differ); only the landmark
+    # threshold is measured here (docs/calibration.md), others must be given explicitly.
+    params = {"expected_persons": 1, "min_sync_conf": {"landmark": 0.2}, "max_abs_offset": 4,
+              "require_diagonal": True}
+
+    def check_upstream(self, upstream: dict) -> None:
+        from curation.base import StageConfigError
+
+        thresholds = self.min_sync_conf
+        if not isinstance(thresholds, dict):
+            raise StageConfigError(
+                f"person_filter.min_sync_conf must map sync backend -> threshold (e.g. {{landmark: 0.2}}), "
+                f"got {thresholds!r}: the backends' confidence scales differ")
+        sync = upstream.get("av_sync")
+        backend = getattr(sync, "backend", None) if sync is not None else None
+        if backend is not None and backend not in thresholds:
+            raise StageConfigError(
+                f"person_filter.min_sync_conf has no threshold for av_sync backend {backend!r} "
+                f"(given: {sorted(thresholds)}); add min_sync_conf: {{{backend}: VALUE}} measured as in "
+                "docs/calibration.md")
+
+    def _min_conf(self, row: Row) -> float:
+        backend = str(row.get("sync_backend") or "landmark").split()[0]
+        try:
+            return float(self.min_sync_conf[backend])
+        except KeyError:
+            raise ValueError(f"person_filter.min_sync_conf has no threshold for sync backend {backend!r}") from None
 
     def measure(self, row: Row) -> Row:
         persons = [dict(p) for p in row.get("persons") or []]
@@ -87,12 +126,12 @@ class PersonFilter(Filter):
         for j, p in enumerate(persons):
             k = best[j] if j < len(best) else None
             spk = speakers[k] if k is not None and k < len(speakers) else None
-            ivs = [[float(iv["start"]), float(iv["end"])] for iv in intervals
+            ivs = [{"start": float(iv["start"]), "end": float(iv["end"]), "speaker": None} for iv in intervals
                    if spk is not None and (spk == "mix" or str(iv["speaker"]) == spk)]
             p.update(
                 audio_ref=f"mix:{src}",
                 speaking_intervals=ivs,
-                speaking_s=round(sum(e - s for s, e in ivs), 3),
+                speaking_s=round(sum(iv["end"] - iv["start"] for iv in ivs), 3),
                 sync_offset=offsets[k][j] if k is not None and offsets else None,
                 sync_conf=matrix[k][j] if k is not None else None,
                 sync_dist=dists[k][j] if k is not None and dists else None,
@@ -136,10 +175,11 @@ class PersonFilter(Filter):
         speaking = [p for p in persons if p.get("sync_conf") is not None]
         if not speaking:
             return False, Reason.LOW_SYNC, "no person could be bound to a voice"
+        min_conf = self._min_conf(row)
         for p in speaking:
-            if p["sync_conf"] < self.min_sync_conf:
+            if p["sync_conf"] < min_conf:
                 return False, Reason.LOW_SYNC, (
-                    f"person {p.get('index')}: sync conf {p['sync_conf']:.3f} < min_sync_conf={self.min_sync_conf}")
+                    f"person {p.get('index')}: sync conf {p['sync_conf']:.3f} < min_sync_conf={min_conf}")
         for p in speaking:
             if p["sync_offset"] is not None and abs(p["sync_offset"]) > self.max_abs_offset:
                 return False, Reason.SYNC_OFFSET, (

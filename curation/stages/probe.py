@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
+import pyarrow as pa
+
 from curation.base import Filter, Reason, Resources, Row
+from curation.fields import Field
 from curation.media import MediaError, VideoReader, probe, sha256_file
 
 
@@ -24,6 +27,18 @@ class ProbeStage(Filter):
         "source_sha256", "container", "video_codec", "audio_codec", "has_audio", "audio_sample_rate",
         "audio_channels", "duration_s", "fps", "width", "height", "num_frames",
     )
+    fields = {
+        "source_sha256": Field(pa.string(), None, "sha256 of the source bytes"),
+        "source_bytes": Field(pa.int64(), "bytes", "source file size"),
+        "container": Field(pa.string(), None, "ffprobe format name"),
+        "video_codec": Field(pa.string()), "audio_codec": Field(pa.string()),
+        "has_audio": Field(pa.bool_()),
+        "audio_sample_rate": Field(pa.int32(), "Hz"), "audio_channels": Field(pa.int32()),
+        "duration_s": Field(pa.float64(), "s", "decodable duration"),
+        "fps": Field(pa.float64(), "1/s", "source frame rate"),
+        "width": Field(pa.int32(), "px"), "height": Field(pa.int32(), "px"),
+        "num_frames": Field(pa.int64(), "frame", "decodable frames"),
+    }
     resources = Resources(cpus=1)
     params = {"min_duration_s": 1.0, "min_side_px": 128, "max_aspect": 4.0, "require_audio": True}
 
@@ -38,7 +53,7 @@ class ProbeStage(Filter):
             return {"_probe_error": (Reason.UNREADABLE, f"{path} is not readable (permissions)")}
         try:
             size = os.path.getsize(path)
-            sha = sha256_file(path)
+            sha = row.get("source_sha256") or sha256_file(path)  # the runner hashes for dedupe
         except OSError as e:
             return {"_probe_error": (Reason.UNREADABLE, f"{path}: {e}")}
         if size == 0:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from curation.base import Reason, Resources, Row, Stage, reject
+from curation.fields import Field
 
 
 class ShotsStage(Stage):
@@ -19,6 +22,13 @@ class ShotsStage(Stage):
     version = "1"
     requires = ("source_abs_path", "fps", "num_frames")
     produces = ("shot_index", "start_frame", "end_frame", "start_s", "end_s")
+    fields = {
+        "shot_index": Field(pa.int32(), None, "shot number in the source"),
+        "start_frame": Field(pa.int64(), "frame", "source frame index, inclusive"),
+        "end_frame": Field(pa.int64(), "frame", "source frame index, exclusive"),
+        "start_s": Field(pa.float64(), "s", "source time"), "end_s": Field(pa.float64(), "s", "source time"),
+        "num_shots": Field(pa.int32(), None, "shots found in the source"),
+    }
     resources = Resources(cpus=1)
     params = {"threshold": 27.0, "min_scene_len": 15, "min_shot_s": 1.0}
 

@@ -28,9 +28,11 @@ Defaults (measurements in docs/calibration.md):
 from __future__ import annotations
 
 import zlib
+import pyarrow as pa
 
 from curation import audio as speech
 from curation.base import Reason, Resources, Row, Stage, reject
+from curation.fields import INTERVAL_CONVENTION, INTERVALS, Field
 from curation.media import load_audio
 
 
@@ -43,6 +45,19 @@ class SpeechStage(Stage):
     version = "1"
     requires = ("source_abs_path", "fps", "start_frame", "end_frame", "start_s", "end_s")
     produces = ("vad_backend", "diarization_backend", "speech_seed", "speech_intervals")
+    fields = {
+        "vad_backend": Field(pa.string()), "diarization_backend": Field(pa.string()),
+        "speech_seed": Field(pa.int64(), None, "seed of this clip's N(mean, std) regrouping"),
+        "speech_intervals": Field(INTERVALS, "s", INTERVAL_CONVENTION),
+        "overlap_intervals": Field(INTERVALS, "s", "overlapped speech (speaker null)"),
+        "speech_s": Field(pa.float64(), "s", "VAD speech in the clip"),
+        "num_speakers_found": Field(pa.int32()), "overlap_s": Field(pa.float64(), "s"),
+        "parent_clip_index": Field(pa.int32()),
+        "parent_start_frame": Field(pa.int64(), "frame"), "parent_end_frame": Field(pa.int64(), "frame"),
+        "clip_index": Field(pa.int32()), "clip_num_frames": Field(pa.int64(), "frame"),
+        "start_frame": Field(pa.int64(), "frame"), "end_frame": Field(pa.int64(), "frame"),
+        "start_s": Field(pa.float64(), "s"), "end_s": Field(pa.float64(), "s"),
+    }
     resources = Resources(cpus=1.0)
     uses_model = True
     params = {
@@ -118,7 +133,7 @@ class SpeechStage(Stage):
             **row,
             "speech_seed": None,
             "speech_intervals": [{"start": s, "end": e, "speaker": k} for s, e, k in turns],
-            "overlap_intervals": [[s, e] for s, e in overlaps],
+            "overlap_intervals": [{"start": s, "end": e, "speaker": None} for s, e in overlaps],
         }
 
     def _single(self, row: Row, clean, overlaps) -> Row | list[Row]:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from curation.base import (Filter, Reason, Stage, StageConfigError, check_contracts, reject,
                            run_stage_batch)
+from curation.fields import Field
 
 
 class Boom(Stage):
     name = "boom"
     version = "3"
     params = {"bad": "x"}
+    fields = {"seen": Field(pa.bool_())}
 
     def process(self, row):
         if row["v"] == self.bad:
@@ -24,6 +28,7 @@ class Boom(Stage):
 class FanOut(Stage):
     name = "fan"
     produces = ("k",)
+    fields = {"k": Field(pa.int32())}
 
     def process(self, row):
         return [{**row, "k": i} for i in range(row["n"])]
@@ -40,6 +45,7 @@ class Slow(Stage):
 
 class Even(Filter):
     name = "even"
+    fields = {"parity": Field(pa.int64())}
 
     def measure(self, row):
         return {"parity": row["v"] % 2}
@@ -106,3 +112,36 @@ def test_media_error_inside_a_stage_is_a_decode_error():
 
     (out,) = run_stage_batch(Decodes(), [{"status": "ok"}])
     assert out["status"] == "filtered" and out["reason"] == "decode_error" and "x.mp4" in out["error_detail"]
+
+
+class Measures(Stage):
+    """Writes numpy values, a non-finite float, and (when asked) a key it does not declare."""
+
+    name = "measures"
+    fields = {"score": Field(pa.float64(), "s"), "counts": Field(pa.list_(pa.int64())), "flag": Field(pa.bool_())}
+
+    def process(self, row):
+        out = {**row, "score": np.float32(0.5) if row["v"] else np.float64("nan"),
+               "counts": np.arange(3), "flag": np.bool_(True)}
+        if row.get("sneak"):
+            out["undeclared"] = 1
+        if row.get("wrong_type"):
+            out["score"] = "high"
+        return out
+
+
+def test_adapter_encodes_declared_fields_to_plain_values():
+    a, b = run_stage_batch(Measures(), [{"v": 1, "status": "ok"}, {"v": 0, "status": "ok"}])
+    assert a["score"] == 0.5 and type(a["score"]) is float and a["counts"] == [0, 1, 2]
+    assert type(a["counts"][0]) is int and a["flag"] is True
+    assert b["score"] is None  # NaN is stored as null
+
+
+def test_undeclared_key_or_wrong_type_fails_only_that_row():
+    rows = [{"v": 1, "status": "ok"}, {"v": 1, "sneak": True, "status": "ok"},
+            {"v": 1, "wrong_type": True, "status": "ok"}]
+    ok, sneak, wrong = run_stage_batch(Measures(), rows)
+    assert ok["status"] == "ok"
+    assert sneak["status"] == "filtered" and sneak["reason"] == "exception"
+    assert "undeclared" in sneak["error_detail"] and "undeclared" not in sneak
+    assert wrong["status"] == "filtered" and "measures.score" in wrong["error_detail"] and wrong["score"] is None

@@ -72,9 +72,9 @@ def test_interact_11_is_one_two_person_clip_with_voices_bound_to_faces(interact_
     assert left["index"] == 0 and right["index"] == 1
     # ground truth: right person speaks 0-4.16 s, left 4.16-8.18 s
     assert right["speaking_intervals"] and left["speaking_intervals"]
-    right_end = max(e for s, e in right["speaking_intervals"])
-    left_start = min(s for s, e in left["speaking_intervals"])
-    assert right["speaking_intervals"][0][0] < 1.0 and right_end < left_start + 1e-6
+    right_end = max(iv["end"] for iv in right["speaking_intervals"])
+    left_start = min(iv["start"] for iv in left["speaking_intervals"])
+    assert right["speaking_intervals"][0]["start"] < 1.0 and right_end < left_start + 1e-6
     assert abs(left_start - 4.4) < 0.5 and abs(right_end - 4.4) < 0.5, (left_start, right_end)
     assert left["speaking_s"] > 2.5 and right["speaking_s"] > 2.5
     # the diagonal rule holds and every person record is complete
@@ -180,4 +180,4 @@ def test_multi_person_yaml_pipeline_through_the_runner(tmp_path):
         assert row["sync_backend"].startswith("landmark ") and row["diarization_backend"]
         assert left["speaking_intervals"] and right["speaking_intervals"]
         # within this clip the right person speaks first (source 0-4.16 s)
-        assert right["speaking_intervals"][0][0] < left["speaking_intervals"][0][0]
+        assert right["speaking_intervals"][0]["start"] < left["speaking_intervals"][0]["start"]

@@ -148,7 +148,8 @@ def test_av_sync_matrix_and_binding_on_a_built_two_person_clip(tmp_path, ffmpeg)
     kept = run_stage_batch(PersonFilter(expected_persons=2), [synced])[0]
     assert kept["status"] == "ok", kept.get("error_detail")
     p0, p1 = kept["persons"]
-    assert p0["speaking_intervals"] == [[0.0, 5.0]] and p1["speaking_intervals"] == [[5.0, 10.0]]
+    assert [(iv["start"], iv["end"]) for iv in p0["speaking_intervals"]] == [(0.0, 5.0)]
+    assert [(iv["start"], iv["end"]) for iv in p1["speaking_intervals"]] == [(5.0, 10.0)]
     assert p0["audio_ref"] == "mix:two.mov" and p0["speaking_s"] == 5.0
     assert abs(p0["sync_offset"]) <= 1 and p0["sync_conf"] > 0.2
     # swap the voices' turns: the binding follows the faces, the matrix rows are reordered

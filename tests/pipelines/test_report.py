@@ -13,9 +13,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from curation.base import Stage
+from curation.fields import PERSON, Field
 from curation.media import write_video
 from pipelines import registry, shards
 from pipelines.report import person_label, thumbnail_frames, write_report
@@ -185,7 +187,7 @@ def test_report_reads_uri_runs_and_marks_moved_sources(tmp_path, ffmpeg):
 LAYOUT = {
     "boxes": {0: [40.0, 70.0, 120.0, 150.0], 1: [200.0, 70.0, 280.0, 150.0]},
     "missed": {1: range(20, 31)},
-    "speaking": {0: [[0.0, 1.2]], 1: [[1.4, 2.9]]},
+    "speaking": {0: [{"start": 0.0, "end": 1.2, "speaker": None}], 1: [{"start": 1.4, "end": 2.9, "speaker": None}]},
     "sync_conf": {0: 6.5, 1: 5.1},
 }
 
@@ -198,6 +200,8 @@ class KnownLayoutStage(Stage):
     version = "test"
     requires = ("start_frame", "end_frame", "fps")
     produces = ("persons", "num_persons", "sync_backend", "sync_matrix")
+    fields = {"persons": Field(pa.list_(PERSON)), "num_persons": Field(pa.int32()),
+              "sync_backend": Field(pa.string()), "sync_matrix": Field(pa.list_(pa.list_(pa.float64())))}
 
     def process(self, row):
         if "two_people" not in Path(row["source_path"]).name:
@@ -365,8 +369,8 @@ def test_report_of_multi_person_run_on_interact_11(tmp_path):
         assert len(r["persons"]) == 2
         assert page.find("div", cls="sync-backend", data_backend=r["sync_backend"])
     drawn = sorted((float(a["data-start"]), float(a["data-end"])) for a in page.find("rect", cls="speaking"))
-    expected = sorted((round(a, 3), round(b, 3)) for r in shown for p in r["persons"]
-                      for a, b in (p.get("speaking_intervals") or []))
+    expected = sorted((round(iv["start"], 3), round(iv["end"], 3)) for r in shown for p in r["persons"]
+                      for iv in (p.get("speaking_intervals") or []))
     assert drawn and drawn == expected
     assert "P0 (left)" in html
     if CHROMIUM.exists():

@@ -61,7 +61,8 @@ def test_cli_run_writes_verified_shards_and_reports_rejects(small_inputs, tmp_pa
     import pandas as pd
 
     df = pd.read_parquet(out / "clips")
-    assert len(df) == manifest["totals"]["ok"] and "persons" in df.columns
+    assert len(df) == manifest["totals"]["ok"] and "shake_score" in df.columns and "extra" not in df.columns
+    assert "persons" not in df.columns  # the schema holds exactly the columns of the pipeline's stages
     n = duckdb.sql(f"select count(*) from read_parquet('{out}/rejects/*.parquet') where status='filtered'").fetchall()[0][0]
     assert n == 4
 
