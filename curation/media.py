@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, asdict
@@ -83,7 +84,10 @@ def probe(path: str | os.PathLike, timeout_s: float = 60.0) -> ProbeInfo:
     except subprocess.TimeoutExpired as e:
         raise MediaError(f"{path}: ffprobe timed out after {timeout_s}s") from e
     if res.returncode != 0:
-        raise MediaError(f"{path}: ffprobe failed: {res.stderr.decode(errors='replace').strip()[:500]}")
+        # drop ffmpeg's per-process context addresses ("[mov,mp4 @ 0x55c0...]"): rows must not
+        # differ between two runs over the same file
+        err = re.sub(r" @ 0x[0-9a-f]+\]", "]", res.stderr.decode(errors="replace")).strip()
+        raise MediaError(f"{path}: ffprobe failed: {err[:500]}")
     data = json.loads(res.stdout or b"{}")
     streams = data.get("streams", [])
     fmt = data.get("format", {})
