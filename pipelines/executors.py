@@ -93,6 +93,13 @@ def cap_threads(n: int) -> None:
         pass
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 class LocalExecutor:
     """In-process, sequential: for small runs, tests and debugging."""
 
@@ -101,10 +108,12 @@ class LocalExecutor:
     def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1):
         self.stages = build_pipeline_stages(stage_specs)
         self.batch_size = batch_size
+        self.peak_rss_mb: dict[str, float] = {}  # worker -> peak RSS (MB), for the run summary
 
     def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
         for src in sources:
             yield src, sort_rows(run_stages(self.stages, [src], self.batch_size))
+            self.peak_rss_mb = {f"local:{os.getpid()}": round(peak_rss_mb(), 1)}
 
     def run(self, rows: list[Row]) -> list[Row]:
         return sort_rows([r for _, out in self.run_stream(rows) for r in out])
@@ -148,7 +157,9 @@ class _FusedStages:
 
         out = [pickle.dumps(run_stages(self.stages, pickle.loads(p), self.batch_size), protocol=5)
                for p in batch["payload"]]
-        return {"key": np.asarray(batch["key"]), "payload": np.array(out, dtype=object)}
+        n = len(out)
+        return {"key": np.asarray(batch["key"]), "payload": np.array(out, dtype=object),
+                "worker": np.full(n, os.getpid()), "peak_rss_mb": np.full(n, peak_rss_mb())}
 
 
 def start_ray(workers: int | None, address: str | None = None) -> bool:
@@ -187,6 +198,7 @@ class RayDataExecutor:
         build_pipeline_stages(stage_specs)  # config errors surface in the driver, not in actors
         self.specs = stage_specs
         self.batch_size = batch_size
+        self.peak_rss_mb: dict[str, float] = {}  # worker -> peak RSS (MB), for the run summary
         self._owns_ray = start_ray(workers, address)
         cluster = ray.cluster_resources()
         self.cluster_cpus = float(cluster.get("CPU", 1.0))
@@ -223,6 +235,9 @@ class RayDataExecutor:
                 **res,
             )
         for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
+            for worker, rss in zip(np.asarray(batch["worker"]).tolist(), np.asarray(batch["peak_rss_mb"]).tolist()):
+                key = f"ray:{worker}"
+                self.peak_rss_mb[key] = round(max(self.peak_rss_mb.get(key, 0.0), float(rss)), 1)
             for key, payload in zip(np.asarray(batch["key"]).tolist(), batch["payload"]):
                 yield sources[int(key)], sort_rows(pickle.loads(payload))
 

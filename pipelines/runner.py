@@ -44,6 +44,7 @@ class RunSummary:
     partitions_skipped: int
     seconds: float
     manifest: dict = field(default_factory=dict)
+    worker_peak_rss_mb: dict[str, float] = field(default_factory=dict)  # peak RSS of each worker process
 
     def describe(self) -> str:
         t = self.totals
@@ -344,6 +345,7 @@ def run_curation(
     finally:
         if ex is not None:
             ex.close()
+    peak_rss = dict(getattr(ex, "peak_rss_mb", {}) or {})
     try:
         manifest = shards.build_manifest(store, info, list(partitions))
     except OSError as e:
@@ -351,7 +353,7 @@ def run_curation(
                         "free space or fix permissions, then re-run the same command") from e
     return RunSummary(run_dir=run_dir, totals=manifest["totals"], reasons=manifest["reasons"],
                       partitions_done=len(todo), partitions_skipped=skipped, seconds=time.time() - t0,
-                      manifest=manifest)
+                      manifest=manifest, worker_peak_rss_mb=peak_rss)
 
 
 def run_status(run_dir: str | os.PathLike) -> dict:
