@@ -10,12 +10,15 @@ same declarations.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import signal
 import threading
 import time
 import traceback
+import types
+import typing
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable
@@ -101,6 +104,35 @@ class StageConfigError(ValueError):
     """A pipeline config names an unknown parameter or breaks a column contract."""
 
 
+def _check_param_types(stage: str, params: Any) -> None:
+    """Each value must match its annotation (an int is a valid float); raises StageConfigError."""
+    hints = typing.get_type_hints(type(params))
+    for f in dataclasses.fields(params):
+        value, hint = getattr(params, f.name), hints.get(f.name, Any)
+        if not _matches(value, hint):
+            raise StageConfigError(f"stage {stage!r}: parameter {f.name}={value!r} is not of type "
+                                   f"{getattr(hint, '__name__', str(hint))}")
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(params, f.name, float(value))
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is not None:
+        return isinstance(value, origin)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
 class Stage:
     """One step of a curation pipeline.
 
@@ -121,7 +153,9 @@ class Stage:
     resources: ClassVar[Resources] = Resources()
     # Stages that load a model run in a Ray actor pool (setup once per actor), others as tasks.
     uses_model: ClassVar[bool] = False
-    params: ClassVar[dict[str, Any]] = {}
+    # Parameters: a dataclass (typed, defaults; preferred) or a dict of defaults. Either way the
+    # stage reads them as attributes (self.min_duration_s) and the YAML overrides them by name.
+    params: ClassVar[Any] = {}
     # Per-item wall-clock budget (seconds); exceeding it gives status=failed, reason=timeout.
     timeout_s: ClassVar[float | None] = 600.0
 
@@ -131,16 +165,31 @@ class Stage:
         if cls.fields and missing:
             raise TypeError(f"{cls.__name__}.produces names {missing} that its fields do not declare")
 
+    @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        """Parameter defaults, from the ``params`` dataclass (or a plain dict)."""
+        p = cls.params
+        if dataclasses.is_dataclass(p):
+            return {f.name: getattr(p(), f.name) for f in dataclasses.fields(p)}
+        return dict(p)
+
     def __init__(self, **overrides: Any) -> None:
-        unknown = set(overrides) - set(self.params) - {"timeout_s"}
+        known = self.param_defaults()
+        unknown = set(overrides) - set(known) - {"timeout_s"}
         if unknown:
             raise StageConfigError(
                 f"stage {self.name!r} has no parameter(s) {sorted(unknown)}; "
-                f"known: {sorted(self.params)}"
+                f"known: {sorted(known)}"
             )
         if "timeout_s" in overrides:
             self.timeout_s = overrides.pop("timeout_s")
-        self.config: dict[str, Any] = {**self.params, **overrides}
+        if dataclasses.is_dataclass(self.params):
+            # typed: the dataclass checks the values; self.<param> reads them (__getattr__)
+            typed = self.params(**overrides)
+            _check_param_types(self.name, typed)
+            self.config: dict[str, Any] = {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed)}
+        else:
+            self.config = {**known, **overrides}
         self._is_setup = False
 
     def __getattr__(self, item: str) -> Any:

@@ -147,12 +147,17 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
 def describe(cfg: PipelineConfig) -> str:
     stages = build_stages(cfg)
     lines = [f"pipeline {cfg.name} (config sha256 {cfg.sha256[:12]}, partition_size {cfg.partition_size})"]
+    lines.append("executors run every stage of a clip in one worker (Ray: one actor pool per resource class, "
+                 "stages set up once per actor)")
     for i, st in enumerate(stages, 1):
         d = st.describe()
-        mode = "actor pool" if st.uses_model else "tasks"
-        lines.append(f"{i}. {d['name']} v{d['version']}  cpus={d['resources']['cpus']} gpus={d['resources']['gpus']} ({mode})")
+        lines.append(f"{i}. {d['name']} v{d['version']}  cpus={d['resources']['cpus']} gpus={d['resources']['gpus']}")
         lines.append(f"     requires: {', '.join(d['requires']) or '-'}")
         lines.append(f"     produces: {', '.join(d['produces']) or '-'}")
+        fields = ", ".join(f"{k}:{f.type}" + (f" [{f.unit}]" if f.unit else "") for k, f in st.fields.items()
+                           if not str(f.type).startswith(("list<item: struct", "struct")))
+        nested = [k for k, f in st.fields.items() if str(f.type).startswith(("list<item: struct", "struct"))]
+        lines.append(f"     fields:   {fields or '-'}" + (f"; nested: {', '.join(nested)} (docs/shards.md)" if nested else ""))
         params = ", ".join(f"{k}={v}" for k, v in d["config"].items())
         lines.append(f"     params:   {params or '-'}")
     return "\n".join(lines)

@@ -145,3 +145,25 @@ def test_undeclared_key_or_wrong_type_fails_only_that_row():
     assert sneak["status"] == "filtered" and sneak["reason"] == "exception"
     assert "undeclared" in sneak["error_detail"] and "undeclared" not in sneak
     assert wrong["status"] == "filtered" and "measures.score" in wrong["error_detail"] and wrong["score"] is None
+
+
+def test_typed_parameters_are_checked_and_read_as_attributes():
+    from dataclasses import dataclass
+
+    @dataclass
+    class TrimParams:
+        min_s: float = 1.0
+        backend: str = "a"
+        thresholds: dict[str, float] | None = None
+
+    class Trim(Stage):
+        name = "trim"
+        params = TrimParams
+
+    st = Trim(min_s=2)
+    assert st.min_s == 2.0 and isinstance(st.min_s, float) and st.backend == "a"
+    assert Trim.param_defaults() == {"min_s": 1.0, "backend": "a", "thresholds": None}
+    with pytest.raises(StageConfigError, match="min_s='x' is not of type float"):
+        Trim(min_s="x")
+    with pytest.raises(StageConfigError, match="no parameter"):
+        Trim(nope=1)
