@@ -19,6 +19,8 @@ boundaries are coarser than lip onsets).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
@@ -35,6 +37,16 @@ def speakers_in_order(intervals: list[dict]) -> list[str]:
         k = str(iv["speaker"])
         first[k] = min(first.get(k, np.inf), float(iv["start"]))
     return sorted(first, key=first.get)
+
+
+@dataclass
+class AvSyncParams:
+    """Parameters of ``av_sync`` (see the stage docstring for the measurements behind them)."""
+
+    backend: str = "landmark"
+    weights: str | None = None
+    vshift: int = 15
+    interval_margin_s: float = 0.2
 
 
 class AvSyncStage(Stage):
@@ -54,7 +66,7 @@ class AvSyncStage(Stage):
     }
     resources = Resources(cpus=1.0)
     uses_model = True
-    params = {"backend": "landmark", "weights": None, "vshift": 15, "interval_margin_s": 0.2}
+    params = AvSyncParams
 
     def setup(self) -> None:
         self._backend = get_sync_backend(self.backend, self.weights)

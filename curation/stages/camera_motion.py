@@ -8,6 +8,8 @@ is the camera's motion, independent of the talking people.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
@@ -59,6 +61,17 @@ def shake_scores(motion: np.ndarray, fps: float, diag: float) -> tuple[float, fl
     return shake, pan
 
 
+@dataclass
+class CameraMotionParams:
+    """Parameters of ``camera_motion`` (see the stage docstring for the measurements behind them)."""
+
+    analysis_fps: float = 8.0
+    analysis_width: int = 320
+    max_shake: float = 0.006
+    max_pan: float = 0.15
+    mask_faces: bool = True
+
+
 class CameraMotionStage(Filter):
     """Samples ``analysis_fps`` frames at ``analysis_width`` px, masks faces (mediapipe
     detections from ``curation.faces``, dilated), fits the background motion.
@@ -83,8 +96,7 @@ class CameraMotionStage(Filter):
     }
     resources = Resources(cpus=1)
     uses_model = True
-    params = {"analysis_fps": 8.0, "analysis_width": 320, "max_shake": 0.006, "max_pan": 0.15,
-              "mask_faces": True}
+    params = CameraMotionParams
 
     def setup(self) -> None:
         self._detector = None

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from curation.base import Reason, Resources, Row, Stage, reject
 from curation.fields import Field
+
+
+@dataclass
+class ClipsParams:
+    """Parameters of ``clips`` (see the stage docstring for the measurements behind them)."""
+
+    min_clip_s: float = 2.0
+    max_clip_s: float = 20.0
 
 
 class ClipsStage(Stage):
@@ -30,7 +39,7 @@ class ClipsStage(Stage):
         "start_s": Field(pa.float64(), "s"), "end_s": Field(pa.float64(), "s"),
     }
     resources = Resources(cpus=0.25)
-    params = {"min_clip_s": 2.0, "max_clip_s": 20.0}
+    params = ClipsParams
 
     def process(self, row: Row) -> list[Row]:
         fps = float(row["fps"])

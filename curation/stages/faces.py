@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,23 @@ _SIGNAL_DECIMALS = 4
 
 def _finite_or_none(v: float, nd: int) -> float | None:
     return round(float(v), nd) if v is not None and math.isfinite(v) else None
+
+
+@dataclass
+class FacesParams:
+    """Parameters of ``faces`` (see the stage docstring for the measurements behind them)."""
+
+    expected_persons: int = 1
+    analysis_fps: float | None = 25.0
+    min_frac_exact: float = 0.8
+    min_face_size: float = 64.0
+    max_order_violations_frac: float = 0.05
+    identity_backend: str = "dlib"
+    identity_model_path: str | None = None
+    identity_swap_threshold: float = 0.14
+    identity_samples: int = 5
+    max_faces: int = 6
+    min_track_frac: float = 0.3
 
 
 class FacesStage(Filter):
@@ -85,19 +103,7 @@ class FacesStage(Filter):
     }
     resources = Resources(cpus=1)
     uses_model = True
-    params = {
-        "expected_persons": 1,
-        "analysis_fps": 25.0,
-        "min_frac_exact": 0.8,
-        "min_face_size": 64.0,
-        "max_order_violations_frac": 0.05,
-        "identity_backend": "dlib",
-        "identity_model_path": None,
-        "identity_swap_threshold": 0.14,
-        "identity_samples": 5,
-        "max_faces": 6,
-        "min_track_frac": 0.3,
-    }
+    params = FacesParams
 
     def setup(self) -> None:
         if int(self.expected_persons) < 1:

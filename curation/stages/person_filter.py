@@ -28,6 +28,7 @@ The syncnet backend has joonson's scale: set ``min_sync_conf`` for it (docs/cali
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -60,6 +61,17 @@ def _assignments(n_speakers: int, n_persons: int):
             yield cand
 
 
+@dataclass
+class PersonFilterParams:
+    """Parameters of ``person_filter`` (see the stage docstring for the measurements behind them)."""
+
+    expected_persons: int | None = 1
+    # per sync backend: their confidence scales differ; only landmark's is measured here
+    min_sync_conf: dict[str, float] = field(default_factory=lambda: {"landmark": 0.2})
+    max_abs_offset: int = 4
+    require_diagonal: bool = True
+
+
 class PersonFilter(Filter):
     name = "person_filter"
     version = "1"
@@ -77,10 +89,7 @@ class PersonFilter(Filter):
         "speaker_of_person": Field(pa.list_(pa.string())),
     }
     resources = Resources(cpus=0.25)
-    # min_sync_conf is per sync backend (their confidence scales differ); only the landmark
-    # threshold is measured here (docs/calibration.md), others must be given explicitly.
-    params = {"expected_persons": 1, "min_sync_conf": {"landmark": 0.2}, "max_abs_offset": 4,
-              "require_diagonal": True}
+    params = PersonFilterParams
 
     def check_upstream(self, upstream: dict) -> None:
         from curation.base import StageConfigError

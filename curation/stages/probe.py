@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from curation.base import Filter, Reason, Resources, Row
 from curation.fields import Field
 from curation.media import MediaError, VideoReader, probe, sha256_file
+
+
+@dataclass
+class ProbeParams:
+    """Parameters of ``probe`` (see the stage docstring for the measurements behind them)."""
+
+    min_duration_s: float = 1.0
+    min_side_px: int = 128
+    max_aspect: float = 4.0
+    require_audio: bool = True
 
 
 class ProbeStage(Filter):
@@ -40,7 +51,7 @@ class ProbeStage(Filter):
         "num_frames": Field(pa.int64(), "frame", "decodable frames"),
     }
     resources = Resources(cpus=1)
-    params = {"min_duration_s": 1.0, "min_side_px": 128, "max_aspect": 4.0, "require_audio": True}
+    params = ProbeParams
 
     def measure(self, row: Row) -> Row:
         path = row["source_abs_path"]

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow as pa
 
 from curation.base import Reason, Resources, Row, Stage, reject
 from curation.fields import Field
+
+
+@dataclass
+class ShotsParams:
+    """Parameters of ``shots`` (see the stage docstring for the measurements behind them)."""
+
+    threshold: float = 27.0
+    min_scene_len: int = 15
+    min_shot_s: float = 1.0
 
 
 class ShotsStage(Stage):
@@ -30,7 +41,7 @@ class ShotsStage(Stage):
         "num_shots": Field(pa.int32(), None, "shots found in the source"),
     }
     resources = Resources(cpus=1)
-    params = {"threshold": 27.0, "min_scene_len": 15, "min_shot_s": 1.0}
+    params = ShotsParams
 
     def process(self, row: Row) -> list[Row]:
         import logging

@@ -28,6 +28,7 @@ Defaults (measurements in docs/calibration.md):
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 import pyarrow as pa
 
 from curation import audio as speech
@@ -38,6 +39,24 @@ from curation.media import load_audio
 
 def _speech_seconds(segments) -> float:
     return float(sum(e - s for s, e, *_ in segments))
+
+
+@dataclass
+class SpeechParams:
+    """Parameters of ``speech`` (see the stage docstring for the measurements behind them)."""
+
+    mode: str = "single"
+    vad_backend: str = "silero"
+    diarization_backend: str = "default"
+    pyannote_pipeline: str | None = None
+    num_speakers: int | None = None
+    max_speakers: int = 4
+    regroup_mean_s: float = 4.0
+    regroup_std_s: float = 0.5
+    max_gap_s: float = 1.0
+    seed: int = 0
+    max_overlap_frac: float = 0.5
+    min_speech_s: float = 1.0
 
 
 class SpeechStage(Stage):
@@ -60,20 +79,7 @@ class SpeechStage(Stage):
     }
     resources = Resources(cpus=1.0)
     uses_model = True
-    params = {
-        "mode": "single",
-        "vad_backend": "silero",
-        "diarization_backend": "default",
-        "pyannote_pipeline": None,
-        "num_speakers": None,
-        "max_speakers": 4,
-        "regroup_mean_s": 4.0,
-        "regroup_std_s": 0.5,
-        "max_gap_s": 1.0,
-        "seed": 0,
-        "max_overlap_frac": 0.5,
-        "min_speech_s": 1.0,
-    }
+    params = SpeechParams
 
     def setup(self) -> None:
         if self.mode not in ("single", "multi"):

@@ -49,7 +49,7 @@ def test_sync_threshold_is_checked_against_the_sync_backend_at_load():
     cfg = load_config("single_person", overrides={"av_sync": {"backend": "syncnet"},
                                                   "person_filter": {"min_sync_conf": {"syncnet": 3.0}}})
     assert cfg.stages[-1]["params"]["min_sync_conf"] == {"syncnet": 3.0}
-    with pytest.raises(StageConfigError, match="map sync backend"):
+    with pytest.raises(StageConfigError, match="min_sync_conf"):
         load_config("single_person", overrides={"person_filter": {"min_sync_conf": 0.2}})
 
 
