@@ -282,7 +282,8 @@ def run_curation(
 
     def count(rows: list[dict]) -> None:
         counts.update(r.get("status") for r in rows)
-        bar.set_postfix(ok=counts["ok"], filtered=counts["filtered"], failed=counts["failed"], refresh=False)
+        bar.set_postfix(collections.OrderedDict(ok=counts["ok"], filtered=counts["filtered"], failed=counts["failed"]),
+                        refresh=False)
 
     results: dict[str, list[dict]] = {}
     pending: dict[str, set[str]] = {}
