@@ -278,7 +278,9 @@ def run_curation(
     counts: collections.Counter = collections.Counter()
     n_inputs = sum(len(srcs) if old is None else len({r["source_path"] for r in old if r.get("status") == "failed"})
                    for _, srcs, old in todo)
-    bar = tqdm(total=n_inputs, desc=f"curate {cfg.name}", unit="input", disable=not progress, smoothing=0.1)
+    # mininterval 0: every finished input is shown (inputs take seconds each, so it never floods)
+    bar = tqdm(total=n_inputs, desc=f"curate {cfg.name}", unit="input", disable=not progress, smoothing=0.1,
+               mininterval=0, miniters=1)
 
     def count(rows: list[dict]) -> None:
         counts.update(r.get("status") for r in rows)

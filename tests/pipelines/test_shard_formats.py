@@ -3,6 +3,8 @@ and Hugging Face datasets (the README's example is run as written)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 from pathlib import Path
@@ -18,11 +20,26 @@ from pipelines.runner import run_curation
 from tests.conftest import REPO
 
 
+PROGRESS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def run(small_inputs, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("formats") / "run"
-    run_curation("video_only", small_inputs, out, progress=False)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):  # the progress bar writes to stderr
+        run_curation("video_only", small_inputs, out, progress=True)
+    PROGRESS.append(err.getvalue())
     return out
+
+
+def test_progress_bar_moves_per_input_with_status_counts(run):
+    text = PROGRESS[0].replace("\r", "\n")
+    n = sum(shards.read_manifest(run)["totals"].values())
+    steps = sorted({int(m) for m in re.findall(r"\| *(\d+)/8 \[", text)})
+    assert steps == list(range(0, 9)), text[-2000:]  # 8 inputs, one step each
+    assert re.search(r"ok=\d+, filtered=\d+, failed=\d+", text) and "input/s" in text or "s/input" in text
+    assert n >= 8
 
 
 def test_files_carry_data_root_units_conventions_and_typed_versions(run, small_inputs):
