@@ -1,0 +1,45 @@
+"""Executor plumbing that needs no Ray runtime: fusion by resource class, per-worker thread caps."""
+
+from __future__ import annotations
+
+import os
+
+from curation.base import Resources, Stage
+from pipelines import registry
+from pipelines.executors import THREAD_ENV_VARS, cap_threads, resource_groups
+
+
+class GpuStage(Stage):
+    name = "gpu_stage"
+    resources = Resources(cpus=1, gpus=1)
+
+
+def test_cpu_stages_fuse_into_one_pool_and_gpu_stages_get_their_own_when_gpus_exist(monkeypatch):
+    monkeypatch.setitem(registry.STAGES, "gpu_stage", f"{__name__}:GpuStage")
+    specs = [{"name": "probe"}, {"name": "shots"}, {"name": "gpu_stage"}, {"name": "clips"}]
+    with_gpu = resource_groups(specs, gpus_available=True)
+    assert [[s["name"] for s in g["specs"]] for g in with_gpu] == [["probe", "shots"], ["gpu_stage"], ["clips"]]
+    assert [g["gpus"] for g in with_gpu] == [0.0, 1, 0.0]
+    cpu_only = resource_groups(specs, gpus_available=False)
+    assert len(cpu_only) == 1 and cpu_only[0]["gpus"] == 0.0 and len(cpu_only[0]["specs"]) == 4
+
+
+def test_cap_threads_limits_blas_torch_and_opencv(monkeypatch):
+    import cv2
+    import torch
+
+    for var in THREAD_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    before_torch, before_cv = torch.get_num_threads(), cv2.getNumThreads()
+    before_blas = max((p["num_threads"] for p in threadpool_info()), default=1)
+    try:
+        cap_threads(1)
+        assert all(os.environ[v] == "1" for v in THREAD_ENV_VARS)
+        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    finally:
+        torch.set_num_threads(before_torch)
+        cv2.setNumThreads(before_cv)
+        threadpool_limits(before_blas)
