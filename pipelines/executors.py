@@ -230,8 +230,8 @@ class RayDataExecutor:
                 fn_constructor_kwargs={"stage_specs": g["specs"], "batch_size": self.batch_size,
                                        "threads": max(1, int(res["num_cpus"]))},
                 batch_size=1, batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(min_size=1 if g["gpu"] else self.workers,
-                                                   max_size=self.workers),
+                compute=ray.data.ActorPoolStrategy(min_size=1 if g["gpu"] else min(self.workers, len(items)),
+                                                   max_size=min(self.workers, len(items))),
                 **res,
             )
         for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
