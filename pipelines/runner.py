@@ -211,7 +211,18 @@ def _prepare_run_dir(store: Storage, cfg: PipelineConfig, data_root: str, source
                         "with free space") from e
 
 
-def run_curation(
+def run_curation(*args: Any, **kwargs: Any) -> RunSummary:
+    """Run a pipeline config over inputs into an output folder (arguments: ``_run_curation``).
+
+    Every process the run starts gets /dev/null as standard input (see ``pipelines.rayutil``).
+    """
+    from pipelines.rayutil import stdin_from_devnull
+
+    with stdin_from_devnull():
+        return _run_curation(*args, **kwargs)
+
+
+def _run_curation(
     config: str | os.PathLike,
     input_path: str | os.PathLike,
     output: str | os.PathLike,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def _ff(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], stdin=subprocess.DEVNULL, check=True)
 
 
 def talking_like(path: Path, seconds: float = 3.0, size: str = "320x240", audio: bool = True,
