@@ -42,6 +42,7 @@ class Reason(str, enum.Enum):
     NO_AUDIO = "no_audio"
     TOO_SHORT = "too_short"
     TOO_SMALL = "too_small"
+    TOO_LARGE = "too_large"  # frame pixels above the probe limit (decoding it could exhaust memory)
     BAD_ASPECT = "bad_aspect"
     # shots / motion / clips
     SHOT_TOO_SHORT = "shot_too_short"
@@ -263,20 +264,31 @@ def run_stage_batch(stage: Stage, rows: list[Row]) -> list[Row]:
         produced = _stamp(produced, stage, time.perf_counter() - t0)
     except (KeyboardInterrupt, SystemExit):
         raise
+    except StageTimeout as exc:
+        if len(todo) == 1:  # one timeout per item: a second full wait on the same item finds nothing new
+            return done + _stamp([_exception_row(todo[0], stage, exc)], stage, time.perf_counter() - t0)
+        produced = _retry_one_by_one(stage, todo)
     except BaseException:  # noqa: BLE001 - isolate the failing row below
-        produced = []
-        for r in todo:
-            t1 = time.perf_counter()
-            try:
-                with _time_limit(stage.timeout_s):
-                    res = stage.process(r)
-                produced.extend(_stamp(res if isinstance(res, list) else [res], stage, time.perf_counter() - t1))
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # noqa: BLE001
-                produced.extend(_stamp([_exception_row(r, stage, exc)], stage, time.perf_counter() - t1))
+        produced = _retry_one_by_one(stage, todo)
     # keep input order stable: rejected-before rows first, then this stage's output
     return done + produced
+
+
+def _retry_one_by_one(stage: Stage, todo: list[Row]) -> list[Row]:
+    """After a failed batch: each row alone (its own single timeout), so one bad item becomes
+    one reject row and the others are kept."""
+    produced = []
+    for r in todo:
+        t1 = time.perf_counter()
+        try:
+            with _time_limit(stage.timeout_s):
+                res = stage.process(r)
+            produced.extend(_stamp(res if isinstance(res, list) else [res], stage, time.perf_counter() - t1))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            produced.extend(_stamp([_exception_row(r, stage, exc)], stage, time.perf_counter() - t1))
+    return produced
 
 
 def check_contracts(stages: list[Stage], initial_columns: Iterable[str]) -> None:

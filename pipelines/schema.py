@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: attempts
 # uuid5 namespace for clip ids: stable forever, so ids are comparable across runs and versions.
 CLIP_NAMESPACE = uuid.UUID("5b0b7a8e-4c1e-5a57-9d1f-a17a1ca1e200")
 
@@ -48,6 +48,7 @@ SCHEMA = pa.schema(
         pa.field("reason", pa.string()),  # curation.base.Reason value
         pa.field("error_detail", pa.string()),
         pa.field("failed_stage", pa.string()),
+        pa.field("attempts", pa.int32()),  # times the source has been run (bounded --retry-failed)
         pa.field("stage_versions", pa.string()),  # JSON {stage: version}
         # probe
         pa.field("container", pa.string()),
