@@ -93,6 +93,18 @@ def cmd_describe(args) -> int:
     return 0
 
 
+def cmd_cleanup(args) -> int:
+    from pipelines.rayutil import end_orphans, find_orphans
+
+    if args.dry_run:
+        pids = find_orphans()
+        print(f"{len(pids)} leftover Ray process(es) of ended anytalker runs: {pids}")
+        return 0
+    pids = end_orphans()
+    print(f"ended {len(pids)} leftover Ray process(es) of ended anytalker runs" + (f": {pids}" if pids else ""))
+    return 0
+
+
 def cmd_report(args) -> int:
     from pipelines.report import write_report
 
@@ -139,5 +151,9 @@ def register(sub) -> None:
     rp.add_argument("run")
     rp.add_argument("--html", required=True, help="output .html file")
     rp.set_defaults(func=cmd_report)
+
+    cl = s.add_parser("cleanup", help="end Ray processes left by runs whose driver was killed (kill -9)")
+    cl.add_argument("--dry-run", action="store_true", help="only list them")
+    cl.set_defaults(func=cmd_cleanup)
 
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

@@ -308,15 +308,24 @@ def _prepare_run_dir(store: Storage, cfg: PipelineConfig, data_root: str, source
                         "with free space") from e
 
 
-def run_curation(*args: Any, **kwargs: Any) -> RunSummary:
-    """Run a pipeline config over inputs into an output folder (arguments: ``_run_curation``).
+def run_curation(config: str | os.PathLike, input_path: str | os.PathLike, output: str | os.PathLike,
+                 *args: Any, **kwargs: Any) -> RunSummary:
+    """Run a pipeline config over inputs into an output folder (other arguments: ``_run_curation``).
 
-    Every process the run starts gets /dev/null as standard input (see ``pipelines.rayutil``).
+    The output folder is locked for the run (``pipelines.runlock``: a second run into it is
+    refused, naming the first); every process the run starts gets /dev/null as standard input
+    (``pipelines.rayutil``).
     """
     from pipelines.rayutil import stdin_from_devnull
+    from pipelines.runlock import run_lock
 
-    with stdin_from_devnull():
-        return _run_curation(*args, **kwargs)
+    from pipelines.rayutil import end_orphans
+
+    with run_lock(output), stdin_from_devnull():
+        ended = end_orphans()  # Ray processes of an earlier run whose driver was killed
+        if ended:
+            log.warning("ended %d leftover Ray process(es) of an earlier run whose driver was killed", len(ended))
+        return _run_curation(config, input_path, output, *args, **kwargs)
 
 
 def _run_curation(
