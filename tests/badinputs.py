@@ -227,3 +227,82 @@ def build_face_count_cases(root: Path, shared: Path, seconds: float = 3.0) -> di
         expected[f"faces_{n}.mp4"] = reason
     speech.unlink()
     return expected
+
+
+# --- malformed benchmark submissions (issue 11): each must be INVALID with a reason ------------
+
+_SUB_META = b'{"benchmark": "interactive_eyes", "version": "v1", "model": "m", "revision": "r"}'
+
+
+def _patch_sizes(data: bytearray, name: bytes, file_size: int | None = None, method: int | None = None) -> bytearray:
+    """Rewrite a member's uncompressed size / compression method in its local header AND its
+    central directory entry (a header that lies consistently, as an attacker writes it)."""
+    import struct
+
+    for sig, size_off, method_off, name_len_off, name_off in ((b"PK\x03\x04", 22, 8, 26, 30),
+                                                               (b"PK\x01\x02", 24, 10, 28, 46)):
+        pos = 0
+        while (pos := data.find(sig, pos)) >= 0:
+            n = struct.unpack_from("<H", data, pos + name_len_off)[0]
+            if bytes(data[pos + name_off: pos + name_off + n]) == name:
+                if file_size is not None:
+                    struct.pack_into("<I", data, pos + size_off, file_size)
+                if method is not None:
+                    struct.pack_into("<H", data, pos + method_off, method)
+            pos += 4
+    return data
+
+
+def build_bad_submissions(root: Path) -> dict[str, str]:
+    """Zips that once crashed ``bench validate``; {file name: text the INVALID report must contain}."""
+    import io
+    import zipfile
+
+    root.mkdir(parents=True, exist_ok=True)
+    out: dict[str, str] = {}
+
+    def write(name: str, members: list[tuple[str, bytes]], compression=zipfile.ZIP_DEFLATED) -> bytearray:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression) as zf:
+            for n, d in members:
+                zf.writestr(n, d)
+        return bytearray(buf.getvalue())
+
+    # 1. zip bomb whose headers claim 1000 bytes for 64 MB of zeros (ratio check sees 1000:65k)
+    bomb = write("bomb", [("submission.json", _SUB_META), ("interact_11.mp4", b"\0" * (64 << 20))])
+    (root / "bomb_lying_header.zip").write_bytes(_patch_sizes(bomb, b"interact_11.mp4", file_size=1000))
+    out["bomb_lying_header.zip"] = "extraction failed"
+    # 2. a member whose bytes were altered after zipping: CRC error when read
+    crc = write("crc", [("submission.json", _SUB_META), ("interact_11.mp4", b"x" * 5000)], zipfile.ZIP_STORED)
+    i = crc.find(b"x" * 100)
+    crc[i] = ord("y")
+    (root / "crc_error.zip").write_bytes(crc)
+    out["crc_error.zip"] = "CRC"
+    # 3./4. one name both a file and a folder, in both orders
+    (root / "clash_file_then_folder.zip").write_bytes(
+        write("c1", [("submission.json", _SUB_META), ("interact_11.mp4", b"v"), ("interact_11.mp4/x", b"v")]))
+    out["clash_file_then_folder.zip"] = "both a file and a folder"
+    (root / "clash_folder_then_file.zip").write_bytes(
+        write("c2", [("submission.json", _SUB_META), ("a/b.mp4", b"v"), ("a", b"v")]))
+    out["clash_folder_then_file.zip"] = "both a file and a folder"
+    # 5. submission.json of 100,000 nested arrays
+    (root / "deep_json.zip").write_bytes(write("d", [("submission.json", b"[" * 100000 + b"]" * 100000)]))
+    out["deep_json.zip"] = "nested too deeply"
+    # 6. a compression method zipfile cannot read (9 = deflate64)
+    odd = write("m", [("submission.json", _SUB_META), ("interact_11.mp4", b"v" * 100)])
+    (root / "unsupported_compression.zip").write_bytes(_patch_sizes(odd, b"interact_11.mp4", method=9))
+    out["unsupported_compression.zip"] = "compression method 9 is not supported"
+    # more, from an attacker's or a careless user's hand
+    whole = write("t", [("submission.json", _SUB_META), ("interact_11.mp4", bytes(range(256)) * 64)],
+                  zipfile.ZIP_STORED)
+    (root / "truncated.zip").write_bytes(bytes(whole[: len(whole) // 2]))
+    out["truncated.zip"] = "neither a folder nor a zip"
+    (root / "huge_json.zip").write_bytes(write("h", [("submission.json", b" " * (2 << 20) + b"{}")], zipfile.ZIP_STORED))
+    out["huge_json.zip"] = "byte limit"
+    (root / "json_not_object.zip").write_bytes(write("j", [("submission.json", b"[1, 2, 3]")]))
+    out["json_not_object.zip"] = "submission.json"
+    (root / "long_name.zip").write_bytes(write("l", [("submission.json", _SUB_META), ("x" * 300 + ".mp4", b"v")]))
+    out["long_name.zip"] = "INVALID"
+    (root / "not_a_zip.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
+    out["not_a_zip.zip"] = "INVALID"
+    return out
