@@ -7,6 +7,8 @@ A rerun skips partitions whose completion marker exists, cleans the files of inc
 from __future__ import annotations
 
 import collections
+import contextlib
+import hashlib
 import logging
 import os
 import stat
@@ -23,7 +25,7 @@ from pipelines import shards
 from pipelines.storage import Storage, is_uri
 from pipelines.executors import make_executor, sort_rows
 from pipelines.pipeline import PipelineConfig, build_stages, load_config
-from pipelines.schema import SCHEMA_VERSION, clip_id_for
+from pipelines.schema import SCHEMA_VERSION, clip_id_for, utf8_safe
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +218,12 @@ def source_rows(sources: list[str], data_root: str, partition: str, stage_dir: P
             why = _not_a_regular_file(row["source_abs_path"])
             if why:  # refused before any stage opens it (opening a FIFO blocks)
                 row.update(status="filtered", reason="not_a_file", error_detail=why, failed_stage="input")
+            elif utf8_safe(row["source_abs_path"]) != row["source_abs_path"] and stage_dir is not None:
+                # a name that is not UTF-8 (decord and others cannot open it): a UTF-8 link to it
+                link = Path(stage_dir) / f"non-utf8-{hashlib.sha1(os.fsencode(s)).hexdigest()[:16]}{Path(s).suffix}"
+                with contextlib.suppress(FileExistsError):
+                    os.symlink(os.path.abspath(row["source_abs_path"]), link)
+                row["source_abs_path"] = str(link)
         else:
             local = (stage_dir or Path(".")) / s
             try:
@@ -402,7 +410,8 @@ def _run_curation(
                     rows = _with_attempts(ex.run(source_rows(srcs, root, part, Path(stage_dir))), {})
                 else:
                     tries = {src: n for src, n in _failed_attempts(old).items() if n < MAX_ATTEMPTS}
-                    retry = sorted(tries)
+                    stored = {utf8_safe(x): x for x in srcs}  # shard paths of non-UTF-8 names are escaped
+                    retry = sorted(stored.get(x, x) for x in tries)
                     kept = [r for r in old if r["source_path"] not in tries]
                     rows = kept + _with_attempts(ex.run(source_rows(retry, root, part, Path(stage_dir))), tries)
             rows = sort_rows(dedupe_sources(finalize_rows(rows), seen_sha))
@@ -445,7 +454,7 @@ def _failed_attempts(rows: list[dict]) -> dict[str, int]:
 def _with_attempts(rows: list[dict], previous: dict[str, int]) -> list[dict]:
     """Stamp each row with how many times its source has been run, this run included."""
     for r in rows:
-        r["attempts"] = previous.get(r["source_path"], 0) + 1
+        r["attempts"] = previous.get(utf8_safe(r["source_path"]), 0) + 1
     return rows
 
 

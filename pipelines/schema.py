@@ -100,7 +100,20 @@ def clip_id_for(source_key: str, start_frame: int | None, end_frame: int | None)
     return str(uuid.uuid5(CLIP_NAMESPACE, f"{source_key}:{span}"))
 
 
+def utf8_safe(text: str) -> str:
+    """``text`` as valid UTF-8: a file name that is not UTF-8 (read by Python as lone surrogates,
+    e.g. Latin-1 ``caf\xe9.mp4``) is stored with its raw bytes escaped (``caf\\xe9.mp4``) instead of
+    failing the partition's Parquet write."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _jsonable(v: Any) -> Any:
+    if isinstance(v, str):
+        return utf8_safe(v)
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, dict):

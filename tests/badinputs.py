@@ -24,7 +24,7 @@ def talking_like(path: Path, seconds: float = 3.0, size: str = "320x240", audio:
 
     args = ["-f", "lavfi", "-i", f"smptebars=size={size}:rate={rate}:duration={seconds}"]
     if audio:
-        hz = 220 + zlib.crc32(path.name.encode()) % 600
+        hz = 220 + zlib.crc32(os.fsencode(path.name)) % 600
         args += ["-f", "lavfi", "-i", f"sine=frequency={hz}:duration={seconds}", "-c:a", "aac", "-shortest"]
     _ff(*args, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path))
     return path
@@ -90,8 +90,8 @@ def build_more_video_cases(root: Path, include_8k: bool = True) -> dict[str, str
 
     Decisions: a variable-frame-rate file is accepted (decord decodes every frame; timing uses
     the average rate ffprobe reports); 4:3 and 9:16 are within ``max_aspect``; an 8K-sized
-    frame with trivial content is accepted (no upper size limit: decoding cost is bounded by
-    the few frames each stage samples, measured ~4 s for first+last frame at 7680x4320); a name
+    frame is ``too_large`` (issue 11: probe's ``max_frame_pixels`` limit, 4096x2304, refuses
+    frames whose decode could exhaust memory, before decoding any); a name
     with a newline is a valid POSIX name (only a folder input can carry it: list files are
     line-based); a chmod 000 file is ``unreadable`` except for root, who can read it anyway.
     """
@@ -109,7 +109,7 @@ def build_more_video_cases(root: Path, include_8k: bool = True) -> dict[str, str
     expected["aspect_9x16.mp4"] = ""
     if include_8k:
         build_8k_header(root)
-        expected["header_8k.mp4"] = ""
+        expected["header_8k.mp4"] = "too_large"
     talking_like(root / "new\nline.mp4", seconds=3.0)
     expected["new\nline.mp4"] = ""
     locked = talking_like(root / "no_permission.mp4", seconds=3.0)
@@ -121,7 +121,7 @@ def build_more_video_cases(root: Path, include_8k: bool = True) -> dict[str, str
 
 def build_8k_header(root: Path) -> Path:
     """7680x4320 frames of flat colour at 5 fps for 2.4 s: a ~120 kB file that must not blow
-    up memory or time (each stage samples few frames)."""
+    up memory or time (probe refuses it as ``too_large`` from its header)."""
     path = root / "header_8k.mp4"
     _ff("-f", "lavfi", "-i", "color=c=0x406080:size=7680x4320:rate=5:duration=2.4", "-f", "lavfi",
         "-i", "sine=frequency=440:duration=2.4", "-c:v", "libx264", "-preset", "ultrafast",
@@ -306,3 +306,96 @@ def build_bad_submissions(root: Path) -> dict[str, str]:
     (root / "not_a_zip.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
     out["not_a_zip.zip"] = "INVALID"
     return out
+
+
+# --- issue 11: non-regular files, hostile names, oversized frames, things that must be counted ---
+
+
+def build_issue11_cases(root: Path, outside: Path, include_huge: bool = True) -> tuple[dict[str, str], dict[str, int]]:
+    """Curation inputs that once hung, vanished or could abort a job.
+
+    Returns ({relative path: reason under ``probe`` ('' = accepted)}, {skip reason: count}) for a
+    folder input. ``outside`` receives a file that a link in ``root`` points to.
+    """
+    import socket
+
+    root.mkdir(parents=True, exist_ok=True)
+    outside.mkdir(parents=True, exist_ok=True)
+    expected: dict[str, str] = {}
+    skipped: dict[str, int] = {}
+    # not regular files: refused from stat alone (opening a FIFO blocks; a device never ends)
+    os.mkfifo(root / "fifo.mp4")
+    expected["fifo.mp4"] = "not_a_file"
+    os.symlink("/dev/zero", root / "link_to_char_device.mp4")
+    expected["link_to_char_device.mp4"] = "not_a_file"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(root / "socket.mp4"))
+    sock.close()
+    expected["socket.mp4"] = "not_a_file"
+    # a folder named like a video: a row itself, and its contents are curated too
+    (root / "folder_named.mov").mkdir()
+    expected["folder_named.mov"] = "not_a_file"
+    talking_like(root / "folder_named.mov" / "inside.mp4", seconds=3.0)
+    expected["folder_named.mov/inside.mp4"] = ""
+    (root / "empty_folder.mkv").mkdir()
+    expected["empty_folder.mkv"] = "not_a_file"
+    if include_huge:
+        # 30 frames of 4096x4096: a small file whose full decode once took 4.3 GB
+        _ff("-f", "lavfi", "-i", "color=c=0x808080:size=4096x4096:rate=10:duration=3", "-f", "lavfi",
+            "-i", "sine=frequency=500:duration=3", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt",
+            "yuv420p", "-c:a", "aac", "-shortest", str(root / "huge_frames_4096.mp4"))
+        expected["huge_frames_4096.mp4"] = "too_large"
+    # junk a careless copy leaves behind: macOS resource forks named like the videos
+    (root / "._appledouble.mp4").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 4092)
+    expected["._appledouble.mp4"] = "decode_error"
+    # hostile or awkward names that must reach ffprobe/decord as plain file names
+    talking_like(root / "UPPER_CASE.MP4", seconds=3.0)
+    expected["UPPER_CASE.MP4"] = ""
+    talking_like(root / "-i.mp4", seconds=3.0)
+    expected["-i.mp4"] = ""
+    talking_like(root / "$(touch PWNED) `id`;.mp4", seconds=3.0)
+    expected["$(touch PWNED) `id`;.mp4"] = ""
+    long_name = "n" * 230 + ".mp4"
+    talking_like(root / long_name, seconds=3.0)
+    expected[long_name] = ""
+    # a link to a video outside the input folder, and a hard link with the same bytes as another input
+    talking_like(outside / "elsewhere.mp4", seconds=3.0)
+    os.symlink(outside / "elsewhere.mp4", root / "link_outside.mp4")
+    expected["link_outside.mp4"] = ""
+    os.link(root / "UPPER_CASE.MP4", root / "zz_hard_link.mp4")
+    expected["zz_hard_link.mp4"] = "duplicate"
+    # a 4096x16 strip (too small beats bad aspect: no face fits in 16 px)
+    talking_like(root / "strip.mp4", seconds=2.0, size="4096x16")
+    expected["strip.mp4"] = "too_small"
+    # a subtitle-only Matroska file: no video, no audio
+    srt = outside / "sub.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:02,000\nhello\n")
+    _ff("-i", str(srt), "-c:s", "srt", str(root / "subtitles_only.mkv"))
+    expected["subtitles_only.mkv"] = "decode_error"
+    # a Latin-1 file name (not UTF-8): stored with its byte escaped, and still curated
+    from pipelines.schema import utf8_safe
+
+    latin1 = os.fsdecode(b"caf\xe9_latin1.mp4")
+    talking_like(root / latin1, seconds=3.0)
+    expected[utf8_safe(latin1)] = ""
+    # text that makes demuxers reach out: an HLS playlist to a network URL, an ffconcat list of a
+    # local file; ffmpeg must refuse both (no connection, no file read through them)
+    (root / "playlist_named.mp4").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n"
+                                             "http://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n")
+    expected["playlist_named.mp4"] = "decode_error"
+    (root / "concat_named.mp4").write_text(f"ffconcat version 1.0\nfile {outside / 'elsewhere.mp4'}\n")
+    expected["concat_named.mp4"] = "decode_error"
+    # an archive renamed to .mp4
+    import zipfile
+
+    with zipfile.ZipFile(root / "zip_named.mp4", "w") as zf:
+        zf.writestr("clip.mp4", b"\0" * 1000)
+    expected["zip_named.mp4"] = "decode_error"
+    # counted skips: names without a video extension, and a symlinked folder (not followed)
+    (root / "notes.txt").write_text("shot list\n")
+    (root / ".DS_Store").write_bytes(b"\0" * 64)
+    _ff("-f", "lavfi", "-i", "testsrc=size=64x64:rate=5:duration=1", str(root / "anim.gif"))
+    skipped["not_a_video_name"] = 3
+    os.symlink(outside, root / "linked_folder")
+    skipped["symlinked_folder"] = 1
+    return expected, skipped

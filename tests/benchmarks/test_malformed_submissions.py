@@ -53,3 +53,25 @@ def test_oversized_frames_are_invalid_before_decoding(tmp_path, ffmpeg):
     facts, problems = probe_video(video, item, load_benchmark().protocol)
     assert any("exceed the limit" in p.message for p in problems), problems
     assert "decoded_frames" not in facts  # refused from the header, no frame decoded
+
+
+def test_bench_score_exits_nonzero_when_a_metric_scored_nothing(tmp_path, monkeypatch, capsys):
+    """The exit status and the terminal lines come from the results document (scoring itself is
+    tested in test_score.py): a metric with no scored item, or one asked for that did not run."""
+    import benchmarks.scoring as scoring
+
+    def fake_score(*args, **kwargs):
+        failed = {"n_scored": 0, "n_failed": 2, "failures": {"no_face": 2}, "value": None, "ci_low": None,
+                  "ci_high": None, "backend": "b", "backend_version": "1", "version": "1",
+                  "items": [{"ok": False, "components": {"detail": "no face in 90% of frames"}}]}
+        return {"benchmark": "interactive_eyes", "version": "v1", "items": ["interact_11", "interact_12"],
+                "submission": {"model": "m"}, "metrics": {"interactivity": failed},
+                "not_run": {"identity": "no reference frame"}, "pinning": {"ok": True, "differences": []}}
+
+    monkeypatch.setattr(scoring, "score_submission", fake_score)
+    out = tmp_path / "r.json"
+    rc = main(["bench", "score", str(tmp_path), "--out", str(out), "--metrics", "interactivity,identity"])
+    err = capsys.readouterr().err
+    assert rc == 1 and out.is_file()
+    assert 'interactivity scored nothing (2 failed: {"no_face": 2}); first: no face in 90% of frames' in err
+    assert "identity was asked for but not run: no reference frame" in err
