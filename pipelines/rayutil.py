@@ -146,7 +146,9 @@ def preflight(timeout_s: float | None = None) -> None:
 
     from anytalker.errors import UserError
 
-    timeout_s = timeout_s or start_timeout_s()
+    # a bare worker starts in seconds; never wait less than a minute for one (the actor bound
+    # below that is for model set-up, which a low setting is meant to cut short)
+    timeout_s = timeout_s or max(60.0, start_timeout_s())
     task = ray.remote(num_cpus=0)(_preflight_probe)
     ref = task.remote()
     try:
@@ -166,30 +168,39 @@ def preflight(timeout_s: float | None = None) -> None:
             "is stopped by the kernel. Restart the cluster with `ray start ... < /dev/null`")
 
 
-def first_line(e: BaseException) -> str:
-    """The innermost cause of a (possibly wrapped) Ray error, as one line."""
-    cause = e
-    for _ in range(10):
-        nxt = getattr(cause, "cause", None) or cause.__cause__
-        if not isinstance(nxt, BaseException) or nxt is cause:
+def _chain(e: BaseException) -> list[BaseException]:
+    out = [e]
+    for _ in range(20):
+        cur = out[-1]
+        nxt = getattr(cur, "cause", None)
+        nxt = nxt if isinstance(nxt, BaseException) else (cur.__cause__ or cur.__context__)
+        if nxt is None or any(nxt is x for x in out):
             break
-        cause = nxt
-    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
-    return f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:300]
+        out.append(nxt)
+    return out
+
+
+def first_line(e: BaseException) -> str:
+    """The innermost cause with a message of a (possibly wrapped) Ray error, as one line."""
+    for cause in reversed(_chain(e)):
+        lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+        if lines:
+            return f"{type(cause).__name__}: {lines[-1]}"[:300]
+    return type(e).__name__
 
 
 def explain_run_error(e: BaseException):
     """A failed Ray dataset execution as a one-line ``UserError`` (stage set-up errors, actors
     that did not come up in time); anything else is returned unchanged."""
-    import ray
-
     from anytalker.errors import UserError
 
-    text = str(e)
-    if "min" in text and "actor" in text.lower() and ("timed out" in text.lower() or "timeout" in text.lower()):
+    chain = _chain(e)
+    text = " ".join(str(x) for x in chain).lower()
+    if "starting actors" in text or ("actor" in text and "timed out" in text):
         return UserError(f"Ray: a stage's actors did not come up within {start_timeout_s():.0f}s (model set-up "
-                         f"stuck or out of memory); see {log_dir_hint()}, or raise {START_TIMEOUT_ENV}")
-    if isinstance(e, ray.exceptions.RayError) or type(e).__module__.startswith("ray"):
+                         f"stuck, out of memory, or too few CPUs); see {log_dir_hint()}, or raise "
+                         f"{START_TIMEOUT_ENV}")
+    if any(type(x).__module__.startswith("ray") for x in chain):
         return UserError(f"Ray: the run failed in a worker: {first_line(e)}; full log in {log_dir_hint()}")
     return e
 
@@ -202,6 +213,11 @@ def configure_data_context() -> None:
     ctx.verbose_stats_logs = False
     # an actor pool that never reaches its minimum size is an error after this long, not a hang
     ctx.wait_for_min_actors_s = int(start_timeout_s())
+    # Ray Data logs its own stack trace before raising; the run re-raises the error as one line
+    # naming the log folder, which holds that trace too
+    import logging
+
+    logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)
 
 
 # --- Ray leftovers ----------------------------------------------------------------------------

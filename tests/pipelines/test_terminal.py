@@ -57,3 +57,19 @@ def test_terminal_harness_detects_a_stopped_background_job():
     res = subprocess.run([sys.executable, "-m", "tests.terminal", "bg", "60", "ffmpeg", "-v", "quiet"],
                          cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     assert res.returncode == 99, res.stderr
+
+
+@pytest.mark.ray
+def test_actors_that_do_not_come_up_end_the_run_with_a_one_line_hint(one_clip, tmp_path):
+    """A bounded wait for a stage's actor pool (here 1 s, shorter than the camera-motion model's
+    set-up): the run stops with a hint naming the log folder and the setting, not a hang."""
+    import os
+
+    cmd = [sys.executable, "-m", "anytalker.cli", "curate", "run", "video_only", "--input", str(one_clip),
+           "--output", str(tmp_path / "run"), "--executor", "ray", "--workers", "1", "-q"]
+    res = subprocess.run(cmd, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "ANYTALKER_RAY_START_TIMEOUT_S": "1"})
+    assert res.returncode == 2
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("anytalker: error: Ray: a stage's actors did not come up within 1s")
+    assert "ANYTALKER_RAY_START_TIMEOUT_S" in last and "Traceback" not in res.stderr
