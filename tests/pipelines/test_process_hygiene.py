@@ -155,3 +155,23 @@ def test_ray_processes_of_a_killed_driver_are_ended(ender, tmp_path, ffmpeg):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_object_store_outputs_get_a_best_effort_lock_object(tmp_path):
+    """URIs go through pyarrow filesystems (no flock): a lock object with the holder, refused
+    while that holder lives, taken over when its pid on this host is gone."""
+    import socket
+
+    from pipelines.runlock import REMOTE_LOCK_NAME
+
+    uri = f"file://{tmp_path}/out"
+    with run_lock(uri) as me:
+        assert json.loads((tmp_path / "out" / REMOTE_LOCK_NAME).read_text())["pid"] == me["pid"]
+        with pytest.raises(RunLocked, match="another run is writing"):
+            with run_lock(uri):
+                pass
+    assert not (tmp_path / "out" / REMOTE_LOCK_NAME).exists()
+    (tmp_path / "out" / REMOTE_LOCK_NAME).write_text(json.dumps(
+        {"pid": 2 ** 22 + 54321, "host": socket.gethostname(), "pid_started": 1.0}))
+    with run_lock(uri):
+        pass
