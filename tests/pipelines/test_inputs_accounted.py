@@ -28,7 +28,11 @@ def _limit_memory() -> None:
 
 def curate_capped(inputs: Path, out: Path, *extra: str, timeout_s: float = 900) -> subprocess.CompletedProcess:
     """The CLI in a subprocess under the memory cap, standard input /dev/null."""
-    cmd = [sys.executable, "-m", "anytalker.cli", "curate", "run", "video_only", "--input", str(inputs),
+    # the CLI's main, reporting its own peak RSS on the last stderr line
+    code = ("import resource, sys\nfrom anytalker.cli import main\nrc = main(sys.argv[1:])\n"
+            "print(f'peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}', file=sys.stderr)\n"
+            "sys.exit(rc)\n")
+    cmd = [sys.executable, "-c", code, "curate", "run", "video_only", "--input", str(inputs),
            "--output", str(out), "-q", *extra]
     return subprocess.run(cmd, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=timeout_s, preexec_fn=_limit_memory)
