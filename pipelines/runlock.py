@@ -75,16 +75,33 @@ def run_lock(output: str | os.PathLike) -> Iterator[dict]:
         with _remote_lock(Storage(output)) as me:
             yield me
         return
-    import fcntl
-
     try:
         os.makedirs(output, exist_ok=True)
     except OSError as e:
         raise UserError(f"{output}: cannot create the output folder ({e.strerror or e}); choose a writable "
                         "--output") from e
     path = os.path.join(os.fspath(output), LOCK_NAME)
+    try:
+        fd = _acquire(output, path)
+    except OSError as e:
+        raise UserError(f"{output}: cannot write the run lock {LOCK_NAME} ({e.strerror or e}); choose a writable "
+                        "--output with free space") from e
+    try:
+        yield _me_into(path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # before unlocking: a waiter then sees a new file, not this one
+        os.close(fd)
+
+
+def _acquire(output: str | os.PathLike, path: str) -> int:
+    """Open ``path`` and hold its flock; return the descriptor (refuse if a live run holds it)."""
+    import fcntl
+
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # read-only descriptor: flock works on it, and no file stays open for writing during the
+        # run (that would keep the filesystem from being remounted read-only, for one)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -101,22 +118,22 @@ def run_lock(output: str | os.PathLike) -> Iterator[dict]:
         if not same:
             os.close(fd)
             continue
-        break
-    try:
         holder = _read_fd(fd)
-        if holder and holder.get("pid") != os.getpid() and holder_alive(holder) and \
-                holder.get("host") != socket.gethostname():
-            # flock not shared across machines on this filesystem: trust the other host's record
+        if holder and holder.get("host") != socket.gethostname():
+            # flock may not reach across machines on this filesystem: trust the other host's record
+            os.close(fd)
             raise _refuse(os.fspath(output), holder, path)
-        me = _me()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode(), 0)
-        os.fsync(fd)
-        yield me
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)  # before unlocking: a waiter then sees a new file, not this one
-        os.close(fd)
+        return fd
+
+
+def _me_into(path: str) -> dict:
+    me = _me()
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+    except OSError:
+        pass  # a full disk: the flock still holds; only the holder's description is missing
+    return me
 
 
 def _read_fd(fd: int) -> dict:
