@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -198,21 +199,52 @@ class StageTimeout(Exception):
 
 @contextmanager
 def _time_limit(seconds: float | None):
-    # SIGALRM only works in the main thread; elsewhere (threads) run without a limit.
-    if not seconds or threading.current_thread() is not threading.main_thread() or os.name != "posix":
+    """Raise ``StageTimeout`` in the running code after ``seconds``.
+
+    Main thread: SIGALRM (also interrupts blocking system calls). Other threads (Ray Data runs
+    actor-pool stages in one): a timer raises the exception asynchronously in this thread, which
+    takes effect at the next Python bytecode (a call blocked inside C code ends first; subprocess
+    calls carry their own timeouts)."""
+    if not seconds:
         yield
         return
+    if threading.current_thread() is threading.main_thread() and os.name == "posix":
+        def _raise(signum, frame):
+            raise StageTimeout(f"exceeded {seconds:.0f}s")
 
-    def _raise(signum, frame):
-        raise StageTimeout(f"exceeded {seconds:.0f}s")
+        old = signal.signal(signal.SIGALRM, _raise)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        return
+    import ctypes
 
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    tid = threading.get_ident()
+    lock = threading.Lock()
+    state = {"done": False, "fired": False}
+
+    def _fire():
+        with lock:
+            if not state["done"]:
+                state["fired"] = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(StageTimeout))
+
+    timer = threading.Timer(seconds, _fire)
+    timer.daemon = True
+    timer.start()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        with lock:
+            state["done"] = True
+        timer.cancel()
+        if state["fired"]:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)  # clear if not yet raised
+            if sys.exc_info()[0] is not StageTimeout:
+                raise StageTimeout(f"exceeded {seconds:.0f}s")
 
 
 def _exception_row(row: Row, stage: Stage, exc: BaseException) -> Row:

@@ -134,3 +134,34 @@ def test_media_error_inside_a_stage_is_a_decode_error():
 
     (out,) = run_stage_batch(Decodes(), [{"status": "ok"}])
     assert out["status"] == "filtered" and out["reason"] == "decode_error" and "x.mp4" in out["error_detail"]
+
+
+class Looping(Stage):
+    name = "looping"
+    timeout_s = 0.3
+
+    def process(self, row):
+        end = time.perf_counter() + 5
+        while time.perf_counter() < end:  # a per-frame loop: back in Python every 10 ms
+            time.sleep(0.01)
+        return row
+
+
+def test_timeout_also_holds_outside_the_main_thread():
+    """Ray Data runs actor-pool stages in a worker thread, where SIGALRM cannot be used."""
+    import threading
+
+    result = {}
+
+    def run():
+        t0 = time.perf_counter()
+        out = run_stage_batch(Looping(), [{"status": "ok"}])
+        result.update(seconds=time.perf_counter() - t0, reason=out[0]["reason"])
+        result["after"] = run_stage_batch(Counting(), [{"status": "ok"}])[0]["status"]  # no stray timeout later
+        time.sleep(0.5)
+
+    th = threading.Thread(target=run)
+    th.start()
+    th.join(10)
+    assert result["reason"] == "timeout" and result["seconds"] < 1.5
+    assert result["after"] == "ok"
