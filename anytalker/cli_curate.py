@@ -52,6 +52,9 @@ def cmd_status(args) -> int:
     print(f"ok {t['ok']}  filtered {t['filtered']}  failed {t['failed']}")
     for r, n in st["reasons"].items():
         print(f"  {r}: {n}")
+    if st.get("skipped"):
+        print(f"skipped (inputs found, not curated): {sum(st['skipped'].values())} " +
+              ", ".join(f"{r} {n}" for r, n in st["skipped"].items()))
     return 0
 
 

@@ -208,7 +208,11 @@ def inspect_folder(root: Path, limits: Limits = Limits()) -> tuple[list[str], in
     problems: list[Problem] = []
     files: list[str] = []
     total = 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    def unreadable(err: OSError) -> None:  # a folder that cannot be listed must not vanish
+        problems.append(Problem(os.path.relpath(err.filename or root, root), f"cannot be read ({err.strerror}); "
+                                                                            "fix its permissions"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
         for d in list(dirnames):
             p = Path(dirpath) / d
             if p.is_symlink():

@@ -478,4 +478,6 @@ def run_status(run_dir: str | os.PathLike) -> dict:
         "complete": store.is_file("manifest.json"),
         "totals": {k: int(totals.get(k, 0)) for k in ("ok", "filtered", "failed")},
         "reasons": dict(reasons.most_common()),
+        "skipped": (store.read_json("manifest.json").get("skipped") or {}).get("by_reason", {})
+        if store.is_file("manifest.json") else {},
     }
