@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
                 os.killpg(os.getpgid(leader), signal.SIGKILL)  # the session's foreground group
             except ProcessLookupError:
                 pass
-            subprocess.run(["pkill", "-KILL", "-s", str(leader)], stdin=subprocess.DEVNULL)  # whole session
+            _kill_session(leader)
             os.waitpid(leader, 0)
             return 98
         try:  # keep the terminal's buffer drained
@@ -58,6 +58,17 @@ def main(argv: list[str]) -> int:
                 os.read(master, 65536)
         except OSError:
             time.sleep(0.2)
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL every process of the session this harness created (by pid, nothing else)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getsid(int(entry)) == sid:
+                    os.kill(int(entry), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 if __name__ == "__main__":
