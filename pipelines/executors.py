@@ -148,7 +148,10 @@ class RayDataExecutor:
         try:
             out = [json.loads(r["row"]) for r in ds.take_all()]
         except Exception as e:  # worker errors reach the user as one line, with the log folder
-            raise rayutil.explain_run_error(e) from e
+            explained = rayutil.explain_run_error(e)
+            if explained is e:
+                raise
+            raise explained from e
         return sort_rows(out)
 
     def _resource_scale(self) -> float:
