@@ -163,21 +163,17 @@ class _FusedStages:
 
 
 def start_ray(workers: int | None, address: str | None = None) -> bool:
-    """Start (or join) Ray quietly; True if this call started it. Thread caps reach every worker
-    through the runtime environment, before any library in it is imported."""
+    """Start (or join) Ray through ``pipelines.rayutil`` (stdin from /dev/null in every worker,
+    owner tag for leftover cleanup); True if this call started it. A runtime started here has one
+    CPU per worker, so its workers get one compute thread each, set before any import."""
     import ray
+
+    from pipelines import rayutil
 
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True,
-                              "configure_logging": True, "logging_level": logging.WARNING}
-    if address:
-        kwargs["address"] = address  # actors cap their threads at start-up (cap_threads)
-    else:
-        kwargs["num_cpus"] = workers or os.cpu_count() or 1
-        # a local runtime has one CPU per worker: one compute thread each, set before import
-        kwargs["runtime_env"] = {"env_vars": {v: "1" for v in THREAD_ENV_VARS}}
-    ray.init(**kwargs)
+    rayutil.init_ray(address, int(workers or os.cpu_count() or 1),
+                     env_vars=None if address else {v: "1" for v in THREAD_ENV_VARS})
     return True
 
 
@@ -204,10 +200,11 @@ class RayDataExecutor:
         self.cluster_cpus = float(cluster.get("CPU", 1.0))
         self.gpus_available = float(cluster.get("GPU", 0.0)) > 0
         self.workers = int(workers or max(1, self.cluster_cpus))
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.verbose_stats_logs = False
-        ctx.execution_options.preserve_order = False  # yield each source as soon as it is done
+        from pipelines import rayutil
+
+        rayutil.configure_data_context()
+        ray.data.DataContext.get_current().execution_options.preserve_order = False  # each source when done
+        rayutil.preflight()
 
     def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
         import numpy as np
@@ -234,7 +231,19 @@ class RayDataExecutor:
                                                    max_size=min(self.workers, len(items))),
                 **res,
             )
-        for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
+        from pipelines import rayutil
+
+        batches = iter(ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0))
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as e:  # worker errors reach the user as one line, with the log folder
+                explained = rayutil.explain_run_error(e)
+                if explained is e:
+                    raise
+                raise explained from e
             for worker, rss in zip(np.asarray(batch["worker"]).tolist(), np.asarray(batch["peak_rss_mb"]).tolist()):
                 key = f"ray:{worker}"
                 self.peak_rss_mb[key] = round(max(self.peak_rss_mb.get(key, 0.0), float(rss)), 1)

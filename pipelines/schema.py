@@ -38,6 +38,7 @@ BASE_FIELDS: dict[str, Field] = {
     "clip_id": Field(pa.string(), None, "uuid5 of source sha256 and span: stable across runs"),
     **SOURCE_FIELDS,
     **ROW_FIELDS,
+    "attempts": Field(pa.int32(), None, "times the source has been run (bounded --retry-failed)"),
 }
 _REQUIRED = {"clip_id", "source_path", "status"}
 RUN_LOCAL_KEYS = ("source_abs_path",)
@@ -54,6 +55,27 @@ def clip_id_for(source_key: str, start_frame: int | None, end_frame: int | None)
 
 class SchemaConflictError(ValueError):
     pass
+
+
+def utf8_safe(text: str) -> str:
+    """``text`` as valid UTF-8: a file name that is not UTF-8 (read by Python as lone surrogates,
+    e.g. Latin-1 ``caf\xe9.mp4``) is stored with its raw bytes escaped (``caf\\xe9.mp4``) instead of
+    failing the partition's Parquet write."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _utf8_values(v: Any) -> Any:
+    if isinstance(v, str):
+        return utf8_safe(v)
+    if isinstance(v, dict):
+        return {k: _utf8_values(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_utf8_values(x) for x in v]
+    return v
 
 
 def stage_fields(stages: Sequence[Stage | type[Stage]]) -> dict[str, Field]:
@@ -110,7 +132,7 @@ def _row_for(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
     if unknown:
         raise SchemaConflictError(f"row of {row.get('source_path')!r} has key(s) {unknown} that no stage of the "
                                   "pipeline declares")
-    return {n: row.get(n) for n in schema.names}
+    return {n: _utf8_values(row.get(n)) for n in schema.names}
 
 
 def default_schema() -> pa.Schema:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from curation.base import Filter, Reason, Resources, Row
 from curation.fields import Field
-from curation.media import MediaError, VideoReader, probe, sha256_file
+from curation.media import MediaError, VideoReader, probe
 
 
 @dataclass
@@ -20,6 +22,8 @@ class ProbeParams:
     min_side_px: int = 128
     max_aspect: float = 4.0
     require_audio: bool = True
+    # frames above this many pixels are rejected (too_large) before a decode could exhaust memory
+    max_frame_pixels: int = 4096 * 2304
 
 
 class ProbeStage(Filter):
@@ -28,7 +32,13 @@ class ProbeStage(Filter):
     Decoding both ends catches truncated files whose header still parses (a cut mp4 keeps a
     plausible duration in some muxers). Defaults: ``min_duration_s`` 1.0 (the shortest useful
     clip is one N(4 s, 0.5 s) speech group minus 6 sigma), ``min_side_px`` 128 (a face in a
-    smaller frame is below the 64 px face-size floor of the faces stage), ``max_aspect`` 4.0.
+    smaller frame is below the 64 px face-size floor of the faces stage), ``max_aspect`` 4.0,
+    ``max_frame_pixels`` 4096x2304 (9.4 MP: every 4K format, UHD 3840x2160 and DCI 4096x2160,
+    passes; a larger frame is ``too_large`` before any decode, because one decoded frame costs
+    3 bytes per pixel per buffered frame and a 4096x4096 x 30-frame file took 4.3 GB).
+
+    Anything that is not a regular file (directory, FIFO, device, socket, or a link to one) is
+    ``not_a_file`` from ``stat`` alone: it is never opened, so a FIFO cannot block the stage.
     """
 
     name = "probe"
@@ -56,15 +66,22 @@ class ProbeStage(Filter):
     def measure(self, row: Row) -> Row:
         path = row["source_abs_path"]
         # Explicit checks first so each kind of bad input gets its own reason code.
-        if os.path.isdir(path):
-            return {"_probe_error": (Reason.NOT_A_FILE, f"{path} is a directory")}
-        if not os.path.lexists(path) or not os.path.exists(path):
+        try:
+            st = os.stat(path)
+        except OSError:
             return {"_probe_error": (Reason.NOT_FOUND, f"{path} does not exist or is a broken/looping link")}
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, device or socket"
+            return {"_probe_error": (Reason.NOT_A_FILE, f"{path} is {kind}, not a regular file")}
         if not os.access(path, os.R_OK):
             return {"_probe_error": (Reason.UNREADABLE, f"{path} is not readable (permissions)")}
         try:
-            size = os.path.getsize(path)
-            sha = row.get("source_sha256") or sha256_file(path)  # the runner hashes for dedupe
+            if row.get("source_sha256"):  # the runner hashed it (for dedupe) with _size_and_sha256
+                size, sha = os.stat(path).st_size, row["source_sha256"]
+            else:
+                size, sha = _size_and_sha256(path)
+        except NotRegularFile as e:  # swapped for a FIFO/device after the stat above
+            return {"_probe_error": (Reason.NOT_A_FILE, str(e))}
         except OSError as e:
             return {"_probe_error": (Reason.UNREADABLE, f"{path}: {e}")}
         if size == 0:
@@ -86,6 +103,10 @@ class ProbeStage(Filter):
             return {**out, "_probe_error": (Reason.NO_VIDEO, f"{path} has no video stream")}
         if min(info.width or 0, info.height or 0) < self.min_side_px:
             return out  # too small: rejected in keep() without paying for a decode
+        if (info.width or 0) * (info.height or 0) > self.max_frame_pixels:
+            return {**out, "_probe_error": (Reason.TOO_LARGE, f"{info.width}x{info.height} frames "
+                                            f"({info.width * info.height / 1e6:.1f} MP) exceed probe.max_frame_pixels "
+                                            f"{self.max_frame_pixels / 1e6:.1f} MP; downscale it or raise the limit")}
         try:
             vr = VideoReader(path)
             n = len(vr)
@@ -116,3 +137,21 @@ class ProbeStage(Filter):
         if max(w, h) / max(1, min(w, h)) > self.max_aspect:
             return False, Reason.BAD_ASPECT, f"aspect {w}x{h} beyond {self.max_aspect}:1"
         return True, None, ""
+
+
+class NotRegularFile(OSError):
+    pass
+
+
+def _size_and_sha256(path: str, chunk: int = 1 << 20) -> tuple[int, str]:
+    """Size and sha256 read through one descriptor opened without blocking and checked to be a
+    regular file, so a path swapped for a FIFO after ``stat`` cannot hang the read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        h = hashlib.sha256()
+        while b := f.read(chunk):
+            h.update(b)
+        return st.st_size, h.hexdigest()
