@@ -153,7 +153,7 @@ def test_identical_sources_are_deduplicated_across_partitions(tmp_path, ffmpeg):
     assert [(r["status"], r["reason"]) for r in dup] == [("filtered", "duplicate")]
     assert "a.mp4" in dup[0]["error_detail"] and summary.reasons == {"duplicate": 1}
     # deduplicated before any stage ran: no stage touched the copy
-    assert dup[0]["stage_versions"] == {} and dup[0]["container"] is None
+    assert not dup[0]["stage_versions"] and dup[0]["container"] is None
     # a resumed run keeps the same decision (seen hashes come back from the markers)
     (out / "_markers" / "part-00001.json").unlink()
     run_curation("video_only", src, out, progress=False)
