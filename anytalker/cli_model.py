@@ -32,7 +32,13 @@ def _parse_set(items: list[str]) -> dict:
         parts = key.split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(val)
+        parsed = yaml.safe_load(val)
+        if isinstance(parsed, str):
+            try:  # YAML 1.1 reads "5e-6" (no dot) as a string; a number was meant
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        node[parts[-1]] = parsed
     return out
 
 

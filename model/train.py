@@ -155,6 +155,11 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
     metrics_file = open(out / "metrics.jsonl", "a") if rank == 0 else None
     step, last_loss = start_step, None
     logged: list[dict] = []
+    # optional wall-clock budget (train.max_minutes): the run stops after the step that crosses
+    # it and saves that step's checkpoint; the result says so (a time-boxed run, e.g. a benchmark)
+    max_minutes = tr.get("max_minutes") if not distributed else None  # ranks could disagree on time
+    t_run = time.perf_counter()
+    stopped_by_budget = False
     t_data = time.perf_counter()
     try:
         for step, batch in enumerate(loader, start=start_step + 1):
@@ -193,8 +198,12 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{last_loss:.4f}", mode=batch["mode"][:6])
-                if step % ckpt_every == 0 or step == total_steps:
+                over_budget = bool(max_minutes) and (time.perf_counter() - t_run) / 60 >= float(max_minutes)
+                if step % ckpt_every == 0 or step == total_steps or over_budget:
                     _save(ckpt_dir, model, opt, step, cfg, frontend)
+            if max_minutes and (time.perf_counter() - t_run) / 60 >= float(max_minutes):
+                stopped_by_budget = step < total_steps
+                break
             t_data = time.perf_counter()
     finally:
         if bar is not None:
@@ -215,6 +224,7 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                     diagnostics["copy_context"]["last"])
     return {"out": str(out), "step": step, "start_step": start_step, "loss": last_loss,
             "init": str(init) if init else None, "checkpoint": str(last_path), "data": source.describe(),
+            "stopped_by_time_budget": stopped_by_budget, "train_minutes": round((time.perf_counter() - t_run) / 60, 2),
             "diagnostics": diagnostics}
 
 
