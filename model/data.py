@@ -141,7 +141,7 @@ class ShardTrainingSource:
             raise ShardError(f"{run_dir}: no usable clip rows ({dict(self.skipped)} skipped); every clip needs "
                              f"status ok, persons with ref_box, an audio_ref and >= {self.T} frames at {self.fps} fps")
         self.pool_windows = [(i, w) for i in pool for w in range(self.items[i].num_windows)]
-        self.concat_enabled = self.stage == 1 and bool(single)
+        self.concat_enabled = self.stage == 1 and bool(single) and self.concat_prob > 0
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._cache_entries = cache_entries
         self._readers: collections.OrderedDict = collections.OrderedDict()
