@@ -28,12 +28,13 @@ def frame_tokens(frame: torch.Tensor, num_frames: int, patch: int) -> torch.Tens
     return patchify(frame[:, :, None].expand(-1, -1, num_frames, -1, -1), patch)
 
 
-def predict_x0(model: AnyTalkerDiT, xt, t, ref, context, face_tokens, audio_tokens, face_masks, num_frames):
+def predict_x0(model: AnyTalkerDiT, xt, t, ref, context, face_tokens, audio_tokens, face_masks, num_frames,
+               cond_embedding=None):
     """Clean-token prediction; latent frame 0 is the context frame (input and output)."""
     ctx0 = patchify(context[:, :, None], model.patch)  # a 1-frame clip = latent frame 0
     s = ctx0.shape[1]
     xt = torch.cat([ctx0.to(xt), xt[:, s:]], 1)
-    x0 = model(xt, t, ref, context, face_tokens, audio_tokens, face_masks, num_frames)
+    x0 = model(xt, t, ref, context, face_tokens, audio_tokens, face_masks, num_frames, cond_embedding)
     return torch.cat([ctx0.to(x0), x0[:, s:]], 1)
 
 
@@ -152,17 +153,21 @@ def sample(model: AnyTalkerDiT, ref: torch.Tensor, faces: torch.Tensor, audio: t
     shape_probe = patchify(torch.zeros(1, 3, num_frames, h, w), model.patch).shape
     x = torch.randn((b, *shape_probe[1:]), generator=generator)
     ts = shifted_timesteps(steps, shift)
+    # reference/context embedding: the same for every Euler step
+    cond = model.condition_embedding(ref2, ctx2, num_frames) if use_cfg else \
+        model.condition_embedding(ref, context, num_frames)
     for i in range(steps):
         t, t_next = ts[i], ts[i + 1]
         if use_cfg:
             tb = torch.full((2 * b,), float(t))
-            x0 = predict_x0(model, torch.cat([x, x]), tb, ref2, ctx2, face_tokens, audio_tokens, masks2, num_frames)
+            x0 = predict_x0(model, torch.cat([x, x]), tb, ref2, ctx2, face_tokens, audio_tokens, masks2, num_frames,
+                            cond)
             v_cond, v_null = velocity(torch.cat([x, x]), x0, tb).chunk(2)
             v = v_null + cfg_scale * (v_cond - v_null)
         else:
             tb = torch.full((b,), float(t))
             v = velocity(x, predict_x0(model, x, tb, ref, context, face_tokens, audio_tokens, face_masks,
-                                       num_frames), tb)
+                                       num_frames, cond), tb)
         x = x + (t_next - t) * v
     ctx0 = patchify(context[:, :, None], model.patch)
     x = torch.cat([ctx0, x[:, ctx0.shape[1]:]], 1)  # frame 0 is the context exactly
