@@ -113,9 +113,9 @@ def log_rms_envelope(audio: np.ndarray, n: int, fps: float) -> np.ndarray:
 
 
 def mouth_tracks(video: Path, fps: float = 25.0):
-    from curation.faces import analyze_video
+    from metrics import _analysis  # shared with the identity metric: one face analysis per video
 
-    a = analyze_video(video, fps=fps, with_landmarks=True, max_faces=4)
+    a = _analysis.analyze(video, fps=fps, with_landmarks=True)
     return a, [t.mouth_open for t in a.tracks]
 
 
@@ -232,6 +232,20 @@ def build_items(data: Path, work: Path, split: dict, seconds: float, max_tail_it
     return items
 
 
+def balanced(items: list[dict], max_items: int) -> list[dict]:
+    """At most ``max_items``, taken round-robin over the kinds (clip tail, other clip, speaker)."""
+    kinds: dict[str, list[dict]] = {}
+    for it in items:
+        kinds.setdefault(it["kind"], []).append(it)
+    out, k = [], 0
+    while len(out) < min(max_items, len(items)):
+        for group in kinds.values():
+            if k < len(group) and len(out) < max_items:
+                out.append(group[k])
+        k += 1
+    return out
+
+
 def generate(ckpt: Path, image: Path, box, audios: list[Path], out: Path, threads: int, seconds: float) -> dict:
     args = ["generate", "--checkpoint", str(ckpt), "--image", str(image), "--out", str(out),
             "--seconds", str(seconds), "--threads", str(threads), "--no-progress"]
@@ -253,6 +267,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each held-out audio item")
     ap.add_argument("--max-tail-items", type=int, default=10)
+    ap.add_argument("--max-items", type=int, default=16, help="held-out items in all, balanced over the kinds")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing training set and checkpoint in --work")
     args = ap.parse_args(argv)
     data, work = Path(args.data).resolve(), Path(args.work).resolve()
@@ -284,7 +299,7 @@ def main(argv=None) -> int:
         prev = json.loads((work / "train_result.json").read_text())
         train_result, train_minutes = prev, prev.get("train_minutes")
 
-    items = build_items(data, work, split, args.seconds, args.max_tail_items)
+    items = balanced(build_items(data, work, split, args.seconds, args.max_tail_items), args.max_items)
     log(f"{len(items)} held-out audio items; generating matched and shuffled videos")
     vid_dir = work / "videos"
     vid_dir.mkdir(exist_ok=True)
@@ -311,7 +326,7 @@ def main(argv=None) -> int:
     generate(ckpt, data / "images/anytalker/2p-0.png", None, [data / a for a in TWO_PERSON_AUDIO], two, args.threads, 0)
     intervals = json.loads((data / "anytalker_benchmark/speaker_duration.json").read_text())["interact_11.mp4"]
     analysis, mouths = mouth_tracks(two)
-    t = analysis.frame_indices / 24.0  # generated at 24 fps
+    t = np.arange(len(analysis.frame_indices)) / analysis.fps  # analysis time axis
     own_ratio = []
     for name, mouth in zip(("left", "right"), mouths[:2]):
         motion = np.abs(np.diff(mouth, prepend=np.nan))
