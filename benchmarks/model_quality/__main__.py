@@ -327,14 +327,14 @@ def main(argv=None) -> int:
     intervals = json.loads((data / "anytalker_benchmark/speaker_duration.json").read_text())["interact_11.mp4"]
     analysis, mouths = mouth_tracks(two)
     t = np.arange(len(analysis.frame_indices)) / analysis.fps  # analysis time axis
-    own_ratio = []
-    for name, mouth in zip(("left", "right"), mouths[:2]):
+    own_ratio = [float("nan"), float("nan")]  # NaN = the face tracker did not hold that person
+    for slot, (name, mouth) in enumerate(zip(("left", "right"), mouths[:2] if len(mouths) >= 2 else [])):
         motion = np.abs(np.diff(mouth, prepend=np.nan))
         inside = np.zeros(len(t), bool)
         for a, b in intervals[name]:
             inside |= (t >= a) & (t < b)
         mi, mo = np.nanmean(motion[inside]), np.nanmean(motion[~inside])
-        own_ratio.append(float(mi / mo) if mo > 0 else float("nan"))
+        own_ratio[slot] = float(mi / mo) if mo > 0 else float("nan")
     _, rep_two = sharpness_and_repeats(two)
 
     valid = [r for r in rows if np.isfinite(r["corr_matched"]) and np.isfinite(r["corr_shuffled"])]
@@ -348,6 +348,7 @@ def main(argv=None) -> int:
         "mean_corr_matched": float(np.mean([r["corr_matched"] for r in valid])) if valid else None,
         "mean_corr_shuffled": float(np.mean([r["corr_shuffled"] for r in valid])) if valid else None,
         "identity": float(np.nanmean([r["identity_similarity"] for r in rows])),
+        "n_identity_scored": int(np.isfinite([r["identity_similarity"] for r in rows]).sum()),
         "identity_backend": "dlib (metrics.identity)",
         "sharpness_ratio": float(np.mean([r["sharpness_ratio"] for r in rows])),
         "identical_consecutive_frames": int(sum(r["identical_consecutive_frames"] for r in rows) + rep_two),
