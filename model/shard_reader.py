@@ -31,7 +31,7 @@ def read_clip_rows(run_dir: str | Path) -> tuple[dict, list[dict]]:
     return manifest, rows
 
 
-def write_test_run(run_dir: str | Path, rows: list[dict], data_root: str | Path) -> Path:
+def write_test_run(run_dir: str | Path, rows: list[dict], data_root: str | Path, fields: dict | None = None) -> Path:
     """Write ``rows`` as one clips shard plus a complete manifest (the engine's format).
 
     For tests and for hand-made training sets; production shards come from ``anytalker curate``.
@@ -39,12 +39,14 @@ def write_test_run(run_dir: str | Path, rows: list[dict], data_root: str | Path)
     import pyarrow.parquet as pq_w
 
     from anytalker import __version__
-    from pipelines.schema import SCHEMA_VERSION, rows_to_table
+    from pipelines.schema import SCHEMA_VERSION, default_schema, rows_to_table, with_fields
 
     run_dir = Path(run_dir)
     (run_dir / "clips").mkdir(parents=True, exist_ok=True)
     rel = "clips/part-00000.parquet"
-    pq_w.write_table(rows_to_table(rows), run_dir / rel)
+    # the schema of every registered stage, plus the caller's own declared columns (``fields``)
+    pq_w.write_table(rows_to_table(rows, with_fields(default_schema(), fields or {}),
+                                   metadata={"data_root": str(data_root)}), run_dir / rel)
     status = [r.get("status", "ok") for r in rows]
     manifest = {
         "schema_version": SCHEMA_VERSION, "toolkit_version": __version__,

@@ -17,9 +17,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
+from curation.fields import Field
 from curation.media import MediaError, VideoReader, probe
 from model.shard_reader import write_test_run
+
+# the one column a training set adds to the shard schema
+TRAIN_REF_FRAME = Field(pa.int64(), "frame", "first source frame of the span with a detected face")
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +110,8 @@ def build_train_set(videos: list[str], data_root: str | Path, out: str | Path, h
     if not any(r["status"] == "ok" for r in rows):
         raise MediaError(f"{out}: none of the {len(rows)} videos gave a usable clip "
                          f"({[r.get('reason') for r in rows][:5]}); pass talking-head videos with audio")
-    write_test_run(out, rows, data_root)  # rows that are not ok keep their reason; totals count them
+    # rows that are not ok keep their reason; totals count them
+    write_test_run(out, rows, data_root, fields={"ref_frame": TRAIN_REF_FRAME})
     split = {"data_root": str(data_root), "holdout_fraction": holdout,
              "train": [{"clip_id": r["clip_id"], "source_path": r["source_path"], "end_s": r.get("end_s"),
                         "status": r["status"], "reason": r.get("reason"), "ref_frame": r.get("ref_frame"),

@@ -142,6 +142,18 @@ def default_schema() -> pa.Schema:
     return schema_for([stage_class(n) for n in STAGES])
 
 
+def with_fields(schema: pa.Schema, fields: dict[str, Field]) -> pa.Schema:
+    """``schema`` plus declared ``fields`` (for shards written outside a pipeline, e.g. a
+    hand-made training set with a column of its own)."""
+    for name, f in fields.items():
+        if name in schema.names:
+            if schema.field(name).type != f.type:
+                raise SchemaConflictError(f"{name!r} is {schema.field(name).type} in the schema, not {f.type}")
+            continue
+        schema = schema.append(f.arrow(name))
+    return schema
+
+
 def rows_to_table(rows: Iterable[dict[str, Any]], schema: pa.Schema | None = None,
                   metadata: dict[str, Any] | None = None) -> pa.Table:
     schema = schema or default_schema()
