@@ -3,11 +3,13 @@ regrouping of clean speech into clip-sized spans (AnyTalker data recipe).
 
 Backends, all offline by default:
 
-* VAD: ``silero-vad`` (its JIT model ships inside the PyPI wheel).
+* VAD: ``silero-vad`` (its JIT model ships inside the PyPI wheel), post-processed the way
+  reference RTTMs mark speech (short pauses bridged, edges padded; ``curation.intervals``).
 * Diarization ``"default"`` (alias ``"resemblyzer"``): d-vectors from Resemblyzer's pretrained
   GE2E voice encoder (``pretrained.pt`` ships inside the ``resemblyzer`` wheel, Apache-2.0) over
-  sliding windows of VAD speech, spectral clustering (pruned cosine affinity, eigengap speaker count), a short
-  median filter, and an overlap heuristic (a window whose two nearest speaker centroids are
+  sliding windows of VAD speech, spectral clustering (pruned cosine affinity), the speaker count
+  estimated by average-linkage clustering of ~2 s segment voice prints with a calibrated stopping
+  distance, a short median filter, and an overlap heuristic (a window whose two nearest speaker centroids are
   almost equally close and both close enough counts as both speakers). The wheel's own
   preprocessing imports librosa + webrtcvad, which we do not want as dependencies, so the
   network (3-layer LSTM 40->256, linear 256->256, ReLU, L2 norm) is rebuilt here and loads the
