@@ -50,7 +50,7 @@ MIN_NEIGHBOURS = 5  # ... but at least this many (short clips)
 # speaker count: average-linkage clustering of ~2 s speech-segment voice prints, stopped at this
 # cosine distance (chosen on the built 1/2/3-speaker set, not on sample.wav; docs/calibration.md)
 COUNT_SEGMENT_S = 2.0
-COUNT_LINKAGE_THRESHOLD = 0.23
+COUNT_LINKAGE_THRESHOLD = 0.30
 # VAD post-processing as reference annotations mark speech (calibrated against RTTMs,
 # docs/calibration.md): pauses shorter than VAD_BRIDGE_S inside speech are filled, every
 # segment is padded by VAD_PAD_S
@@ -116,11 +116,17 @@ def vad_segments(
     raw output)."""
     wav = _to_16k(audio, sr)
     raw = raw_vad_segments(wav, SR, threshold, min_speech_s, min_silence_s)
+    return postprocess_vad(raw, len(wav) / SR, bridge_s, pad_s)
+
+
+def postprocess_vad(raw: list[tuple[float, float]], duration_s: float, bridge_s: float | None = None,
+                    pad_s: float | None = None) -> list[tuple[float, float]]:
+    """silero segments -> reference-like speech regions (see ``vad_segments``)."""
     bridge = VAD_BRIDGE_S if bridge_s is None else float(bridge_s)
     pad = VAD_PAD_S if pad_s is None else float(pad_s)
     if not raw or (bridge <= 0 and pad <= 0):
-        return raw
-    return intervals.bridge_and_pad(raw, bridge_s=bridge, pad_s=pad, extent=(0.0, len(wav) / SR))
+        return list(raw)
+    return intervals.bridge_and_pad(raw, bridge_s=bridge, pad_s=pad, extent=(0.0, float(duration_s)))
 
 
 def raw_vad_segments(
@@ -353,21 +359,30 @@ def _diarize_resemblyzer(
     max_speakers: int,
     speech: list[tuple[float, float]] | None,
     embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    voiced: list[tuple[float, float]] | None = None,
 ) -> list[tuple[float, float, str]]:
     from scipy.ndimage import median_filter
 
     if speech is None:
-        speech = vad_segments(audio)
+        voiced = raw_vad_segments(audio) if voiced is None else voiced
+        speech = postprocess_vad(voiced, len(audio) / SR)
     if not speech:
         return []
+    # voices are learnt from voiced windows only (silero's own segments inside the speech
+    # regions): bridged pauses and padding carry no voice; they get the nearest voice's label
+    voiced = speech if voiced is None else intervals.pairs(
+        intervals.timeline(voiced).crop(intervals.timeline(speech).support()), None)
     times, emb = embeddings if embeddings is not None else speaker_embeddings(audio)
     # label grid at EMBED_STEP_S; each grid point uses the window centred on it
-    in_speech = _mask_from_segments(speech, times)
+    in_speech = _mask_from_segments(voiced, times)
+    if in_speech.sum() == 0:
+        in_speech = _mask_from_segments(speech, times)
+        voiced = speech
     if in_speech.sum() == 0:
         return []
     sp_emb = emb[in_speech]
     if num_speakers is None:
-        num_speakers = estimate_speaker_count(segment_voiceprints(times, emb, speech), max_speakers)
+        num_speakers = estimate_speaker_count(segment_voiceprints(times, emb, voiced), max_speakers)
     labels = _cluster(sp_emb, num_speakers)
     # drop tiny clusters (< 0.5 s of windows) into their nearest big cluster: noise, not a voice
     counts = np.bincount(labels)
@@ -383,6 +398,15 @@ def _diarize_resemblyzer(
         best = median_filter(best, size=k_win, mode="nearest")
     full = np.full(len(times), -1)
     full[in_speech] = best
+    # grid points in the speech regions but not voiced take the label of the nearest voiced one
+    out_mask = _mask_from_segments(speech, times)
+    labelled = np.flatnonzero(in_speech)
+    fill = np.flatnonzero(out_mask & ~in_speech)
+    if fill.size:
+        pos = np.clip(np.searchsorted(labelled, fill), 1, len(labelled) - 1) if len(labelled) > 1 else np.zeros_like(fill)
+        left, right = labelled[np.maximum(pos - 1, 0)], labelled[pos]
+        nearest = np.where(np.abs(times[fill] - times[left]) <= np.abs(times[right] - times[fill]), left, right)
+        full[fill] = full[nearest]
     # overlap: the second-closest voice is nearly as close as the closest and close in absolute terms
     second = np.full(len(times), -1)
     if sims.shape[1] >= 2:
@@ -395,7 +419,7 @@ def _diarize_resemblyzer(
     turns: list[tuple[float, float, str]] = []
     # each grid point covers [t - step/2, t + step/2); clip to the VAD segments
     for k in range(len(big)):
-        for lab_mask in (full == k, second == k):
+        for lab_mask in (full == k, second == k):  # second: voiced windows only
             for a, b in _runs(lab_mask):
                 s, e = times[a] - half, times[b - 1] + half
                 for vs, ve in speech:
@@ -452,14 +476,17 @@ def diarize(
     max_speakers: int = 4,
     speech: list[tuple[float, float]] | None = None,
     embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    voiced: list[tuple[float, float]] | None = None,
 ) -> list[tuple[float, float, str]]:
     """Speaker turns ``[(start_s, end_s, speaker), ...]`` sorted by start; overlapped speech
-    appears as turns of different speakers that overlap in time. ``speech`` (VAD segments) is
-    computed when not given; ``embeddings`` (``speaker_embeddings(audio)``) may be passed when
-    the same audio is diarized several times."""
+    appears as turns of different speakers that overlap in time. ``speech``: the regions to
+    label (``vad_segments``: bridged and padded), computed when not given; ``voiced``: silero's
+    raw segments (``raw_vad_segments``), from which voices are learnt (default: ``speech``);
+    ``embeddings`` (``speaker_embeddings(audio)``) may be passed when the same audio is
+    diarized several times."""
     wav = _to_16k(audio, sr)
     if backend in ("default", "resemblyzer"):
-        return _diarize_resemblyzer(wav, num_speakers, max_speakers, speech, embeddings)
+        return _diarize_resemblyzer(wav, num_speakers, max_speakers, speech, embeddings, voiced)
     if backend == "pyannote":
         return _diarize_pyannote(wav, num_speakers, pyannote_pipeline)
     raise ValueError(f"unknown diarization backend {backend!r}; use 'default' or 'pyannote'")

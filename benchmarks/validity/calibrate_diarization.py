@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from scipy.cluster.hierarchy import linkage
 
     from benchmarks.validity.diarization import analyse, components, diarize_file, find_pairs, load_rttm, weighted
-    from curation import audio, intervals
+    from curation import audio
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="calibration folder (X.wav + X.rttm)")
@@ -70,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     # speaker count on the chosen post-processing
     heights, truth = [], []
     for name, ref, n_true, wav, raw, (times, emb) in files:
-        speech = intervals.bridge_and_pad(raw, bridge, pad, extent=(0.0, len(wav) / audio.SR)) if raw else []
-        prints = audio.segment_voiceprints(times, emb, speech)
+        prints = audio.segment_voiceprints(times, emb, raw)  # voices from voiced windows only
         h = linkage(prints.astype(np.float64), "average", metric="cosine")[:, 2] if len(prints) >= 2 else np.array([])
         heights.append(h)
         truth.append(min(n_true, 3))

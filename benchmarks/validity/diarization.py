@@ -100,17 +100,15 @@ def analyse(audio_path: Path):
 
 def diarize_file(wav, raw_vad, embeddings, num_speakers, max_speakers, bridge_s=None, pad_s=None,
                  count_threshold=None):
-    from curation import audio, intervals
+    from curation import audio
 
-    bridge = audio.VAD_BRIDGE_S if bridge_s is None else bridge_s
-    pad = audio.VAD_PAD_S if pad_s is None else pad_s
-    speech = intervals.bridge_and_pad(raw_vad, bridge, pad, extent=(0.0, len(wav) / audio.SR)) if raw_vad else []
+    speech = audio.postprocess_vad(raw_vad, len(wav) / audio.SR, bridge_s, pad_s)
     if num_speakers is None and count_threshold is not None:
         times, emb = embeddings
-        prints = audio.segment_voiceprints(times, emb, speech)
+        prints = audio.segment_voiceprints(times, emb, raw_vad)
         num_speakers = audio.estimate_speaker_count(prints, max_speakers, count_threshold)
     return audio.diarize(wav, num_speakers=num_speakers, max_speakers=max_speakers, speech=speech,
-                         embeddings=embeddings)
+                         embeddings=embeddings, voiced=raw_vad)
 
 
 def run(args) -> dict:

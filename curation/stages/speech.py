@@ -89,7 +89,8 @@ class SpeechStage(Stage):
         wav = load_audio(row["source_abs_path"], start_s=start_s, end_s=end_s)
         if wav.size == 0:
             return reject(row, Reason.NO_AUDIO, "audio stream decodes to no samples", self.name)
-        vad = speech.vad_segments(wav)
+        voiced = speech.raw_vad_segments(wav)
+        vad = speech.postprocess_vad(voiced, len(wav) / speech.SR)  # speech as reference RTTMs mark it
         speech_s = _speech_seconds(vad)
         row["speech_s"] = round(speech_s, 3)
         if speech_s < self.min_speech_s:
@@ -97,7 +98,7 @@ class SpeechStage(Stage):
                           self.name)
         turns = speech.diarize(wav, backend=self.diarization_backend, num_speakers=self.num_speakers,
                                pyannote_pipeline=self.pyannote_pipeline, max_speakers=max(2, int(self.max_speakers)),
-                               speech=vad)
+                               speech=vad, voiced=voiced)
         clean, overlaps = speech.remove_overlaps(turns)
         speakers = sorted({t[2] for t in turns})
         overlap_s = _speech_seconds(overlaps)
