@@ -30,6 +30,7 @@ from __future__ import annotations
 import zlib
 
 from curation import audio as speech
+from curation import intervals
 from curation.base import Reason, Resources, Row, Stage, reject
 from curation.media import load_audio
 
@@ -112,7 +113,7 @@ class SpeechStage(Stage):
                           self.name)
         if self.mode == "multi":
             return self._multi(row, turns, overlaps)
-        return self._single(row, clean, overlaps)
+        return self._single(row, clean, overlaps, voiced)
 
     def _multi(self, row: Row, turns, overlaps) -> Row:
         return {
@@ -122,9 +123,14 @@ class SpeechStage(Stage):
             "overlap_intervals": [[s, e] for s, e in overlaps],
         }
 
-    def _single(self, row: Row, clean, overlaps) -> Row | list[Row]:
+    def _single(self, row: Row, clean, overlaps, voiced) -> Row | list[Row]:
         seed = self._clip_seed(row)
-        spans = speech.regroup(clean, mean_s=self.regroup_mean_s, std_s=self.regroup_std_s, seed=seed,
+        # spans are cut from the voiced pieces of each turn, so they end in real pauses: the
+        # bridged turn is the annotation, the voiced pieces are what a training clip holds
+        voiced_tl = intervals.timeline(voiced)
+        pieces = [(a, b, k) for s, e, k in clean
+                  for a, b in intervals.pairs(voiced_tl.crop(intervals.Segment(s, e)), 3)] if voiced else clean
+        spans = speech.regroup(pieces, mean_s=self.regroup_mean_s, std_s=self.regroup_std_s, seed=seed,
                                max_gap_s=self.max_gap_s, barriers=overlaps)
         fps = float(row["fps"])
         a0, b0 = int(row["start_frame"]), int(row["end_frame"])
