@@ -55,7 +55,9 @@ def test_files_carry_data_root_units_conventions_and_typed_versions(run, small_i
     # exactly the pipeline's columns, in the file as in the generated schema
     assert schema.names == load_config("video_only").schema.names
     row = shards.read_rows(run, "clips")[0]
-    assert row["stage_versions"] == {"probe": "1", "shots": "1", "camera_motion": "1", "clips": "1"}
+    from pipelines.registry import stage_class
+
+    assert row["stage_versions"] == {n: stage_class(n).version for n in ("probe", "shots", "camera_motion", "clips")}
 
 
 def test_shards_open_in_pandas_pyarrow_duckdb_and_datasets(run, tmp_path):
@@ -67,8 +69,11 @@ def test_shards_open_in_pandas_pyarrow_duckdb_and_datasets(run, tmp_path):
     assert len(df) == n_ok and set(df["status"]) == {"ok"}
     table = pads.dataset(run / "clips", format="parquet").to_table()
     assert table.num_rows == n_ok
+    from pipelines.registry import stage_class
+
+    probe_v = stage_class("probe").version
     versions = duckdb.sql(f"select stage_versions.probe from read_parquet('{run}/clips/*.parquet')").fetchall()
-    assert versions == [("1",)] * n_ok
+    assert versions == [(probe_v,)] * n_ok
 
     datasets = pytest.importorskip("datasets", reason="datasets is a test extra: pip install -e .[test]")
     readme = (REPO / "README.md").read_text()
@@ -79,4 +84,4 @@ def test_shards_open_in_pandas_pyarrow_duckdb_and_datasets(run, tmp_path):
     exec(compile(code, "README.md:datasets-example", "exec"), scope)  # noqa: S102 - the documented example
     clips = scope["clips"]
     assert isinstance(clips, datasets.Dataset) and clips.num_rows == n_ok
-    assert clips[0]["stage_versions"]["probe"] == "1" and clips[0]["source_path"]
+    assert clips[0]["stage_versions"]["probe"] == probe_v and clips[0]["source_path"]
