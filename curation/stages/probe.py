@@ -5,24 +5,32 @@ from __future__ import annotations
 import os
 
 from curation.base import Filter, Reason, Resources, Row
-from curation.media import MediaError, VideoReader, probe, sha256_file
+from curation.decode import decodable_frames
+from curation.media import MediaError, probe, sha256_file
 
 
 class ProbeStage(Filter):
-    """Reads container metadata with ffprobe and decodes the first and last frames with decord.
+    """Reads container metadata with ffprobe and decodes the whole video once in an ffmpeg
+    child process (``curation.decode``): at the shared analysis size when it fits the
+    per-process frame cache (later stages reuse it), else only to count frames.
 
-    Decoding both ends catches truncated files whose header still parses (a cut mp4 keeps a
-    plausible duration in some muxers). Defaults: ``min_duration_s`` 1.0 (the shortest useful
+    Decoding catches truncated files whose header still parses (a cut mp4 keeps a plausible
+    duration in some muxers), and a decoder crash ends the child, not the job
+    (``decode_error``). ``width``/``height`` are the upright (display) size: a phone clip
+    stored 1920x1080 with a 90 degree rotation is 1080x1920 here and in every later stage;
+    ``rotation`` keeps the stored angle. ``fps`` is the rate of the constant-rate timeline
+    all frame numbers refer to (the average rate for variable-frame-rate sources, which are
+    resampled by timestamp: ``variable_frame_rate``). Defaults: ``min_duration_s`` 1.0 (the shortest useful
     clip is one N(4 s, 0.5 s) speech group minus 6 sigma), ``min_side_px`` 128 (a face in a
     smaller frame is below the 64 px face-size floor of the faces stage), ``max_aspect`` 4.0.
     """
 
     name = "probe"
-    version = "1"
+    version = "2"
     requires = ("source_path", "source_abs_path")
     produces = (
         "source_sha256", "container", "video_codec", "audio_codec", "has_audio", "audio_sample_rate",
-        "audio_channels", "duration_s", "fps", "width", "height", "num_frames",
+        "audio_channels", "duration_s", "fps", "width", "height", "num_frames", "rotation",
     )
     resources = Resources(cpus=1)
     params = {"min_duration_s": 1.0, "min_side_px": 128, "max_aspect": 4.0, "require_audio": True}
@@ -52,7 +60,8 @@ class ProbeStage(Filter):
             container=info.container, video_codec=info.video_codec, audio_codec=info.audio_codec,
             has_audio=info.has_audio, audio_sample_rate=info.audio_sample_rate,
             audio_channels=info.audio_channels, duration_s=info.duration_s, fps=info.fps,
-            width=info.width, height=info.height, num_frames=info.num_frames,
+            width=info.display_width, height=info.display_height, num_frames=info.num_frames,
+            rotation=info.rotation, variable_frame_rate=info.variable_frame_rate,
         )
         if not info.has_video and not info.has_audio:
             return {**out, "_probe_error": (Reason.DECODE_ERROR, f"{path}: no decodable stream (corrupt container?)")}
@@ -61,16 +70,11 @@ class ProbeStage(Filter):
         if min(info.width or 0, info.height or 0) < self.min_side_px:
             return out  # too small: rejected in keep() without paying for a decode
         try:
-            vr = VideoReader(path)
-            n = len(vr)
-            if n <= 0:
-                raise MediaError(f"{path}: no decodable frames")
-            vr.get([0, n - 1])
+            out["fps"] = info.fps or 25.0
+            n = decodable_frames(path, out["fps"])
             out["num_frames"] = n
-            out["fps"] = info.fps or vr.fps
-            if out["fps"] and n:
-                # decoded length is the truth for truncated files
-                out["duration_s"] = min(info.duration_s or n / out["fps"], n / out["fps"])
+            # decoded length is the truth for truncated files
+            out["duration_s"] = min(info.duration_s or n / out["fps"], n / out["fps"])
         except MediaError as e:
             return {**out, "_probe_error": (Reason.DECODE_ERROR, str(e))}
         return out
