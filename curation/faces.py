@@ -376,6 +376,77 @@ def _fill_and_smooth(raw: np.ndarray, max_gap: int, window: int) -> np.ndarray:
     return out
 
 
+class TrackingMesh:
+    """The face mesh in tracking mode for one person: after the first frame the landmark
+    model runs on the region of the previous frame's landmarks, without the mesh's own face
+    detector (half the cost of ``FaceMesh``'s static mode, measured in
+    ``benchmarks/perf/faces_cost.py``). It is fed a crop around the person's box that stays
+    put while the box stays inside it, so the tracked region stays valid between frames."""
+
+    name = "mediapipe_face_mesh_refined_tracking"
+
+    def __init__(self, crop_scale: float = 1.8, crop_max_side: int = 384, min_score: float = 0.5):
+        import mediapipe as mp
+
+        self.version = _mediapipe_version()
+        self.crop_scale = float(crop_scale)
+        self.crop_max_side = int(crop_max_side)
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+            min_detection_confidence=min_score, min_tracking_confidence=min_score,
+        )
+        self._crop: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._crop = None
+
+    def _crop_for(self, box: np.ndarray, w: int, h: int) -> np.ndarray:
+        sq = square_box(box, self.crop_scale)
+        c = self._crop
+        if c is not None:
+            side, cside = sq[2] - sq[0], c[2] - c[0]
+            inner = square_box(box, 1.2)
+            inside = inner[0] >= c[0] and inner[1] >= c[1] and inner[2] <= c[2] and inner[3] <= c[3]
+            if inside and 0.85 < side / max(cside, 1e-6) < 1.15:
+                return c
+        self._crop = sq
+        return sq
+
+    def landmarks(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        import cv2
+
+        h, w = rgb.shape[:2]
+        sq = self._crop_for(box, w, h)
+        x0, y0 = int(max(0, np.floor(sq[0]))), int(max(0, np.floor(sq[1])))
+        x1, y1 = int(min(w, np.ceil(sq[2]))), int(min(h, np.ceil(sq[3])))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        crop = rgb[y0:y1, x0:x1]
+        ch, cw = crop.shape[:2]
+        scale = min(1.0, self.crop_max_side / max(ch, cw))
+        if scale < 1.0:
+            crop = cv2.resize(crop, (max(1, round(cw * scale)), max(1, round(ch * scale))),
+                              interpolation=cv2.INTER_AREA)
+        res = self._mesh.process(np.ascontiguousarray(crop))
+        if not res.multi_face_landmarks:
+            return None
+        face = res.multi_face_landmarks[0]
+        pts = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float64)
+        if pts.shape[0] != NUM_LANDMARKS:
+            return None
+        pts[:, 0] = x0 + pts[:, 0] * cw
+        pts[:, 1] = y0 + pts[:, 1] * ch
+        pts[:, 2] = pts[:, 2] * cw
+        target = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+        if np.linalg.norm(pts[:, :2].mean(0) - target) > 0.5 * max(box[2] - box[0], box[3] - box[1]):
+            self.reset()  # locked onto a neighbour: start afresh next frame
+            return None
+        return pts
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
 # --- video analysis --------------------------------------------------------------------------
 _MODELS: dict[tuple, object] = {}
 
@@ -388,6 +459,19 @@ def _cached(kind: str, **kw):
     return _MODELS[key]
 
 
+def _tracking_meshes(n: int) -> list[TrackingMesh]:
+    """``n`` tracking meshes of this process (one per person; their state is reset per clip)."""
+    out = []
+    for i in range(n):
+        key = ("track", os.getpid(), i)
+        if key not in _MODELS:
+            _MODELS[key] = TrackingMesh()
+        m = _MODELS[key]
+        m.reset()
+        out.append(m)
+    return out
+
+
 def analyze_video(
     path: str | os.PathLike | None,
     start_frame: int = 0,
@@ -398,26 +482,57 @@ def analyze_video(
     min_track_frac: float = 0.3,
     frames: np.ndarray | None = None,
     *,
+    clip=None,
     detector: FaceDetector | None = None,
     mesh: FaceMesh | None = None,
     max_gap: int = 6,
     smooth_window: int = 7,
     chunk: int = 32,
+    detect_every: int = 1,
+    mesh_mode: str = "static",
 ) -> FaceAnalysis:
     """Detect, track and (optionally) landmark every face of ``path`` in [start, end).
 
     Frames are sampled at ``fps`` (None = every source frame) with the nearest-frame rule of
     ``curation.media.sample_indices``. ``frames`` may be given instead of decoding ``path``:
     an RGB uint8 (T, H, W, 3) array taken as consecutive frames starting at ``start_frame``
-    at rate ``fps`` (25 if None). ``max_gap`` is the longest miss (in analysed frames) filled
-    by interpolation; tracks detected in fewer than ``min_track_frac`` of the frames are
-    dropped as spurious.
+    at rate ``fps`` (25 if None). ``clip`` (a ``curation.decode.Frames``) may be given
+    instead: the shared decode of the clip at analysis size; frame indices are its timeline's
+    and boxes / landmarks are returned in its display (full-size, upright) pixels.
+    ``max_gap`` is the longest miss (in analysed frames) filled by interpolation; tracks
+    detected in fewer than ``min_track_frac`` of the frames are dropped as spurious.
+
+    Cost controls: ``detect_every`` N runs the detector on every N-th analysed frame only
+    (and the last); boxes between two detections of a track are interpolated and the raw
+    face count of a frame is that of its detection frame. ``mesh_mode`` "track" runs the mesh
+    per person in tracking mode (``TrackingMesh``) instead of detecting afresh per frame.
     """
     detector = detector or _cached("det")
-    if with_landmarks:
+    detect_every = max(1, int(detect_every))
+    if mesh_mode not in ("static", "track"):
+        raise ValueError(f"mesh_mode must be 'static' or 'track', got {mesh_mode!r}")
+    if with_landmarks and mesh_mode == "static":
         mesh = mesh or _cached("mesh")
+    coord_scale = 1.0
 
-    if frames is not None:
+    if clip is not None:
+        src_fps = float(clip.rate)
+        start = max(int(start_frame), clip.start_frame)
+        end = clip.end_frame if end_frame is None else min(int(end_frame), clip.end_frame)
+        if end <= start:
+            raise MediaError(f"{path}: empty frame range [{start_frame}, {end_frame}) of the decoded clip "
+                             f"[{clip.start_frame}, {clip.end_frame})")
+        if fps is None:
+            a_fps = src_fps
+            frame_indices = np.arange(start, end)
+        else:
+            a_fps = float(fps)
+            frame_indices = sample_indices(start, end, src_fps, a_fps)
+        unique, inverse = np.unique(frame_indices, return_inverse=True)
+        coord_scale = float(clip.scale)
+        width, height = int(clip.display_width), int(clip.display_height)
+        get = clip.at
+    elif frames is not None:
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be (T, H, W, 3) RGB uint8, got shape {frames.shape}")
@@ -431,7 +546,7 @@ def analyze_video(
             return frames[np.asarray(idxs) - int(start_frame)]
     else:
         if path is None:
-            raise ValueError("analyze_video needs a path or frames")
+            raise ValueError("analyze_video needs a path, frames or a decoded clip")
         reader = VideoReader(path)
         n = len(reader)
         src_fps = reader.fps or (probe(path).fps or 25.0)
@@ -450,50 +565,95 @@ def analyze_video(
         height, width = first.shape[1:3]
         get = reader.get
 
-    # pass 1 over unique frames (chunked: a 1080x1920 clip does not fit in memory at once)
-    det_u: list[list[Detection]] = []
-    lm_u: list[list[np.ndarray | None]] = []
-    for s in range(0, len(unique), chunk):
-        batch = get(unique[s:s + chunk])
-        for img in batch:
+    U = len(unique)
+    key_u = np.unique(np.r_[np.arange(0, U, detect_every), U - 1]) if U else np.zeros(0, int)
+    # pass 1: detection on the key frames (chunked: a long clip does not fit in memory at once)
+    det_k: list[list[Detection]] = []
+    for s in range(0, len(key_u), chunk):
+        for img in get(unique[key_u[s:s + chunk]]):
             dets = detector.detect(img)[:max_faces]
-            det_u.append(dets)
-            if with_landmarks:
-                lm_u.append([mesh.landmarks(img, d.box) for d in dets])
+            for d in dets:
+                d.box = d.box * coord_scale
+            det_k.append(dets)
 
     T = len(frame_indices)
-    dets_per_frame = [det_u[i] for i in inverse]
-    faces_per_frame = np.array([len(d) for d in dets_per_frame], dtype=np.int64)
+    # link on the key-frame sequence; gaps are counted in analysed frames
+    max_miss_k = max(1, (max_gap * 2) // detect_every)
+    tracklets = link_detections(det_k, max_miss=max_miss_k)
+    tracklets = _stitch(tracklets, max_gap=max(1, max_gap // detect_every))
+    # key-frame index of every unique frame (the latest key at or before it): its raw count
+    key_of_u = np.searchsorted(key_u, np.arange(U), side="right") - 1
+    faces_per_frame = np.array([len(det_k[key_of_u[u]]) for u in inverse], dtype=np.int64)
 
-    tracklets = link_detections(dets_per_frame, max_miss=max_gap * 2)
-    tracklets = _stitch(tracklets, max_gap=max_gap)
-
+    fill_gap = max(max_gap, 2 * detect_every) if detect_every > 1 else max_gap
     tracks: list[Track] = []
     for tr in tracklets:
-        raw = np.full((T, 4), np.nan)
-        scores = np.full(T, np.nan)
-        detected = np.zeros(T, bool)
-        lms = np.full((T, NUM_LANDMARKS, 3), np.nan) if with_landmarks else None
-        for t, box, c in zip(tr.t, tr.boxes, tr.det_ids):
-            raw[t] = box
-            detected[t] = True
-            scores[t] = dets_per_frame[t][c].score
-            if with_landmarks:
-                lm = lm_u[inverse[t]][c]
-                if lm is not None:
-                    lms[t] = lm
-        if detected.sum() < min_track_frac * T:
+        raw_u = np.full((U, 4), np.nan)
+        scores_u = np.full(U, np.nan)
+        det_u = np.zeros(U, bool)
+        for k, box, c in zip(tr.t, tr.boxes, tr.det_ids):
+            raw_u[key_u[k]] = box
+            det_u[key_u[k]] = True
+            scores_u[key_u[k]] = det_k[k][c].score
+        if det_u[key_u].sum() < min_track_frac * len(key_u):
             continue
+        if detect_every > 1:
+            # boxes between two detections of the track: linear interpolation ("tracked")
+            dk = np.flatnonzero(det_u)
+            for a, b in zip(dk[:-1], dk[1:]):
+                if 1 < b - a <= fill_gap + 1:
+                    w_ = (np.arange(a + 1, b) - a) / (b - a)
+                    raw_u[a + 1:b] = raw_u[a] * (1 - w_)[:, None] + raw_u[b] * w_[:, None]
+                    det_u[a + 1:b] = True
+        raw = raw_u[inverse]
+        detected = det_u[inverse]
         boxes = _fill_and_smooth(raw, max_gap=max_gap, window=smooth_window)
-        mouth = None
-        if with_landmarks:
-            mouth = np.array([mouth_opening(lms[t]) if detected[t] else np.nan for t in range(T)])
-        tracks.append(Track(boxes=boxes, detected=detected, landmarks=lms, mouth_open=mouth,
-                            scores=scores, raw_boxes=raw))
+        tracks.append(Track(boxes=boxes, detected=detected, scores=scores_u[inverse], raw_boxes=raw))
+
+    if with_landmarks and tracks:
+        # pass 2: landmarks of each tracked person on the frames where it has a box, in
+        # chunks (one decoded chunk serves every person)
+        lm_u = [np.full((U, NUM_LANDMARKS, 3), np.nan) for _ in tracks]
+        box_u = []
+        for tr in tracks:
+            b = np.full((U, 4), np.nan)
+            # the detector's own box where there is one (the crop the mesh was tuned with),
+            # the smoothed / interpolated box elsewhere
+            b[inverse] = np.where(np.isfinite(tr.raw_boxes).all(1)[:, None], tr.raw_boxes, tr.boxes)
+            ok = np.zeros(U, bool)
+            ok[inverse] = tr.detected
+            b[~ok] = np.nan
+            box_u.append(b)
+        trackers = _tracking_meshes(len(tracks)) if mesh_mode == "track" else None
+        for s in range(0, U, chunk):
+            sel = [u for u in range(s, min(U, s + chunk))
+                   if any(np.isfinite(b[u]).all() for b in box_u)]
+            if not sel:
+                continue
+            imgs = get(unique[sel])
+            for img, u in zip(imgs, sel):
+                for p, b in enumerate(box_u):
+                    if not np.isfinite(b[u]).all():
+                        if trackers is not None:
+                            trackers[p].reset()
+                        continue
+                    box = b[u] / coord_scale
+                    lm = (trackers[p].landmarks(img, box) if trackers is not None
+                          else mesh.landmarks(img, box))
+                    if lm is not None:
+                        lm[:, :3] *= coord_scale
+                        lm_u[p][u] = lm
+        for tr, lm in zip(tracks, lm_u):
+            tr.landmarks = lm[inverse]
+            tr.mouth_open = np.array([mouth_opening(tr.landmarks[t]) if tr.detected[t] else np.nan
+                                      for t in range(T)])
     tracks.sort(key=lambda tr: float(np.nanmedian(tr.centre_x)))
     backend = {"detector": f"{detector.name}@mediapipe-{detector.version}"}
+    if detect_every > 1:
+        backend["detector"] += f" every {detect_every} frames + box interpolation"
     if with_landmarks:
-        backend["mesh"] = f"{mesh.name}@mediapipe-{mesh.version}"
+        mname = TrackingMesh.name if mesh_mode == "track" else (mesh.name if mesh else FaceMesh.name)
+        backend["mesh"] = f"{mname}@mediapipe-{_mediapipe_version()}"
     return FaceAnalysis(frame_indices=np.asarray(frame_indices), fps=a_fps, width=int(width),
                         height=int(height), faces_per_frame=faces_per_frame, tracks=tracks,
                         backend=backend)

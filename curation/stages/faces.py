@@ -9,7 +9,7 @@ import numpy as np
 from curation.base import Filter, Reason, Resources, Row
 from curation.faces import FaceAnalysis, analyze_video, order_violations
 from curation.identity import Embedder, cosine, get_embedder
-from curation.media import VideoReader
+from curation.decode import load_frames
 
 # numbers that go into rows are rounded: sub-pixel / 1e-4 detail is noise and bloats shards
 _BOX_DECIMALS = 2
@@ -32,6 +32,14 @@ class FacesStage(Filter):
     frame). ``persons[i].frames`` holds the source frame index of each analysed frame, so a
     24 fps source analysed at 25 fps repeats about one frame in 24; ``boxes`` and the extra
     key ``mouth_open`` (inner-lip opening / face height, per person) are aligned with it.
+
+    Frames come from the shared decode of the clip (``curation.decode``: upright, bounded
+    size, constant-rate timeline); boxes are in full-size upright pixels. Cost controls,
+    measured in ``benchmarks/perf/faces_cost.py``: the detector runs on every
+    ``detect_every``-th analysed frame (5: five times a second at 25 fps; boxes in between are
+    interpolated), the face mesh runs only when a later stage reads the landmarks
+    (``landmarks``: the mouth opening for the landmark sync backend; set False with the
+    syncnet backend) and then per person in tracking mode (``mesh_mode`` "track").
 
     Defaults and the measurements behind them (mediapipe 0.10.21, dlib 20.0.1, whole clips
     of ``shared/data/talking`` and ``anytalker_benchmark/interact_11.mp4`` at 25 fps):
@@ -61,7 +69,7 @@ class FacesStage(Filter):
     """
 
     name = "faces"
-    version = "1"
+    version = "2"
     requires = ("source_abs_path", "start_frame", "end_frame", "fps")
     produces = ("num_persons", "frac_exact_n_faces", "min_face_size", "order_stable",
                 "identity_swap", "persons")
@@ -79,6 +87,9 @@ class FacesStage(Filter):
         "identity_samples": 5,
         "max_faces": 6,
         "min_track_frac": 0.3,
+        "detect_every": 5,
+        "landmarks": True,
+        "mesh_mode": "track",
     }
 
     def setup(self) -> None:
@@ -92,9 +103,11 @@ class FacesStage(Filter):
         start = int(row.get("start_frame") or 0)
         end = row.get("end_frame")
         fps = self.analysis_fps
-        fa = analyze_video(path, start, None if end is None else int(end),
-                           fps=None if fps in (None, 0) else float(fps), with_landmarks=True,
-                           max_faces=int(self.max_faces), min_track_frac=float(self.min_track_frac))
+        clip = load_frames(path, start, None if end is None else int(end), rate=float(row["fps"]))
+        fa = analyze_video(path, start, None if end is None else int(end), clip=clip,
+                           fps=None if fps in (None, 0) else float(fps), with_landmarks=bool(self.landmarks),
+                           max_faces=int(self.max_faces), min_track_frac=float(self.min_track_frac),
+                           detect_every=int(self.detect_every), mesh_mode=str(self.mesh_mode))
         n_expected = int(self.expected_persons)
         fpf = fa.faces_per_frame
         out: Row = {
@@ -110,12 +123,30 @@ class FacesStage(Filter):
         viol = order_violations(fa.tracks)
         out["order_violations_frac"] = viol
         out["order_stable"] = bool(viol <= float(self.max_order_violations_frac))
-        out.update(self._identity(path, fa))
+        out.update(self._identity(clip, fa))
         out["persons"] = [self._person(i, fa, tr) for i, tr in enumerate(fa.tracks)]
         out["mouth_open"] = [
             [_finite_or_none(v, _SIGNAL_DECIMALS) for v in tr.mouth_open] for tr in fa.tracks
-        ]
+        ] if self.landmarks else None
+        if not fa.tracks:
+            out["faces_if_rotated"] = self._faces_if_rotated(clip, fa)
         return out
+
+    def _faces_if_rotated(self, clip, fa: FaceAnalysis) -> int | None:
+        """Clockwise degrees (90/180/270) that make faces appear in a clip with none upright:
+        the cause of a ``no_face`` is then wrong or missing rotation metadata, not the content."""
+        import cv2
+
+        from curation.faces import _cached
+
+        det = _cached("det")
+        picks = fa.frame_indices[np.linspace(0, len(fa.frame_indices) - 1, min(5, len(fa.frame_indices))).astype(int)]
+        imgs = clip.at(picks)
+        for deg, code in ((90, cv2.ROTATE_90_CLOCKWISE), (180, cv2.ROTATE_180), (270, cv2.ROTATE_90_COUNTERCLOCKWISE)):
+            hits = sum(bool(det.detect(cv2.rotate(np.ascontiguousarray(f), code))) for f in imgs)
+            if hits * 2 > len(imgs):
+                return deg
+        return None
 
     @staticmethod
     def _person(index: int, fa: FaceAnalysis, tr) -> Row:
@@ -132,7 +163,7 @@ class FacesStage(Filter):
             "face_size": _finite_or_none(tr.face_size, _BOX_DECIMALS),
         }
 
-    def _identity(self, path: str, fa: FaceAnalysis) -> Row:
+    def _identity(self, clip, fa: FaceAnalysis) -> Row:
         """Embed every track at ``identity_samples`` frames where all tracks were detected
         (each track's own detected frames if they never coincide); flag a swap when a track
         drifts from its first embedding by more than the threshold, or matches another
@@ -152,12 +183,11 @@ class FacesStage(Filter):
             for row in det:
                 own = np.flatnonzero(row)
                 picks.append(own[np.linspace(0, len(own) - 1, k).round().astype(int)])
-        reader = VideoReader(path)
         need = sorted({int(t) for p in picks for t in p})
-        frames = dict(zip(need, reader.get(fa.frame_indices[need])))
-        embs = []  # (P, K, D)
+        frames = dict(zip(need, clip.at(fa.frame_indices[need])))
+        embs = []  # (P, K, D); boxes are in full-size pixels, the shared frames at analysis size
         for tr, p in zip(fa.tracks, picks):
-            embs.append([emb.embed(frames[int(t)], tr.boxes[int(t)]) for t in p])
+            embs.append([emb.embed(frames[int(t)], tr.boxes[int(t)] / clip.scale) for t in p])
         refs = [e[0] for e in embs]
         drift = max(1.0 - cosine(e, ref) for es, ref in zip(embs, refs) for e in es[1:])
         res["identity_max_drift"] = round(float(drift), _SIGNAL_DECIMALS)
@@ -181,6 +211,12 @@ class FacesStage(Filter):
         num = int(row["num_persons"])
         frac = float(row["frac_exact_n_faces"])
         if num == 0:
+            rot = row.get("faces_if_rotated")
+            if rot:
+                return False, Reason.NO_FACE, (
+                    f"no face upright, but faces appear when the frames are turned {rot} degrees clockwise: "
+                    f"the file's rotation metadata (now {row.get('rotation') or 0}) is missing or wrong; "
+                    f"fix it (ffmpeg -display_rotation) or re-encode upright")
             return False, Reason.NO_FACE, "no face track in the clip"
         if num > n:
             return False, Reason.TOO_MANY_FACES, f"{num} persons tracked, expected {n}"
