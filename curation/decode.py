@@ -44,6 +44,10 @@ ANALYSIS_MAX_PIXELS = 960 * 540
 OVERVIEW_MAX_SIDE = 320
 
 _DEFAULT_CACHE_MB = 512
+# Address-space cap of one decoder child: a decoder bomb or a runaway allocation ends that
+# child (-> decode_error), never the worker or the machine. ffmpeg needs ~100-300 MB for a
+# 4K stream with its threads; 3 GB leaves room for 8K.
+_DEFAULT_DECODER_MAX_MB = 3072
 
 
 def cache_budget_bytes() -> int:
@@ -55,9 +59,36 @@ def cache_budget_bytes() -> int:
     return int(max(0.0, mb) * 2**20)
 
 
+def _ffmpeg() -> str:
+    # ANYTALKER_FFMPEG: another ffmpeg build (or a wrapper, e.g. to inject decoder crashes in tests)
+    return os.environ.get("ANYTALKER_FFMPEG") or require_ffmpeg()
+
+
+def decoder_max_bytes() -> int | None:
+    """Address-space limit of a decoder child (``ANYTALKER_DECODER_MAX_MB``; 0 = none)."""
+    try:
+        mb = float(os.environ.get("ANYTALKER_DECODER_MAX_MB", _DEFAULT_DECODER_MAX_MB))
+    except ValueError:
+        mb = _DEFAULT_DECODER_MAX_MB
+    return int(mb * 2**20) if mb > 0 else None
+
+
+def _limit_child(max_bytes: int | None):
+    if max_bytes is None or os.name != "posix":
+        return None
+
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+
+    return apply
+
+
 def decode_threads() -> int:
     """ffmpeg decoder threads: ``ANYTALKER_DECODE_THREADS``, else this process's CPU share
-    (``OMP_NUM_THREADS`` set by the executor), else 1."""
+    (``OMP_NUM_THREADS``, set by an executor that caps its workers), else the CPUs this
+    process may run on (at most 4)."""
     for var in ("ANYTALKER_DECODE_THREADS", "OMP_NUM_THREADS"):
         try:
             v = int(os.environ.get(var, ""))
@@ -65,7 +96,10 @@ def decode_threads() -> int:
                 return v
         except ValueError:
             pass
-    return 1
+    try:
+        return max(1, min(4, len(os.sched_getaffinity(0))))
+    except AttributeError:
+        return max(1, min(4, os.cpu_count() or 1))
 
 
 def bounded_size(width: int, height: int, max_side: int | None = ANALYSIS_MAX_SIDE,
@@ -133,7 +167,7 @@ def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: i
     n = 0
     err_chunks: list[bytes] = []
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            bufsize=0)
+                            bufsize=0, preexec_fn=_limit_child(decoder_max_bytes()))
     # stderr is drained by a thread so a chatty decoder can never block on a full pipe
     t_err = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
     t_err.start()
@@ -198,7 +232,7 @@ def decode_frames(path, *, rate: float | None = None, start_frame: int = 0, end_
     w, h = size or bounded_size(dw, dh, max_side, max_pixels)
     start_frame = max(0, int(start_frame))
     start_s = start_frame / rate
-    cmd = [require_ffmpeg(), "-nostdin", "-v", "error", "-threads", str(decode_threads())]
+    cmd = [_ffmpeg(), "-nostdin", "-v", "error", "-threads", str(decode_threads())]
     if start_frame:
         cmd += ["-ss", f"{start_s:.6f}"]
     cmd += ["-i", str(path)]
@@ -338,10 +372,11 @@ def load_frames(path, start_frame: int = 0, end_frame: int | None = None, *, rat
     for kind in (["overview", "analysis"] if overview else ["analysis"]):
         fr = cache.find(fkey + (kind, rate), start, end)
         if fr is not None:
-            fr = _slice(fr, start, fr.end_frame if end is None else end)
             if overview and kind == "analysis":
+                # shrink the whole cached decode once; shots and camera motion both read it
                 fr = _resized(fr, ow, oh)
-            return fr
+                cache.put(fkey + ("overview", rate), fr)
+            return _slice(fr, start, fr.end_frame if end is None else end)
     size = (ow, oh) if overview else bounded_size(dw, dh)
     whole = (timeline(path, rate)[1] + 2) * size[0] * size[1] * 3 <= cache.budget
     a, b = (0, None) if whole else (start, end)

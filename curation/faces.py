@@ -376,77 +376,6 @@ def _fill_and_smooth(raw: np.ndarray, max_gap: int, window: int) -> np.ndarray:
     return out
 
 
-class TrackingMesh:
-    """The face mesh in tracking mode for one person: after the first frame the landmark
-    model runs on the region of the previous frame's landmarks, without the mesh's own face
-    detector (half the cost of ``FaceMesh``'s static mode, measured in
-    ``benchmarks/perf/faces_cost.py``). It is fed a crop around the person's box that stays
-    put while the box stays inside it, so the tracked region stays valid between frames."""
-
-    name = "mediapipe_face_mesh_refined_tracking"
-
-    def __init__(self, crop_scale: float = 1.8, crop_max_side: int = 384, min_score: float = 0.5):
-        import mediapipe as mp
-
-        self.version = _mediapipe_version()
-        self.crop_scale = float(crop_scale)
-        self.crop_max_side = int(crop_max_side)
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-            min_detection_confidence=min_score, min_tracking_confidence=min_score,
-        )
-        self._crop: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self._crop = None
-
-    def _crop_for(self, box: np.ndarray, w: int, h: int) -> np.ndarray:
-        sq = square_box(box, self.crop_scale)
-        c = self._crop
-        if c is not None:
-            side, cside = sq[2] - sq[0], c[2] - c[0]
-            inner = square_box(box, 1.2)
-            inside = inner[0] >= c[0] and inner[1] >= c[1] and inner[2] <= c[2] and inner[3] <= c[3]
-            if inside and 0.85 < side / max(cside, 1e-6) < 1.15:
-                return c
-        self._crop = sq
-        return sq
-
-    def landmarks(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-        import cv2
-
-        h, w = rgb.shape[:2]
-        sq = self._crop_for(box, w, h)
-        x0, y0 = int(max(0, np.floor(sq[0]))), int(max(0, np.floor(sq[1])))
-        x1, y1 = int(min(w, np.ceil(sq[2]))), int(min(h, np.ceil(sq[3])))
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return None
-        crop = rgb[y0:y1, x0:x1]
-        ch, cw = crop.shape[:2]
-        scale = min(1.0, self.crop_max_side / max(ch, cw))
-        if scale < 1.0:
-            crop = cv2.resize(crop, (max(1, round(cw * scale)), max(1, round(ch * scale))),
-                              interpolation=cv2.INTER_AREA)
-        res = self._mesh.process(np.ascontiguousarray(crop))
-        if not res.multi_face_landmarks:
-            return None
-        face = res.multi_face_landmarks[0]
-        pts = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float64)
-        if pts.shape[0] != NUM_LANDMARKS:
-            return None
-        pts[:, 0] = x0 + pts[:, 0] * cw
-        pts[:, 1] = y0 + pts[:, 1] * ch
-        pts[:, 2] = pts[:, 2] * cw
-        target = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
-        if np.linalg.norm(pts[:, :2].mean(0) - target) > 0.5 * max(box[2] - box[0], box[3] - box[1]):
-            self.reset()  # locked onto a neighbour: start afresh next frame
-            return None
-        return pts
-
-    def close(self) -> None:
-        self._mesh.close()
-
-
 # --- video analysis --------------------------------------------------------------------------
 _MODELS: dict[tuple, object] = {}
 
@@ -457,19 +386,6 @@ def _cached(kind: str, **kw):
     if key not in _MODELS:
         _MODELS[key] = FaceDetector(**kw) if kind == "det" else FaceMesh(**kw)
     return _MODELS[key]
-
-
-def _tracking_meshes(n: int) -> list[TrackingMesh]:
-    """``n`` tracking meshes of this process (one per person; their state is reset per clip)."""
-    out = []
-    for i in range(n):
-        key = ("track", os.getpid(), i)
-        if key not in _MODELS:
-            _MODELS[key] = TrackingMesh()
-        m = _MODELS[key]
-        m.reset()
-        out.append(m)
-    return out
 
 
 def analyze_video(
@@ -489,7 +405,6 @@ def analyze_video(
     smooth_window: int = 7,
     chunk: int = 32,
     detect_every: int = 1,
-    mesh_mode: str = "static",
 ) -> FaceAnalysis:
     """Detect, track and (optionally) landmark every face of ``path`` in [start, end).
 
@@ -504,14 +419,13 @@ def analyze_video(
 
     Cost controls: ``detect_every`` N runs the detector on every N-th analysed frame only
     (and the last); boxes between two detections of a track are interpolated and the raw
-    face count of a frame is that of its detection frame. ``mesh_mode`` "track" runs the mesh
-    per person in tracking mode (``TrackingMesh``) instead of detecting afresh per frame.
+    face count of a frame is that of its detection frame. The mesh runs per person on the frames where that
+    person has a box (static mode: mediapipe's tracking mode was measured to bend the mouth
+    signal, moving sadtalker's lip-sync offset by 16 frames).
     """
     detector = detector or _cached("det")
     detect_every = max(1, int(detect_every))
-    if mesh_mode not in ("static", "track"):
-        raise ValueError(f"mesh_mode must be 'static' or 'track', got {mesh_mode!r}")
-    if with_landmarks and mesh_mode == "static":
+    if with_landmarks:
         mesh = mesh or _cached("mesh")
     coord_scale = 1.0
 
@@ -624,7 +538,6 @@ def analyze_video(
             ok[inverse] = tr.detected
             b[~ok] = np.nan
             box_u.append(b)
-        trackers = _tracking_meshes(len(tracks)) if mesh_mode == "track" else None
         for s in range(0, U, chunk):
             sel = [u for u in range(s, min(U, s + chunk))
                    if any(np.isfinite(b[u]).all() for b in box_u)]
@@ -634,12 +547,8 @@ def analyze_video(
             for img, u in zip(imgs, sel):
                 for p, b in enumerate(box_u):
                     if not np.isfinite(b[u]).all():
-                        if trackers is not None:
-                            trackers[p].reset()
                         continue
-                    box = b[u] / coord_scale
-                    lm = (trackers[p].landmarks(img, box) if trackers is not None
-                          else mesh.landmarks(img, box))
+                    lm = mesh.landmarks(img, b[u] / coord_scale)
                     if lm is not None:
                         lm[:, :3] *= coord_scale
                         lm_u[p][u] = lm
@@ -652,8 +561,7 @@ def analyze_video(
     if detect_every > 1:
         backend["detector"] += f" every {detect_every} frames + box interpolation"
     if with_landmarks:
-        mname = TrackingMesh.name if mesh_mode == "track" else (mesh.name if mesh else FaceMesh.name)
-        backend["mesh"] = f"{mname}@mediapipe-{_mediapipe_version()}"
+        backend["mesh"] = f"{mesh.name}@mediapipe-{mesh.version}"
     return FaceAnalysis(frame_indices=np.asarray(frame_indices), fps=a_fps, width=int(width),
                         height=int(height), faces_per_frame=faces_per_frame, tracks=tracks,
                         backend=backend)

@@ -87,14 +87,17 @@ def _ratio(s: str | None) -> float | None:
 
 
 def _rotation(stream: dict | None) -> int:
-    """Display rotation in clockwise degrees, normalised to 0/90/180/270."""
+    """Display rotation, normalised to 0/90/180/270, in the convention of the legacy ``rotate``
+    tag (ffprobe 5.1 prints the display matrix's ``rotation`` in that convention; other builds
+    flip the sign, so only the orientation, ``rotation % 180``, is relied on: ffmpeg itself
+    turns the frames the right way when decoding)."""
     if not stream:
         return 0
     deg = None
     for sd in stream.get("side_data_list") or []:
         if "rotation" in sd:
             try:
-                deg = -float(sd["rotation"])  # display matrix: counter-clockwise
+                deg = float(sd["rotation"])
             except (TypeError, ValueError):
                 pass
     if deg is None:

@@ -39,7 +39,7 @@ class FacesStage(Filter):
     ``detect_every``-th analysed frame (5: five times a second at 25 fps; boxes in between are
     interpolated), the face mesh runs only when a later stage reads the landmarks
     (``landmarks``: the mouth opening for the landmark sync backend; set False with the
-    syncnet backend) and then per person in tracking mode (``mesh_mode`` "track").
+    syncnet backend), on the frames where a person has a box.
 
     Defaults and the measurements behind them (mediapipe 0.10.21, dlib 20.0.1, whole clips
     of ``shared/data/talking`` and ``anytalker_benchmark/interact_11.mp4`` at 25 fps):
@@ -89,7 +89,6 @@ class FacesStage(Filter):
         "min_track_frac": 0.3,
         "detect_every": 5,
         "landmarks": True,
-        "mesh_mode": "track",
     }
 
     def setup(self) -> None:
@@ -107,7 +106,7 @@ class FacesStage(Filter):
         fa = analyze_video(path, start, None if end is None else int(end), clip=clip,
                            fps=None if fps in (None, 0) else float(fps), with_landmarks=bool(self.landmarks),
                            max_faces=int(self.max_faces), min_track_frac=float(self.min_track_frac),
-                           detect_every=int(self.detect_every), mesh_mode=str(self.mesh_mode))
+                           detect_every=int(self.detect_every))
         n_expected = int(self.expected_persons)
         fpf = fa.faces_per_frame
         out: Row = {
