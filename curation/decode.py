@@ -73,16 +73,17 @@ def decoder_max_bytes() -> int | None:
     return int(mb * 2**20) if mb > 0 else None
 
 
-def _limit_child(max_bytes: int | None):
-    if max_bytes is None or os.name != "posix":
-        return None
-
-    def apply() -> None:
+def _limit_child(pid: int, max_bytes: int | None) -> None:
+    # prlimit on the running child rather than a preexec_fn: a preexec_fn forces fork()
+    # instead of vfork(), copying the page tables of a worker holding hundreds of MB of frames
+    if max_bytes is None:
+        return
+    try:
         import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
-
-    return apply
+        resource.prlimit(pid, resource.RLIMIT_AS, (max_bytes, max_bytes))
+    except (AttributeError, OSError, ValueError):  # not Linux, or the child already exited
+        pass
 
 
 def decode_threads() -> int:
@@ -167,7 +168,8 @@ def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: i
     n = 0
     err_chunks: list[bytes] = []
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            bufsize=0, preexec_fn=_limit_child(decoder_max_bytes()))
+                            bufsize=0)
+    _limit_child(proc.pid, decoder_max_bytes())
     # stderr is drained by a thread so a chatty decoder can never block on a full pipe
     t_err = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
     t_err.start()
@@ -290,6 +292,13 @@ class FrameCache:
                     return fr
         return None
 
+    def reserve(self, nbytes: int) -> None:
+        """Evict least recently used decodes until ``nbytes`` more fit the budget (called
+        before a decode, so that the worker never holds the old cache and the new decode)."""
+        with self._lock:
+            while self._items and sum(f.nbytes for f in self._items.values()) + nbytes > self.budget:
+                self._items.popitem(last=False)
+
     def put(self, key: tuple, fr: Frames) -> None:
         if fr.nbytes > self.budget:
             return
@@ -339,8 +348,12 @@ def _resized(fr: Frames, w: int, h: int) -> Frames:
     import cv2
 
     out = np.empty((len(fr.frames), h, w, 3), np.uint8)
+    # area averaging against aliasing where the shrink is 2x or more; below that bilinear is
+    # as good and cv2's non-integer area path is ~5x slower
+    shrink = fr.frames.shape[2] / max(1, w) if len(fr.frames) else 1.0
+    interp = cv2.INTER_AREA if shrink >= 2.0 else cv2.INTER_LINEAR
     for i, f in enumerate(fr.frames):
-        out[i] = cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
+        out[i] = cv2.resize(f, (w, h), interpolation=interp)
     return Frames(frames=out, rate=fr.rate, start_frame=fr.start_frame, display_width=fr.display_width,
                   display_height=fr.display_height, complete=fr.complete)
 
@@ -374,12 +387,15 @@ def load_frames(path, start_frame: int = 0, end_frame: int | None = None, *, rat
         if fr is not None:
             if overview and kind == "analysis":
                 # shrink the whole cached decode once; shots and camera motion both read it
+                cache.reserve(len(fr.frames) * ow * oh * 3)
                 fr = _resized(fr, ow, oh)
                 cache.put(fkey + ("overview", rate), fr)
             return _slice(fr, start, fr.end_frame if end is None else end)
     size = (ow, oh) if overview else bounded_size(dw, dh)
     whole = (timeline(path, rate)[1] + 2) * size[0] * size[1] * 3 <= cache.budget
     a, b = (0, None) if whole else (start, end)
+    n_frames = (timeline(path, rate)[1] + 2 - a) if b is None else (b - a)
+    cache.reserve(n_frames * size[0] * size[1] * 3)
     fr = decode_frames(path, rate=rate, start_frame=a, end_frame=b, size=size, info=info)
     cache.decodes += 1
     cache.put(fkey + ("overview" if overview else "analysis", rate), fr)

@@ -1,29 +1,55 @@
-"""Curation throughput vs decode-only throughput, and Ray with 1 vs 2 workers, in one run.
+"""Curation throughput vs decode-only throughput, local vs Ray 1 / 2 workers, in one run.
 
-    .venv/bin/python benchmarks/perf/curation_throughput.py [--config single_person] [--data DIR]
+    nice -n 10 .venv/bin/python benchmarks/perf/curation_throughput.py [--config single_person]
+        [--data DIR] [--copies 4] [--skip-ray]
 
-Prints frames/s side by side and their ratios (machines here are noisy: compare ratios from
-one run, not absolute numbers across runs). Not a test.
+The 3 shared talking clips are replicated ``--copies`` times with distinct bytes (remuxed with
+a different container comment, so the run's sha256 dedupe does not collapse them): 12 inputs
+by default. Prints, side by side from one run: frames/s of decode only (decord at full
+resolution, the reference of issue 12; and the ffmpeg pipe at the analysis size that the
+stages share), of each curation run, their ratios, the per-stage cost table of the local run
+(seconds and ms per source frame, summed over rows' ``stage_seconds``), and the peak RSS of
+the process that ran each curation (each run is a fresh child process) and of its largest
+decoder child. Machines here are noisy: compare ratios from one run, not absolute numbers
+across runs. Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
 
 from anytalker.cli_demo import SINGLE  # noqa: E402
 from anytalker.data import resolve_data_root  # noqa: E402
-from curation.media import VideoReader  # noqa: E402
-from pipelines.runner import run_curation  # noqa: E402
+from curation.media import VideoReader, require_ffmpeg  # noqa: E402
 
 
-def decode_only(paths: list[Path]) -> tuple[int, float]:
+def replicate(paths: list[Path], copies: int, out: Path) -> list[Path]:
+    """``copies`` remuxes of every clip, each with its own bytes (container comment)."""
+    exe = require_ffmpeg()
+    made = []
+    for i in range(copies):
+        for p in paths:
+            dst = out / f"{p.stem}__copy{i}.mp4"
+            subprocess.run([exe, "-nostdin", "-v", "error", "-y", "-i", str(p), "-map", "0", "-c", "copy",
+                            "-metadata", f"comment=anytalker perf copy {i}", str(dst)],
+                           check=True, stdin=subprocess.DEVNULL)
+            made.append(dst)
+    return made
+
+
+def decode_decord(paths: list[Path]) -> tuple[int, float]:
     t0, frames = time.perf_counter(), 0
     for p in paths:
         vr = VideoReader(p)
@@ -32,45 +58,96 @@ def decode_only(paths: list[Path]) -> tuple[int, float]:
     return frames, time.perf_counter() - t0
 
 
-def curate(config: str, listing: Path, root: Path, executor: str, workers: int | None) -> float:
+def decode_pipe(paths: list[Path]) -> tuple[int, float]:
+    from curation.decode import decode_frames
+
+    t0, frames = time.perf_counter(), 0
+    for p in paths:
+        frames += len(decode_frames(p).frames)
+    return frames, time.perf_counter() - t0
+
+
+_CHILD = textwrap.dedent("""
+    import json, resource, sys, time
+    from pathlib import Path
+    from pipelines.runner import run_curation
+    from pipelines.shards import read_rows
+    config, listing, out, executor, workers, root = sys.argv[1:7]
+    t0 = time.perf_counter()
+    run_curation(config, Path(listing), Path(out), executor=executor,
+                 workers=None if workers == "-" else int(workers), data_root=Path(root), progress=False)
+    wall = time.perf_counter() - t0
+    stages, status = {}, {}
+    for r in read_rows(out) + read_rows(out, kind="rejects"):
+        status[r["status"]] = status.get(r["status"], 0) + 1
+        for k, v in (r.get("stage_seconds") or {}).items():
+            stages[k] = stages.get(k, 0.0) + float(v)
+    ru = resource.getrusage
+    print("RESULT " + json.dumps({"wall": wall, "stages": stages, "status": status,
+                                  "rss_mb": ru(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                                  "child_rss_mb": ru(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+""")
+
+
+def curate(config: str, listing: Path, root: Path, executor: str, workers: int | None) -> dict:
     out = Path(tempfile.mkdtemp(prefix="perf-run-"))
     try:
-        t0 = time.perf_counter()
-        run_curation(config, listing, out / "run", executor=executor, workers=workers, data_root=root,
-                     progress=False)
-        return time.perf_counter() - t0
+        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        res = subprocess.run([sys.executable, "-c", _CHILD, config, str(listing), str(out / "run"), executor,
+                              "-" if workers is None else str(workers), str(root)],
+                             capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+        line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if res.returncode != 0 or line is None:
+            raise SystemExit(f"curation run ({executor}) failed:\n{res.stderr[-3000:]}")
+        return json.loads(line[len("RESULT "):])
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="single_person")
     ap.add_argument("--data", default=None)
+    ap.add_argument("--copies", type=int, default=4, help="replicas of each of the 3 clips (default 4 -> 12 inputs)")
     ap.add_argument("--skip-ray", action="store_true")
     args = ap.parse_args()
     root = resolve_data_root(args.data, need=SINGLE).absolute()
-    paths = [root / f for f in SINGLE]
-    listing = Path(tempfile.mkdtemp()) / "inputs.txt"
-    listing.write_text("".join(f"{p}\n" for p in paths))
+    work = Path(tempfile.mkdtemp(prefix="perf-inputs-"))
+    try:
+        paths = replicate([root / f for f in SINGLE], max(1, args.copies), work)
+        listing = work / "inputs.txt"
+        listing.write_text("".join(f"{p}\n" for p in paths))
 
-    frames, t_dec = decode_only(paths)
-    rows = [("decode only (decord)", t_dec)]
-    rows.append((f"curate {args.config} local", curate(args.config, listing, root, "local", None)))
-    if not args.skip_ray:
-        import ray
+        frames, t_dec = decode_decord(paths)
+        _, t_pipe = decode_pipe(paths)
+        runs = [("decode only (decord, full size)", t_dec, None), ("decode only (ffmpeg pipe, analysis size)", t_pipe, None)]
+        local = curate(args.config, listing, work, "local", None)
+        runs.append((f"curate {args.config} local", local["wall"], local))
+        if not args.skip_ray:
+            for w in (1, 2):
+                r = curate(args.config, listing, work, "ray", w)
+                runs.append((f"curate {args.config} ray x{w}", r["wall"], r))
 
-        for w in (1, 2):
-            rows.append((f"curate {args.config} ray x{w}", curate(args.config, listing, root, "ray", w)))
-            ray.shutdown()
-    print(f"{len(paths)} clips, {frames} frames")
-    print(f"{'run':34s} {'seconds':>9s} {'frames/s':>10s} {'vs decode':>10s}")
-    for name, t in rows:
-        print(f"{name:34s} {t:9.2f} {frames / t:10.1f} {t_dec / t:10.3f}")
-    ray_rows = {n: t for n, t in rows if " ray x" in n}
-    if len(ray_rows) == 2:
-        t1, t2 = ray_rows[f"curate {args.config} ray x1"], ray_rows[f"curate {args.config} ray x2"]
-        print(f"ray speed-up 2 workers vs 1: {t1 / t2:.2f}x")
+        print(f"{len(paths)} inputs ({args.copies} distinct-byte copies of {len(SINGLE)} clips), {frames} frames; "
+              f"load average at end {os.getloadavg()[0]:.1f}")
+        print(f"{'run':42s} {'seconds':>9s} {'frames/s':>10s} {'vs decode':>10s} {'peak RSS MB':>12s} {'decoder MB':>11s}")
+        for name, t, r in runs:
+            rss = f"{r['rss_mb']:12.0f} {r['child_rss_mb']:11.0f}" if r else f"{'':12s} {'':11s}"
+            print(f"{name:42s} {t:9.2f} {frames / t:10.1f} {t_dec / t:10.3f} {rss}")
+        ray = {n: t for n, t, _ in runs if " ray x" in n}
+        if len(ray) == 2:
+            t1, t2 = ray[f"curate {args.config} ray x1"], ray[f"curate {args.config} ray x2"]
+            print(f"ray speed-up 2 workers vs 1: {t1 / t2:.2f}x; ray x1 vs local: {local['wall'] / t1:.2f}x")
+        print(f"rows: {local['status']}")
+        print(f"\nper-stage cost, local run ({frames} source frames; seconds summed over rows):")
+        total = sum(local["stages"].values()) or 1.0
+        print(f"{'stage':16s} {'seconds':>9s} {'ms/frame':>9s} {'share':>7s}")
+        for k, v in sorted(local["stages"].items(), key=lambda kv: -kv[1]):
+            print(f"{k:16s} {v:9.2f} {1000 * v / frames:9.2f} {v / total:7.1%}")
+        print(f"{'(sum)':16s} {total:9.2f} {1000 * total / frames:9.2f}; wall {local['wall']:.2f} s "
+              f"(the rest: model set-up, shards, manifest)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ class FacesStage(Filter):
       the sync stage relies on is at the level of landmark noise.
     * ``max_order_violations_frac`` 0.05: 0 of 213 interact_11 frames have the two box
       centres out of track order; 5% tolerates a brief overlap when people lean together.
+    * ``identity_samples`` 5 / ``identity_spacing_s`` 1.5: the tracks are embedded at up to 5
+      frames at least 1.5 s apart (2 at minimum); a 4 s single-person span gets 3.
     * ``identity_swap_threshold`` 0.14 (cosine distance of L2-normalised dlib descriptors):
       the largest drift of a track from its first embedding over 5 samples is 0.025
       (sadtalker), 0.065 (interact_11), 0.032 (latentsync), 0.011 (infinitetalk) and 0.097
@@ -85,6 +87,7 @@ class FacesStage(Filter):
         "identity_model_path": None,
         "identity_swap_threshold": 0.14,
         "identity_samples": 5,
+        "identity_spacing_s": 1.5,
         "max_faces": 6,
         "min_track_frac": 0.3,
         "detect_every": 5,
@@ -172,7 +175,10 @@ class FacesStage(Filter):
                     "identity_max_drift": None, "identity_cross_margin": None}
         if not fa.tracks:
             return res
-        k = max(2, int(self.identity_samples))
+        # at most identity_samples, at least identity_spacing_s apart: a 4 s speech span gets
+        # 3 samples (0, 2, 4 s), a 12 s clip 5; each dlib descriptor costs ~10 face-mesh frames
+        dur = len(fa.frame_indices) / max(fa.fps, 1e-6)
+        k = max(2, min(int(self.identity_samples), 1 + int(dur // float(self.identity_spacing_s))))
         det = np.stack([tr.detected for tr in fa.tracks])  # (P, T)
         common = np.flatnonzero(det.all(0))
         if len(common) >= 2:

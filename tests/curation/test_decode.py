@@ -197,7 +197,7 @@ def test_4096_source_curates_under_1_5_gb_and_a_decoder_crash_stays_in_its_item(
         from pipelines.runner import run_curation
         from pipelines.shards import read_rows
         run_curation("single_person", {str(listing)!r}, sys.argv[1], executor="local", progress=False)
-        rows = read_rows(sys.argv[1])
+        rows = read_rows(sys.argv[1]) + read_rows(sys.argv[1], kind="rejects")
         print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                            "child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
                            "rows": [[r["source_path"], r["status"], r["reason"]] for r in rows]}}))
