@@ -207,6 +207,7 @@ def test_4096_source_curates_under_1_5_gb_and_a_decoder_crash_stays_in_its_item(
                          env=env, stdin=subprocess.DEVNULL, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
+    print(f"peak RSS of the curation worker: {out['rss_mb']:.0f} MB")
     assert out["rss_mb"] < 1536, out
     rows = out["rows"]
     assert [r[1:] for r in rows if r[0].endswith("crashme.mp4")] == [["filtered", "decode_error"]], rows
