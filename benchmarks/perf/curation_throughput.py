@@ -8,7 +8,8 @@ a different container comment, so the run's sha256 dedupe does not collapse them
 by default. Prints, side by side from one run: frames/s of decode only (decord at full
 resolution, the reference of issue 12; and the ffmpeg pipe at the analysis size that the
 stages share), of each curation run, their ratios, the per-stage cost table of the local run
-(seconds and ms per source frame, summed over rows' ``stage_seconds``), and the peak RSS of
+(seconds and ms per source frame: wall time of each stage's batches in the local run, model
+set-up excluded), and the peak RSS of
 the process that ran each curation (each run is a fresh child process) and of its largest
 decoder child. Machines here are noisy: compare ratios from one run, not absolute numbers
 across runs. Not a test.
@@ -70,6 +71,20 @@ def decode_pipe(paths: list[Path]) -> tuple[int, float]:
 _CHILD = textwrap.dedent("""
     import json, resource, sys, time
     from pathlib import Path
+    import curation.base as base
+
+    # wall time of every stage batch in this process (local executor), model set-up excluded;
+    # rows' stage_seconds cannot be summed: fan-out copies a parent's timings into every child
+    stage_wall, _run = {}, base.run_stage_batch
+
+    def timed(stage, rows):
+        stage.ensure_setup()
+        t = time.perf_counter()
+        out = _run(stage, rows)
+        stage_wall[stage.name] = stage_wall.get(stage.name, 0.0) + time.perf_counter() - t
+        return out
+
+    base.run_stage_batch = timed  # before pipelines binds the name
     from pipelines.runner import run_curation
     from pipelines.shards import read_rows
     config, listing, out, executor, workers, root = sys.argv[1:7]
@@ -77,11 +92,10 @@ _CHILD = textwrap.dedent("""
     run_curation(config, Path(listing), Path(out), executor=executor,
                  workers=None if workers == "-" else int(workers), data_root=Path(root), progress=False)
     wall = time.perf_counter() - t0
-    stages, status = {}, {}
+    status = {}
     for r in read_rows(out) + read_rows(out, kind="rejects"):
         status[r["status"]] = status.get(r["status"], 0) + 1
-        for k, v in (r.get("stage_seconds") or {}).items():
-            stages[k] = stages.get(k, 0.0) + float(v)
+    stages = stage_wall
     ru = resource.getrusage
     print("RESULT " + json.dumps({"wall": wall, "stages": stages, "status": status,
                                   "rss_mb": ru(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -139,13 +153,13 @@ def main() -> None:
             t1, t2 = ray[f"curate {args.config} ray x1"], ray[f"curate {args.config} ray x2"]
             print(f"ray speed-up 2 workers vs 1: {t1 / t2:.2f}x; ray x1 vs local: {local['wall'] / t1:.2f}x")
         print(f"rows: {local['status']}")
-        print(f"\nper-stage cost, local run ({frames} source frames; seconds summed over rows):")
+        print(f"\nper-stage cost, local run ({frames} source frames; wall time of the stage's batches):")
         total = sum(local["stages"].values()) or 1.0
         print(f"{'stage':16s} {'seconds':>9s} {'ms/frame':>9s} {'share':>7s}")
         for k, v in sorted(local["stages"].items(), key=lambda kv: -kv[1]):
             print(f"{k:16s} {v:9.2f} {1000 * v / frames:9.2f} {v / total:7.1%}")
         print(f"{'(sum)':16s} {total:9.2f} {1000 * total / frames:9.2f}; wall {local['wall']:.2f} s "
-              f"(the rest: model set-up, shards, manifest)")
+              f"(the rest: imports, model set-up, shards, manifest)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
