@@ -388,6 +388,19 @@ def _cached(kind: str, **kw):
     return _MODELS[key]
 
 
+def _held_crop(box: np.ndarray, held: list[np.ndarray], tol: float) -> np.ndarray:
+    """``box``, or the previous frame's crop box of the same face when the face has not moved:
+    centre shift and side change both below ``tol`` x side."""
+    side = max(box[2] - box[0], box[3] - box[1], 1e-6)
+    centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+    for h in held:
+        h_side = max(h[2] - h[0], h[3] - h[1], 1e-6)
+        h_centre = np.array([(h[0] + h[2]) / 2, (h[1] + h[3]) / 2])
+        if np.linalg.norm(centre - h_centre) < tol * side and abs(side - h_side) < tol * side:
+            return h
+    return box
+
+
 def analyze_video(
     path: str | os.PathLike | None,
     start_frame: int = 0,
@@ -405,6 +418,7 @@ def analyze_video(
     smooth_window: int = 7,
     chunk: int = 32,
     detect_every: int = 1,
+    mesh_crop_hold: float = 0.05,
 ) -> FaceAnalysis:
     """Detect, track and (optionally) landmark every face of ``path`` in [start, end).
 
@@ -422,6 +436,10 @@ def analyze_video(
     face count of a frame is that of its detection frame. The mesh runs per person on the frames where that
     person has a box (static mode: mediapipe's tracking mode was measured to bend the mouth
     signal, moving sadtalker's lip-sync offset by 16 frames).
+    The mesh crop of a face is held from the previous frame while its
+    box moves (centre and side) by less than ``mesh_crop_hold`` of the box side: the
+    detector's box jitters with pixels elsewhere in the frame, and a still face must give the
+    same landmarks from the same pixels.
     """
     detector = detector or _cached("det")
     detect_every = max(1, int(detect_every))
@@ -538,6 +556,7 @@ def analyze_video(
             ok[inverse] = tr.detected
             b[~ok] = np.nan
             box_u.append(b)
+        held: list[np.ndarray | None] = [None] * len(tracks)  # each person's previous mesh crop box
         for s in range(0, U, chunk):
             sel = [u for u in range(s, min(U, s + chunk))
                    if any(np.isfinite(b[u]).all() for b in box_u)]
@@ -547,8 +566,12 @@ def analyze_video(
             for img, u in zip(imgs, sel):
                 for p, b in enumerate(box_u):
                     if not np.isfinite(b[u]).all():
+                        held[p] = None
                         continue
-                    lm = mesh.landmarks(img, b[u] / coord_scale)
+                    box = b[u] / coord_scale
+                    crop = _held_crop(box, [held[p]] if held[p] is not None else [], mesh_crop_hold)
+                    held[p] = crop
+                    lm = mesh.landmarks(img, crop)
                     if lm is not None:
                         lm[:, :3] *= coord_scale
                         lm_u[p][u] = lm
