@@ -411,11 +411,13 @@ def analyze_video(
     min_track_frac: float = 0.3,
     frames: np.ndarray | None = None,
     *,
+    clip=None,
     detector: FaceDetector | None = None,
     mesh: FaceMesh | None = None,
     max_gap: int = 6,
     smooth_window: int = 7,
     chunk: int = 32,
+    detect_every: int = 1,
     mesh_crop_hold: float = 0.05,
 ) -> FaceAnalysis:
     """Detect, track and (optionally) landmark every face of ``path`` in [start, end).
@@ -423,18 +425,46 @@ def analyze_video(
     Frames are sampled at ``fps`` (None = every source frame) with the nearest-frame rule of
     ``curation.media.sample_indices``. ``frames`` may be given instead of decoding ``path``:
     an RGB uint8 (T, H, W, 3) array taken as consecutive frames starting at ``start_frame``
-    at rate ``fps`` (25 if None). ``max_gap`` is the longest miss (in analysed frames) filled
-    by interpolation; tracks detected in fewer than ``min_track_frac`` of the frames are
-    dropped as spurious. The mesh crop of a face is held from the previous frame while its
-    detection box moves (centre and side) by less than ``mesh_crop_hold`` of the box side: the
+    at rate ``fps`` (25 if None). ``clip`` (a ``curation.decode.Frames``) may be given
+    instead: the shared decode of the clip at analysis size; frame indices are its timeline's
+    and boxes / landmarks are returned in its display (full-size, upright) pixels.
+    ``max_gap`` is the longest miss (in analysed frames) filled by interpolation; tracks
+    detected in fewer than ``min_track_frac`` of the frames are dropped as spurious.
+
+    Cost controls: ``detect_every`` N runs the detector on every N-th analysed frame only
+    (and the last); boxes between two detections of a track are interpolated and the raw
+    face count of a frame is that of its detection frame. The mesh runs per person on the frames where that
+    person has a box (static mode: mediapipe's tracking mode was measured to bend the mouth
+    signal, moving sadtalker's lip-sync offset by 16 frames).
+    The mesh crop of a face is held from the previous frame while its
+    box moves (centre and side) by less than ``mesh_crop_hold`` of the box side: the
     detector's box jitters with pixels elsewhere in the frame, and a still face must give the
     same landmarks from the same pixels.
     """
     detector = detector or _cached("det")
+    detect_every = max(1, int(detect_every))
     if with_landmarks:
         mesh = mesh or _cached("mesh")
+    coord_scale = 1.0
 
-    if frames is not None:
+    if clip is not None:
+        src_fps = float(clip.rate)
+        start = max(int(start_frame), clip.start_frame)
+        end = clip.end_frame if end_frame is None else min(int(end_frame), clip.end_frame)
+        if end <= start:
+            raise MediaError(f"{path}: empty frame range [{start_frame}, {end_frame}) of the decoded clip "
+                             f"[{clip.start_frame}, {clip.end_frame})")
+        if fps is None:
+            a_fps = src_fps
+            frame_indices = np.arange(start, end)
+        else:
+            a_fps = float(fps)
+            frame_indices = sample_indices(start, end, src_fps, a_fps)
+        unique, inverse = np.unique(frame_indices, return_inverse=True)
+        coord_scale = float(clip.scale)
+        width, height = int(clip.display_width), int(clip.display_height)
+        get = clip.at
+    elif frames is not None:
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be (T, H, W, 3) RGB uint8, got shape {frames.shape}")
@@ -448,7 +478,7 @@ def analyze_video(
             return frames[np.asarray(idxs) - int(start_frame)]
     else:
         if path is None:
-            raise ValueError("analyze_video needs a path or frames")
+            raise ValueError("analyze_video needs a path, frames or a decoded clip")
         reader = VideoReader(path)
         n = len(reader)
         src_fps = reader.fps or (probe(path).fps or 25.0)
@@ -467,51 +497,92 @@ def analyze_video(
         height, width = first.shape[1:3]
         get = reader.get
 
-    # pass 1 over unique frames (chunked: a 1080x1920 clip does not fit in memory at once)
-    det_u: list[list[Detection]] = []
-    lm_u: list[list[np.ndarray | None]] = []
-    held: list[np.ndarray] = []  # mesh crop boxes of the previous frame
-    for s in range(0, len(unique), chunk):
-        batch = get(unique[s:s + chunk])
-        for img in batch:
+    U = len(unique)
+    key_u = np.unique(np.r_[np.arange(0, U, detect_every), U - 1]) if U else np.zeros(0, int)
+    # pass 1: detection on the key frames (chunked: a long clip does not fit in memory at once)
+    det_k: list[list[Detection]] = []
+    for s in range(0, len(key_u), chunk):
+        for img in get(unique[key_u[s:s + chunk]]):
             dets = detector.detect(img)[:max_faces]
-            det_u.append(dets)
-            if with_landmarks:
-                crops = [_held_crop(np.asarray(d.box, float), held, mesh_crop_hold) for d in dets]
-                lm_u.append([mesh.landmarks(img, c) for c in crops])
-                held = crops
+            for d in dets:
+                d.box = d.box * coord_scale
+            det_k.append(dets)
 
     T = len(frame_indices)
-    dets_per_frame = [det_u[i] for i in inverse]
-    faces_per_frame = np.array([len(d) for d in dets_per_frame], dtype=np.int64)
+    # link on the key-frame sequence; gaps are counted in analysed frames
+    max_miss_k = max(1, (max_gap * 2) // detect_every)
+    tracklets = link_detections(det_k, max_miss=max_miss_k)
+    tracklets = _stitch(tracklets, max_gap=max(1, max_gap // detect_every))
+    # key-frame index of every unique frame (the latest key at or before it): its raw count
+    key_of_u = np.searchsorted(key_u, np.arange(U), side="right") - 1
+    faces_per_frame = np.array([len(det_k[key_of_u[u]]) for u in inverse], dtype=np.int64)
 
-    tracklets = link_detections(dets_per_frame, max_miss=max_gap * 2)
-    tracklets = _stitch(tracklets, max_gap=max_gap)
-
+    fill_gap = max(max_gap, 2 * detect_every) if detect_every > 1 else max_gap
     tracks: list[Track] = []
     for tr in tracklets:
-        raw = np.full((T, 4), np.nan)
-        scores = np.full(T, np.nan)
-        detected = np.zeros(T, bool)
-        lms = np.full((T, NUM_LANDMARKS, 3), np.nan) if with_landmarks else None
-        for t, box, c in zip(tr.t, tr.boxes, tr.det_ids):
-            raw[t] = box
-            detected[t] = True
-            scores[t] = dets_per_frame[t][c].score
-            if with_landmarks:
-                lm = lm_u[inverse[t]][c]
-                if lm is not None:
-                    lms[t] = lm
-        if detected.sum() < min_track_frac * T:
+        raw_u = np.full((U, 4), np.nan)
+        scores_u = np.full(U, np.nan)
+        det_u = np.zeros(U, bool)
+        for k, box, c in zip(tr.t, tr.boxes, tr.det_ids):
+            raw_u[key_u[k]] = box
+            det_u[key_u[k]] = True
+            scores_u[key_u[k]] = det_k[k][c].score
+        if det_u[key_u].sum() < min_track_frac * len(key_u):
             continue
+        if detect_every > 1:
+            # boxes between two detections of the track: linear interpolation ("tracked")
+            dk = np.flatnonzero(det_u)
+            for a, b in zip(dk[:-1], dk[1:]):
+                if 1 < b - a <= fill_gap + 1:
+                    w_ = (np.arange(a + 1, b) - a) / (b - a)
+                    raw_u[a + 1:b] = raw_u[a] * (1 - w_)[:, None] + raw_u[b] * w_[:, None]
+                    det_u[a + 1:b] = True
+        raw = raw_u[inverse]
+        detected = det_u[inverse]
         boxes = _fill_and_smooth(raw, max_gap=max_gap, window=smooth_window)
-        mouth = None
-        if with_landmarks:
-            mouth = np.array([mouth_opening(lms[t]) if detected[t] else np.nan for t in range(T)])
-        tracks.append(Track(boxes=boxes, detected=detected, landmarks=lms, mouth_open=mouth,
-                            scores=scores, raw_boxes=raw))
+        tracks.append(Track(boxes=boxes, detected=detected, scores=scores_u[inverse], raw_boxes=raw))
+
+    if with_landmarks and tracks:
+        # pass 2: landmarks of each tracked person on the frames where it has a box, in
+        # chunks (one decoded chunk serves every person)
+        lm_u = [np.full((U, NUM_LANDMARKS, 3), np.nan) for _ in tracks]
+        box_u = []
+        for tr in tracks:
+            b = np.full((U, 4), np.nan)
+            # the detector's own box where there is one (the crop the mesh was tuned with),
+            # the smoothed / interpolated box elsewhere
+            b[inverse] = np.where(np.isfinite(tr.raw_boxes).all(1)[:, None], tr.raw_boxes, tr.boxes)
+            ok = np.zeros(U, bool)
+            ok[inverse] = tr.detected
+            b[~ok] = np.nan
+            box_u.append(b)
+        held: list[np.ndarray | None] = [None] * len(tracks)  # each person's previous mesh crop box
+        for s in range(0, U, chunk):
+            sel = [u for u in range(s, min(U, s + chunk))
+                   if any(np.isfinite(b[u]).all() for b in box_u)]
+            if not sel:
+                continue
+            imgs = get(unique[sel])
+            for img, u in zip(imgs, sel):
+                for p, b in enumerate(box_u):
+                    if not np.isfinite(b[u]).all():
+                        held[p] = None
+                        continue
+                    box = b[u] / coord_scale
+                    crop = _held_crop(box, [held[p]] if held[p] is not None else [], mesh_crop_hold)
+                    held[p] = crop
+                    lm = mesh.landmarks(img, crop)
+                    if lm is not None:
+                        lm[:, :3] *= coord_scale
+                        lm_u[p][u] = lm
+        for tr, lm in zip(tracks, lm_u):
+            tr.landmarks = lm[inverse]
+            tr.mouth_open = np.array([mouth_opening(tr.landmarks[t]) if tr.detected[t] else np.nan
+                                      for t in range(T)])
     tracks.sort(key=lambda tr: float(np.nanmedian(tr.centre_x)))
     backend = {"detector": f"{detector.name}@mediapipe-{detector.version}"}
+    if detect_every > 1:
+        backend["detector"] += f" every {detect_every} frames + box interpolation"
     if with_landmarks:
         backend["mesh"] = f"{mesh.name}@mediapipe-{mesh.version}"
     return FaceAnalysis(frame_indices=np.asarray(frame_indices), fps=a_fps, width=int(width),

@@ -58,6 +58,20 @@ class ProbeInfo:
     num_frames: int | None
     audio_sample_rate: int | None
     audio_channels: int | None
+    # clockwise degrees the stored frames are turned when displayed (0/90/180/270), from the
+    # display matrix or the legacy ``rotate`` tag; ``width``/``height`` above are the stored
+    # (coded) size, ``display_width``/``display_height`` the upright one every stage uses
+    rotation: int = 0
+    avg_fps: float | None = None
+    variable_frame_rate: bool = False
+
+    @property
+    def display_width(self) -> int | None:
+        return self.height if self.rotation % 180 == 90 else self.width
+
+    @property
+    def display_height(self) -> int | None:
+        return self.width if self.rotation % 180 == 90 else self.height
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,6 +85,28 @@ def _ratio(s: str | None) -> float | None:
     except (ValueError, ZeroDivisionError):
         return None
     return v if v > 0 else None
+
+
+def _rotation(stream: dict | None) -> int:
+    """Display rotation, normalised to 0/90/180/270, in the convention of the legacy ``rotate``
+    tag (ffprobe 5.1 prints the display matrix's ``rotation`` in that convention; other builds
+    flip the sign, so only the orientation, ``rotation % 180``, is relied on: ffmpeg itself
+    turns the frames the right way when decoding)."""
+    if not stream:
+        return 0
+    deg = None
+    for sd in stream.get("side_data_list") or []:
+        if "rotation" in sd:
+            try:
+                deg = float(sd["rotation"])
+            except (TypeError, ValueError):
+                pass
+    if deg is None:
+        try:
+            deg = float((stream.get("tags") or {}).get("rotate", 0))
+        except (TypeError, ValueError):
+            deg = 0.0
+    return int(round(deg / 90.0)) % 4 * 90
 
 
 def probe(path: str | os.PathLike, timeout_s: float = 60.0) -> ProbeInfo:
@@ -101,7 +137,13 @@ def probe(path: str | os.PathLike, timeout_s: float = 60.0) -> ProbeInfo:
                 break
         except ValueError:
             pass
-    fps = _ratio((v or {}).get("avg_frame_rate")) or _ratio((v or {}).get("r_frame_rate"))
+    avg_fps = _ratio((v or {}).get("avg_frame_rate"))
+    r_fps = _ratio((v or {}).get("r_frame_rate"))
+    fps = avg_fps or r_fps
+    # ffprobe's r_frame_rate is the smallest frame duration's rate: it differs from the average
+    # when frame durations vary (phone recordings); the analysis timeline is then constant-rate
+    # at the average (curation.decode)
+    vfr = bool(avg_fps and r_fps and abs(avg_fps - r_fps) > 0.01 * r_fps)
     nframes = None
     if v is not None and v.get("nb_frames") not in (None, "N/A"):
         try:
@@ -123,6 +165,9 @@ def probe(path: str | os.PathLike, timeout_s: float = 60.0) -> ProbeInfo:
         num_frames=nframes,
         audio_sample_rate=int(a["sample_rate"]) if a and a.get("sample_rate") else None,
         audio_channels=int(a["channels"]) if a and a.get("channels") else None,
+        rotation=_rotation(v),
+        avg_fps=avg_fps,
+        variable_frame_rate=vfr,
     )
 
 

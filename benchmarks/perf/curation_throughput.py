@@ -1,34 +1,56 @@
-"""Curation throughput vs decode-only throughput, and Ray with 1 vs 2 workers, in one run.
+"""Curation throughput vs decode-only throughput, local vs Ray 1 / 2 workers, in one run.
 
-    .venv/bin/python benchmarks/perf/curation_throughput.py [--config single_person] [--data DIR] [--copies 4]
+    nice -n 10 .venv/bin/python benchmarks/perf/curation_throughput.py [--config single_person]
+        [--data DIR] [--copies 4] [--skip-ray]
 
-The inputs are the 3 shared talking clips, each remuxed ``--copies`` times with a distinct
-title tag (same frames, distinct bytes, so dedupe keeps them all): 12 inputs by default, enough
-for two workers to share. Ray is started before the timed runs (start-up is a one-off cost of a
-long job, not part of its steady state); model set-up in the actors is timed. Prints frames/s
-side by side, their ratios and the peak RSS of every worker process (machines here are noisy:
-compare ratios from one run, not absolute numbers across runs). Not a test.
+The 3 shared talking clips are replicated ``--copies`` times with distinct bytes (remuxed with
+a different container comment, so the run's sha256 dedupe does not collapse them): 12 inputs
+by default. Prints, side by side from one run: frames/s of decode only (decord at full
+resolution, the reference of issue 12; and the ffmpeg pipe at the analysis size that the
+stages share), of each curation run, their ratios, the per-stage cost table of the local run
+(seconds and ms per source frame: wall time of each stage's batches in the local run, model
+set-up excluded), and the peak RSS of
+the process that ran each curation (each run is a fresh child process) and of its largest
+decoder child. Machines here are noisy: compare ratios from one run, not absolute numbers
+across runs. Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
 
 from anytalker.cli_demo import SINGLE  # noqa: E402
 from anytalker.data import resolve_data_root  # noqa: E402
-from curation.media import VideoReader  # noqa: E402
-from pipelines.runner import run_curation  # noqa: E402
+from curation.media import VideoReader, require_ffmpeg  # noqa: E402
 
 
-def decode_only(paths: list[Path]) -> tuple[int, float]:
+def replicate(paths: list[Path], copies: int, out: Path) -> list[Path]:
+    """``copies`` remuxes of every clip, each with its own bytes (container comment)."""
+    exe = require_ffmpeg()
+    made = []
+    for i in range(copies):
+        for p in paths:
+            dst = out / f"{p.stem}__copy{i}.mp4"
+            subprocess.run([exe, "-nostdin", "-v", "error", "-y", "-i", str(p), "-map", "0", "-c", "copy",
+                            "-metadata", f"comment=anytalker perf copy {i}", str(dst)],
+                           check=True, stdin=subprocess.DEVNULL)
+            made.append(dst)
+    return made
+
+
+def decode_decord(paths: list[Path]) -> tuple[int, float]:
     t0, frames = time.perf_counter(), 0
     for p in paths:
         vr = VideoReader(p)
@@ -37,73 +59,114 @@ def decode_only(paths: list[Path]) -> tuple[int, float]:
     return frames, time.perf_counter() - t0
 
 
-def remuxed_copies(paths: list[Path], copies: int, out_dir: Path) -> list[Path]:
-    """``copies`` stream-copied remuxes of each path, each with its own title tag."""
-    out = []
+def decode_pipe(paths: list[Path]) -> tuple[int, float]:
+    from curation.decode import decode_frames
+
+    t0, frames = time.perf_counter(), 0
     for p in paths:
-        for k in range(copies):
-            dst = out_dir / f"{p.stem}__copy{k}{p.suffix}"
-            subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(p), "-map", "0", "-c", "copy",
-                            "-metadata", f"title=anytalker-perf-copy-{k}", str(dst)],
-                           check=True, stdin=subprocess.DEVNULL)
-            out.append(dst)
-    return out
+        frames += len(decode_frames(p).frames)
+    return frames, time.perf_counter() - t0
 
 
-def curate(config: str, listing: Path, root: Path, executor: str, workers: int | None):
+_CHILD = textwrap.dedent("""
+    import json, resource, sys, time
+    from pathlib import Path
+    import curation.base as base
+
+    # wall time of every stage batch in this process (local executor), model set-up excluded;
+    # rows' stage_seconds cannot be summed: fan-out copies a parent's timings into every child
+    stage_wall, _run = {}, base.run_stage_batch
+
+    def timed(stage, rows):
+        stage.ensure_setup()
+        t = time.perf_counter()
+        out = _run(stage, rows)
+        stage_wall[stage.name] = stage_wall.get(stage.name, 0.0) + time.perf_counter() - t
+        return out
+
+    base.run_stage_batch = timed  # before pipelines binds the name
+    from pipelines.runner import run_curation
+    from pipelines.shards import read_rows
+    config, listing, out, executor, workers, root = sys.argv[1:7]
+    if executor == "ray":  # Ray start-up is a one-off cost of a long job: outside the timed run
+        from pipelines.executors import start_ray
+        start_ray(None if workers == "-" else int(workers))
+    t0 = time.perf_counter()
+    summary = run_curation(config, Path(listing), Path(out), executor=executor,
+                           workers=None if workers == "-" else int(workers), data_root=Path(root), progress=False)
+    wall = time.perf_counter() - t0
+    status = {}
+    for r in read_rows(out) + read_rows(out, kind="rejects"):
+        status[r["status"]] = status.get(r["status"], 0) + 1
+    stages = stage_wall
+    ru = resource.getrusage
+    print("RESULT " + json.dumps({"wall": wall, "stages": stages, "status": status,
+                                  "rss_mb": ru(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                                  "child_rss_mb": ru(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                                  "worker_rss_mb": summary.worker_peak_rss_mb}))
+""")
+
+
+def curate(config: str, listing: Path, root: Path, executor: str, workers: int | None) -> dict:
     out = Path(tempfile.mkdtemp(prefix="perf-run-"))
     try:
-        t0 = time.perf_counter()
-        summary = run_curation(config, listing, out / "run", executor=executor, workers=workers, data_root=root,
-                               progress=False)
-        return time.perf_counter() - t0, summary
+        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        res = subprocess.run([sys.executable, "-c", _CHILD, config, str(listing), str(out / "run"), executor,
+                              "-" if workers is None else str(workers), str(root)],
+                             capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+        line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if res.returncode != 0 or line is None:
+            raise SystemExit(f"curation run ({executor}) failed:\n{res.stderr[-3000:]}")
+        return json.loads(line[len("RESULT "):])
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="single_person")
     ap.add_argument("--data", default=None)
-    ap.add_argument("--copies", type=int, default=4, help="remuxed copies per shared clip (default 4: 12 inputs)")
+    ap.add_argument("--copies", type=int, default=4, help="replicas of each of the 3 clips (default 4 -> 12 inputs)")
     ap.add_argument("--skip-ray", action="store_true")
     args = ap.parse_args()
     root = resolve_data_root(args.data, need=SINGLE).absolute()
     work = Path(tempfile.mkdtemp(prefix="perf-inputs-"))
     try:
-        paths = remuxed_copies([root / f for f in SINGLE], max(1, args.copies), work)
+        paths = replicate([root / f for f in SINGLE], max(1, args.copies), work)
         listing = work / "inputs.txt"
         listing.write_text("".join(f"{p}\n" for p in paths))
 
-        frames, t_dec = decode_only(paths)
-        rows = [("decode only (decord)", t_dec, None)]
-        t, summary = curate(args.config, listing, work, "local", None)
-        rows.append((f"curate {args.config} local", t, summary))
+        frames, t_dec = decode_decord(paths)
+        _, t_pipe = decode_pipe(paths)
+        runs = [("decode only (decord, full size)", t_dec, None), ("decode only (ffmpeg pipe, analysis size)", t_pipe, None)]
+        local = curate(args.config, listing, work, "local", None)
+        runs.append((f"curate {args.config} local", local["wall"], local))
         if not args.skip_ray:
-            import ray
-
-            from pipelines.executors import start_ray
-
             for w in (1, 2):
-                start_ray(w)
-                t, summary = curate(args.config, listing, work, "ray", w)
-                rows.append((f"curate {args.config} ray x{w}", t, summary))
-                ray.shutdown()
+                r = curate(args.config, listing, work, "ray", w)
+                runs.append((f"curate {args.config} ray x{w}", r["wall"], r))
+
+        print(f"{len(paths)} inputs ({args.copies} distinct-byte copies of {len(SINGLE)} clips), {frames} frames; "
+              f"load average at end {os.getloadavg()[0]:.1f}")
+        print(f"{'run':42s} {'seconds':>9s} {'frames/s':>10s} {'vs decode':>10s} {'peak RSS MB':>12s} {'decoder MB':>11s}")
+        for name, t, r in runs:
+            rss = f"{r['rss_mb']:12.0f} {r['child_rss_mb']:11.0f}" if r else f"{'':12s} {'':11s}"
+            workers_rss = " ".join(f"{v:.0f}" for _, v in sorted((r or {}).get("worker_rss_mb", {}).items()))
+            print(f"{name:42s} {t:9.2f} {frames / t:10.1f} {t_dec / t:10.3f} {rss}  workers: {workers_rss or '-'}")
+        ray = {n: t for n, t, _ in runs if " ray x" in n}
+        if len(ray) == 2:
+            t1, t2 = ray[f"curate {args.config} ray x1"], ray[f"curate {args.config} ray x2"]
+            print(f"ray speed-up 2 workers vs 1: {t1 / t2:.2f}x; ray x1 vs local: {local['wall'] / t1:.2f}x")
+        print(f"rows: {local['status']}")
+        print(f"\nper-stage cost, local run ({frames} source frames; wall time of the stage's batches):")
+        total = sum(local["stages"].values()) or 1.0
+        print(f"{'stage':16s} {'seconds':>9s} {'ms/frame':>9s} {'share':>7s}")
+        for k, v in sorted(local["stages"].items(), key=lambda kv: -kv[1]):
+            print(f"{k:16s} {v:9.2f} {1000 * v / frames:9.2f} {v / total:7.1%}")
+        print(f"{'(sum)':16s} {total:9.2f} {1000 * total / frames:9.2f}; wall {local['wall']:.2f} s "
+              f"(the rest: imports, model set-up, shards, manifest)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{len(paths)} inputs ({len(SINGLE)} clips x {args.copies} remuxed copies), {frames} frames")
-    print(f"{'run':34s} {'seconds':>9s} {'frames/s':>10s} {'vs decode':>10s}  accepted  peak RSS per worker (MB)")
-    for name, t, summary in rows:
-        rss = " ".join(f"{v:.0f}" for _, v in sorted((summary.worker_peak_rss_mb if summary else {}).items()))
-        ok = summary.totals.get("ok", 0) if summary else ""
-        print(f"{name:34s} {t:9.2f} {frames / t:10.1f} {t_dec / t:10.3f}  {ok!s:>8s}  {rss}")
-    times = {n: t for n, t, _ in rows}
-    local = times.get(f"curate {args.config} local")
-    t1, t2 = times.get(f"curate {args.config} ray x1"), times.get(f"curate {args.config} ray x2")
-    if t1 and t2:
-        print(f"ray speed-up 2 workers vs 1: {t1 / t2:.2f}x (target >= 1.7)")
-    if t1 and local:
-        print(f"ray 1 worker vs local: {t1 / local:.2f}x the local time (target within 15 %)")
 
 
 if __name__ == "__main__":

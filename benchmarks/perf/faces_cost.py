@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/perf/faces_cost.py [--frames 50] [--data ../shared/data]
 
-For each clip, over its first ``--frames`` frames: decode only (decord, full resolution),
-detection (mediapipe full-range, frame downscaled to 640 px), detection + 478-point mesh on
-every detected face, and one dlib identity embedding per detected face. Times exclude
-decoding except in the decode column; ratios are relative to decoding. Single-threaded
+For each clip, over its first ``--frames`` frames: decode only (the shared ffmpeg decode at the
+analysis size, ``curation.decode``), detection (mediapipe full-range, frame downscaled to
+640 px), detection + 478-point mesh on every detected face, what the faces stage pays per
+frame (detection on every 5th frame + mesh on every frame: ``detect_every`` 5), and one dlib
+identity embedding per detected face. Times exclude decoding except in the decode column;
+ratios are relative to decoding. Single-threaded
 torch/mediapipe work; numbers depend on the machine's load (printed at the end).
 """
 
@@ -32,12 +34,11 @@ def _ms(t0: float, n: int) -> float:
 
 
 def measure(path: Path, n_frames: int, detector, mesh, embedder) -> dict:
-    from curation.media import VideoReader
+    from curation.decode import decode_frames
 
-    reader = VideoReader(path)
-    idx = list(range(min(n_frames, len(reader))))
     t0 = time.perf_counter()
-    frames = reader.get(idx)
+    frames = decode_frames(path, end_frame=n_frames).frames
+    idx = list(range(len(frames)))
     decode = _ms(t0, len(idx))
 
     t0 = time.perf_counter()
@@ -50,6 +51,13 @@ def measure(path: Path, n_frames: int, detector, mesh, embedder) -> dict:
             mesh.landmarks(f, d.box)
     detect_mesh = _ms(t0, len(idx))
 
+    t0 = time.perf_counter()
+    for i, f in enumerate(frames):
+        ds = detector.detect(f) if i % 5 == 0 else ds
+        for d in ds:
+            mesh.landmarks(f, d.box)
+    stage = _ms(t0, len(idx))
+
     n_faces = sum(len(d) for d in dets)
     t0 = time.perf_counter()
     for f, ds in zip(frames, dets):
@@ -59,7 +67,7 @@ def measure(path: Path, n_frames: int, detector, mesh, embedder) -> dict:
     h, w = frames.shape[1:3]
     return {"clip": path.name, "size": f"{w}x{h}", "frames": len(idx),
             "faces/frame": n_faces / max(1, len(idx)), "decode": decode, "detect": detect,
-            "detect+mesh": detect_mesh, "dlib_embed": embed}
+            "detect+mesh": detect_mesh, "det/5+mesh": stage, "dlib_embed": embed}
 
 
 def main() -> None:
@@ -84,9 +92,9 @@ def main() -> None:
             continue
         rows.append(measure(p, args.frames, detector, mesh, embedder))
 
-    cols = ["decode", "detect", "detect+mesh", "dlib_embed"]
+    cols = ["decode", "detect", "detect+mesh", "det/5+mesh", "dlib_embed"]
     head = f"{'clip':44s} {'size':>9s} {'faces':>5s} " + " ".join(f"{c + ' ms':>14s}" for c in cols)
-    print(head + "   ratios to decode (detect, det+mesh, embed)")
+    print(head + "   ratios to decode (detect, det+mesh, det/5+mesh, embed)")
     for r in rows:
         vals = " ".join(f"{r[c]:14.1f}" for c in cols)
         ratios = ", ".join(f"{r[c] / r['decode']:.1f}x" for c in cols[1:])

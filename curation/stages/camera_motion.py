@@ -14,8 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 from curation.base import Filter, Reason, Resources, Row
+from curation.decode import load_frames
 from curation.fields import Field
-from curation.media import VideoReader, sample_indices
+from curation.media import sample_indices
 
 BACKEND = "lk-ransac"
 
@@ -73,7 +74,8 @@ class CameraMotionParams:
 
 
 class CameraMotionStage(Filter):
-    """Samples ``analysis_fps`` frames at ``analysis_width`` px, masks faces (mediapipe
+    """Samples ``analysis_fps`` frames of the shared overview decode (``curation.decode``,
+    long side <= 320 px) scaled to ``analysis_width`` px, masks faces (mediapipe
     detections from ``curation.faces``, dilated), fits the background motion.
 
     Measured (analysis 8 fps, 320 px wide): latentsync_demo1 0.0001, syncnet_example (singer,
@@ -85,7 +87,7 @@ class CameraMotionStage(Filter):
     """
 
     name = "camera_motion"
-    version = "1"
+    version = "2"
     requires = ("source_abs_path", "start_frame", "end_frame", "fps")
     produces = ("shake_score",)
     fields = {
@@ -123,10 +125,12 @@ class CameraMotionStage(Filter):
         import cv2
 
         fps = float(row["fps"])
-        idx = sample_indices(int(row["start_frame"]), int(row["end_frame"]), fps, min(fps, self.analysis_fps))
-        frames = VideoReader(row["source_abs_path"]).get(idx)
+        a, b = int(row["start_frame"]), int(row["end_frame"])
+        idx = sample_indices(a, b, fps, min(fps, self.analysis_fps))
+        # the shared overview decode (<= 320 px, upright), not a decode of our own
+        frames = load_frames(row["source_abs_path"], a, b, rate=fps, overview=True).at(idx)
         h, w = frames.shape[1:3]
-        scale = self.analysis_width / w
+        scale = min(1.0, self.analysis_width / w)  # never upscale the overview
         gray = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), None, fx=scale, fy=scale,
                            interpolation=cv2.INTER_AREA) for f in frames]
         masks: list[np.ndarray | None] = [None] * len(frames)

@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow as pa
 
 from curation.base import Filter, Reason, Resources, Row
+from curation.decode import load_frames
 from curation.faces import FaceAnalysis, analyze_video, order_violations
 from curation.fields import PERSON, Field
 from curation.identity import Embedder, cosine, get_embedder
-from curation.media import VideoReader
 
 # numbers that go into rows are rounded: sub-pixel / 1e-4 detail is noise and bloats shards
 _BOX_DECIMALS = 2
@@ -36,8 +36,11 @@ class FacesParams:
     identity_model_path: str | None = None
     identity_swap_threshold: float = 0.14
     identity_samples: int = 5
+    identity_spacing_s: float = 1.5
     max_faces: int = 6
     min_track_frac: float = 0.3
+    detect_every: int = 5
+    landmarks: bool = True
 
 
 class FacesStage(Filter):
@@ -52,6 +55,14 @@ class FacesStage(Filter):
     frame). ``persons[i].frames`` holds the source frame index of each analysed frame, so a
     24 fps source analysed at 25 fps repeats about one frame in 24; ``boxes`` and the extra
     key ``mouth_open`` (inner-lip opening / face height, per person) are aligned with it.
+
+    Frames come from the shared decode of the clip (``curation.decode``: upright, bounded
+    size, constant-rate timeline); boxes are in full-size upright pixels. Cost controls,
+    measured in ``benchmarks/perf/faces_cost.py``: the detector runs on every
+    ``detect_every``-th analysed frame (5: five times a second at 25 fps; boxes in between are
+    interpolated), the face mesh runs only when a later stage reads the landmarks
+    (``landmarks``: the mouth opening for the landmark sync backend; set False with the
+    syncnet backend), on the frames where a person has a box.
 
     Defaults and the measurements behind them (mediapipe 0.10.21, dlib 20.0.1, whole clips
     of ``shared/data/talking`` and ``anytalker_benchmark/interact_11.mp4`` at 25 fps):
@@ -69,6 +80,8 @@ class FacesStage(Filter):
       the sync stage relies on is at the level of landmark noise.
     * ``max_order_violations_frac`` 0.05: 0 of 213 interact_11 frames have the two box
       centres out of track order; 5% tolerates a brief overlap when people lean together.
+    * ``identity_samples`` 5 / ``identity_spacing_s`` 1.5: the tracks are embedded at up to 5
+      frames at least 1.5 s apart (2 at minimum); a 4 s single-person span gets 3.
     * ``identity_swap_threshold`` 0.14 (cosine distance of L2-normalised dlib descriptors):
       the largest drift of a track from its first embedding over 5 samples is 0.025
       (sadtalker), 0.065 (interact_11), 0.032 (latentsync), 0.011 (infinitetalk) and 0.097
@@ -81,7 +94,7 @@ class FacesStage(Filter):
     """
 
     name = "faces"
-    version = "1"
+    version = "2"
     requires = ("source_abs_path", "start_frame", "end_frame", "fps")
     produces = ("num_persons", "frac_exact_n_faces", "min_face_size", "order_stable",
                 "identity_swap", "persons")
@@ -99,7 +112,9 @@ class FacesStage(Filter):
         "identity_cross_margin": Field(pa.float64(), "cosine similarity"),
         "persons": Field(pa.list_(PERSON), None, "left to right"),
         "mouth_open": Field(pa.list_(pa.list_(pa.float64())), "face height",
-                            "inner-lip opening per person, aligned with persons.frames"),
+                            "inner-lip opening per person, aligned with persons.frames (null without landmarks)"),
+        "faces_if_rotated": Field(pa.int32(), "degree",
+                                  "clockwise turn that makes faces appear when none is upright (no_face)"),
     }
     resources = Resources(cpus=1)
     uses_model = True
@@ -116,9 +131,11 @@ class FacesStage(Filter):
         start = int(row.get("start_frame") or 0)
         end = row.get("end_frame")
         fps = self.analysis_fps
-        fa = analyze_video(path, start, None if end is None else int(end),
-                           fps=None if fps in (None, 0) else float(fps), with_landmarks=True,
-                           max_faces=int(self.max_faces), min_track_frac=float(self.min_track_frac))
+        clip = load_frames(path, start, None if end is None else int(end), rate=float(row["fps"]))
+        fa = analyze_video(path, start, None if end is None else int(end), clip=clip,
+                           fps=None if fps in (None, 0) else float(fps), with_landmarks=bool(self.landmarks),
+                           max_faces=int(self.max_faces), min_track_frac=float(self.min_track_frac),
+                           detect_every=int(self.detect_every))
         n_expected = int(self.expected_persons)
         fpf = fa.faces_per_frame
         out: Row = {
@@ -134,12 +151,30 @@ class FacesStage(Filter):
         viol = order_violations(fa.tracks)
         out["order_violations_frac"] = viol
         out["order_stable"] = bool(viol <= float(self.max_order_violations_frac))
-        out.update(self._identity(path, fa))
+        out.update(self._identity(clip, fa))
         out["persons"] = [self._person(i, fa, tr) for i, tr in enumerate(fa.tracks)]
         out["mouth_open"] = [
             [_finite_or_none(v, _SIGNAL_DECIMALS) for v in tr.mouth_open] for tr in fa.tracks
-        ]
+        ] if self.landmarks else None
+        if not fa.tracks:
+            out["faces_if_rotated"] = self._faces_if_rotated(clip, fa)
         return out
+
+    def _faces_if_rotated(self, clip, fa: FaceAnalysis) -> int | None:
+        """Clockwise degrees (90/180/270) that make faces appear in a clip with none upright:
+        the cause of a ``no_face`` is then wrong or missing rotation metadata, not the content."""
+        import cv2
+
+        from curation.faces import _cached
+
+        det = _cached("det")
+        picks = fa.frame_indices[np.linspace(0, len(fa.frame_indices) - 1, min(5, len(fa.frame_indices))).astype(int)]
+        imgs = clip.at(picks)
+        for deg, code in ((90, cv2.ROTATE_90_CLOCKWISE), (180, cv2.ROTATE_180), (270, cv2.ROTATE_90_COUNTERCLOCKWISE)):
+            hits = sum(bool(det.detect(cv2.rotate(np.ascontiguousarray(f), code))) for f in imgs)
+            if hits * 2 > len(imgs):
+                return deg
+        return None
 
     @staticmethod
     def _person(index: int, fa: FaceAnalysis, tr) -> Row:
@@ -156,7 +191,7 @@ class FacesStage(Filter):
             "face_size": _finite_or_none(tr.face_size, _BOX_DECIMALS),
         }
 
-    def _identity(self, path: str, fa: FaceAnalysis) -> Row:
+    def _identity(self, clip, fa: FaceAnalysis) -> Row:
         """Embed every track at ``identity_samples`` frames where all tracks were detected
         (each track's own detected frames if they never coincide); flag a swap when a track
         drifts from its first embedding by more than the threshold, or matches another
@@ -166,7 +201,10 @@ class FacesStage(Filter):
                     "identity_max_drift": None, "identity_cross_margin": None}
         if not fa.tracks:
             return res
-        k = max(2, int(self.identity_samples))
+        # at most identity_samples, at least identity_spacing_s apart: a 4 s speech span gets
+        # 3 samples (0, 2, 4 s), a 12 s clip 5; each dlib descriptor costs ~10 face-mesh frames
+        dur = len(fa.frame_indices) / max(fa.fps, 1e-6)
+        k = max(2, min(int(self.identity_samples), 1 + int(dur // float(self.identity_spacing_s))))
         det = np.stack([tr.detected for tr in fa.tracks])  # (P, T)
         common = np.flatnonzero(det.all(0))
         if len(common) >= 2:
@@ -176,12 +214,11 @@ class FacesStage(Filter):
             for row in det:
                 own = np.flatnonzero(row)
                 picks.append(own[np.linspace(0, len(own) - 1, k).round().astype(int)])
-        reader = VideoReader(path)
         need = sorted({int(t) for p in picks for t in p})
-        frames = dict(zip(need, reader.get(fa.frame_indices[need])))
-        embs = []  # (P, K, D)
+        frames = dict(zip(need, clip.at(fa.frame_indices[need])))
+        embs = []  # (P, K, D); boxes are in full-size pixels, the shared frames at analysis size
         for tr, p in zip(fa.tracks, picks):
-            embs.append([emb.embed(frames[int(t)], tr.boxes[int(t)]) for t in p])
+            embs.append([emb.embed(frames[int(t)], tr.boxes[int(t)] / clip.scale) for t in p])
         refs = [e[0] for e in embs]
         drift = max(1.0 - cosine(e, ref) for es, ref in zip(embs, refs) for e in es[1:])
         res["identity_max_drift"] = round(float(drift), _SIGNAL_DECIMALS)
@@ -205,6 +242,12 @@ class FacesStage(Filter):
         num = int(row["num_persons"])
         frac = float(row["frac_exact_n_faces"])
         if num == 0:
+            rot = row.get("faces_if_rotated")
+            if rot:
+                return False, Reason.NO_FACE, (
+                    f"no face upright, but faces appear when the frames are turned {rot} degrees clockwise: "
+                    f"the file's rotation metadata (now {row.get('rotation') or 0}) is missing or wrong; "
+                    f"fix it (ffmpeg -display_rotation) or re-encode upright")
             return False, Reason.NO_FACE, "no face track in the clip"
         if num > n:
             return False, Reason.TOO_MANY_FACES, f"{num} persons tracked, expected {n}"

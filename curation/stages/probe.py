@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from curation.base import Filter, Reason, Resources, Row
+from curation.decode import decodable_frames
 from curation.fields import Field
-from curation.media import MediaError, VideoReader, probe
+from curation.media import MediaError, probe
 
 
 @dataclass
@@ -27,10 +28,17 @@ class ProbeParams:
 
 
 class ProbeStage(Filter):
-    """Reads container metadata with ffprobe and decodes the first and last frames with decord.
+    """Reads container metadata with ffprobe and decodes the whole video once in an ffmpeg
+    child process (``curation.decode``): at the shared analysis size when it fits the
+    per-process frame cache (later stages reuse it), else only to count frames.
 
-    Decoding both ends catches truncated files whose header still parses (a cut mp4 keeps a
-    plausible duration in some muxers). Defaults: ``min_duration_s`` 1.0 (the shortest useful
+    Decoding catches truncated files whose header still parses (a cut mp4 keeps a plausible
+    duration in some muxers), and a decoder crash ends the child, not the job
+    (``decode_error``). ``width``/``height`` are the upright (display) size: a phone clip
+    stored 1920x1080 with a 90 degree rotation is 1080x1920 here and in every later stage;
+    ``rotation`` keeps the stored angle. ``fps`` is the rate of the constant-rate timeline
+    all frame numbers refer to (the average rate for variable-frame-rate sources, which are
+    resampled by timestamp: ``variable_frame_rate``). Defaults: ``min_duration_s`` 1.0 (the shortest useful
     clip is one N(4 s, 0.5 s) speech group minus 6 sigma), ``min_side_px`` 128 (a face in a
     smaller frame is below the 64 px face-size floor of the faces stage), ``max_aspect`` 4.0,
     ``max_frame_pixels`` 4096x2304 (9.4 MP: every 4K format, UHD 3840x2160 and DCI 4096x2160,
@@ -42,11 +50,11 @@ class ProbeStage(Filter):
     """
 
     name = "probe"
-    version = "1"
+    version = "2"
     requires = ("source_path", "source_abs_path")
     produces = (
         "source_sha256", "container", "video_codec", "audio_codec", "has_audio", "audio_sample_rate",
-        "audio_channels", "duration_s", "fps", "width", "height", "num_frames",
+        "audio_channels", "duration_s", "fps", "width", "height", "num_frames", "rotation",
     )
     fields = {
         "source_sha256": Field(pa.string(), None, "sha256 of the source bytes"),
@@ -59,6 +67,8 @@ class ProbeStage(Filter):
         "fps": Field(pa.float64(), "1/s", "source frame rate"),
         "width": Field(pa.int32(), "px"), "height": Field(pa.int32(), "px"),
         "num_frames": Field(pa.int64(), "frame", "decodable frames"),
+        "rotation": Field(pa.int32(), "degree", "stored rotation; width/height are the upright size"),
+        "variable_frame_rate": Field(pa.bool_(), None, "resampled by timestamp to fps"),
     }
     resources = Resources(cpus=1)
     params = ProbeParams
@@ -95,7 +105,8 @@ class ProbeStage(Filter):
             container=info.container, video_codec=info.video_codec, audio_codec=info.audio_codec,
             has_audio=info.has_audio, audio_sample_rate=info.audio_sample_rate,
             audio_channels=info.audio_channels, duration_s=info.duration_s, fps=info.fps,
-            width=info.width, height=info.height, num_frames=info.num_frames,
+            width=info.display_width, height=info.display_height, num_frames=info.num_frames,
+            rotation=info.rotation, variable_frame_rate=info.variable_frame_rate,
         )
         if not info.has_video and not info.has_audio:
             return {**out, "_probe_error": (Reason.DECODE_ERROR, f"{path}: no decodable stream (corrupt container?)")}
@@ -108,16 +119,11 @@ class ProbeStage(Filter):
                                             f"({info.width * info.height / 1e6:.1f} MP) exceed probe.max_frame_pixels "
                                             f"{self.max_frame_pixels / 1e6:.1f} MP; downscale it or raise the limit")}
         try:
-            vr = VideoReader(path)
-            n = len(vr)
-            if n <= 0:
-                raise MediaError(f"{path}: no decodable frames")
-            vr.get([0, n - 1])
+            out["fps"] = info.fps or 25.0
+            n = decodable_frames(path, out["fps"])
             out["num_frames"] = n
-            out["fps"] = info.fps or vr.fps
-            if out["fps"] and n:
-                # decoded length is the truth for truncated files
-                out["duration_s"] = min(info.duration_s or n / out["fps"], n / out["fps"])
+            # decoded length is the truth for truncated files
+            out["duration_s"] = min(info.duration_s or n / out["fps"], n / out["fps"])
         except MediaError as e:
             return {**out, "_probe_error": (Reason.DECODE_ERROR, str(e))}
         return out

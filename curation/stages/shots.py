@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from curation.base import Reason, Resources, Row, Stage, reject
+from curation.decode import load_frames
 from curation.fields import Field
 from curation.shots import DOWNSCALE_WIDTH, CutParams, detect_cuts
 
@@ -19,8 +21,20 @@ class ShotsParams(CutParams):
     min_shot_s: float = 1.0
 
 
+def _at_width(frames: np.ndarray, width: int) -> np.ndarray:
+    """Frames resized to ``width`` px wide, aspect kept (as decord's ``width=W, height=-1``)."""
+    import cv2
+
+    if not len(frames) or frames.shape[2] == width:
+        return frames
+    h = max(2, int(round(frames.shape[1] * width / frames.shape[2])))
+    interp = cv2.INTER_AREA if frames.shape[2] > width else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(f, (width, h), interpolation=interp) for f in frames])
+
+
 class ShotsStage(Stage):
-    """``curation.shots.detect_cuts`` on frames decoded at ``DOWNSCALE_WIDTH`` px wide: an
+    """``curation.shots.detect_cuts`` on the shared overview decode (``curation.decode``: upright,
+    constant-rate timeline, <= 320 px) shrunk to ``DOWNSCALE_WIDTH`` px wide: an
     absolute content rule (``threshold``, PySceneDetect's ContentDetector score), an adaptive
     rule for soft cuts (``adaptive_ratio`` over the neighbourhood, with ``min_content`` and a
     hue-saturation histogram change ``min_hist``), and a persistence rule that drops flashes and
@@ -31,7 +45,7 @@ class ShotsStage(Stage):
     """
 
     name = "shots"
-    version = "2"
+    version = "3"
     requires = ("source_abs_path", "fps", "num_frames")
     produces = ("shot_index", "start_frame", "end_frame", "start_s", "end_s")
     fields = {
@@ -45,12 +59,11 @@ class ShotsStage(Stage):
     params = ShotsParams
 
     def process(self, row: Row) -> list[Row]:
-        from curation.media import VideoReader
-
         fps = float(row["fps"])
-        reader = VideoReader(row["source_abs_path"], width=DOWNSCALE_WIDTH, height=-1)
-        n = min(int(row["num_frames"]), len(reader))
-        cuts = detect_cuts(reader.get(range(n)), fps, {k: getattr(self, k) for k in CutParams().as_dict()})
+        frames = _at_width(load_frames(row["source_abs_path"], 0, int(row["num_frames"]), rate=fps,
+                                       overview=True).frames, DOWNSCALE_WIDTH)
+        n = len(frames)
+        cuts = detect_cuts(frames, fps, {k: getattr(self, k) for k in CutParams().as_dict()})
         bounds = [0, *cuts, n]
         spans = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a] or [(0, n)]
         out = []
