@@ -16,8 +16,8 @@ import sys
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from anytalker import __version__
-from anytalker.errors import UserError
+from kernel import __version__
+from kernel.errors import UserError
 
 # command group modules, in help order
 _GROUPS = ["cli_curate", "cli_fetch", "cli_demo", "cli_metrics", "cli_bench", "cli_model"]

@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     s.add_argument("--scoring", type=Path, help="scoring.yaml (default: next to the manifest)")
     s.add_argument("--audio-root", type=Path, help="folder with the benchmark audio (audio_left/, audio_right/); "
                                                     "default $ANYTALKER_DATA/anytalker_benchmark, then "
-                                                    "../shared/data/anytalker_benchmark")
+                                                    "../shared/data/anytalker_benchmark, then the fetched example set")
     s.add_argument("--reference-root", type=Path, help="folder with <item_id>.png reference frames (identity)")
     s.add_argument("--metrics", help="comma-separated subset of the scoring metrics (default: all)")
     s.add_argument("--interval-format", choices=["seconds", "timecode30"],

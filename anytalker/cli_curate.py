@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 
 
 def _overrides(pairs: list[str]) -> dict:

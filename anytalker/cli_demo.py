@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SINGLE = (
-    "talking/latentsync_demo1_video.mp4",
-    "talking/infinitetalk_ref_video.mp4",
-    "talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4",
-)
-MULTI = ("anytalker_benchmark/interact_11.mp4",)
+from kernel.data import DEMO_MULTI_PERSON as MULTI
+from kernel.data import DEMO_SINGLE_PERSON as SINGLE
 
 
 def cmd_demo(args) -> int:
-    from anytalker.data import resolve_data_root
+    from kernel.data import resolve_data_root
     from pipelines.runner import run_curation
 
     root = resolve_data_root(args.data, need=SINGLE + MULTI).absolute()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 
 
 def cmd_fetch(args) -> int:
-    from anytalker import assets
+    from kernel import assets
 
     if args.list or (not args.names and not args.examples):
         print(f"cache: {assets.cache_dir()}")

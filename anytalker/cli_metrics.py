@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 AUDIO_EXTS = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg"}
@@ -167,7 +167,7 @@ def build_samples(videos_dir: Path, intervals: Path | None, fmt: str, audio_dir:
 
 
 def cmd_run(args) -> int:
-    from anytalker import __version__
+    from kernel import __version__
     from metrics.registry import get_metric
 
     names = list(dict.fromkeys(args.metric))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 
 
 def _model_errors():

@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from anytalker import __version__
-from anytalker.errors import UserError
+from kernel import __version__
+from kernel.errors import UserError
 from benchmarks.scoring import RESULTS_FORMAT
 
 LEADERBOARD_FORMAT = "anytalker-leaderboard/1"

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from anytalker import __version__
-from anytalker.errors import UserError
+from kernel import __version__
+from kernel.data import candidate_roots
+from kernel.errors import UserError
 from benchmarks.archive import Limits
-from benchmarks.manifest import REPO_DATA_DEFAULT, DataFile, Item, Manifest, benchmark_dir, sha256_bytes
+from benchmarks.manifest import DataFile, Item, Manifest, benchmark_dir, sha256_bytes
 from benchmarks.submission import submission_sha256, validate_submission
 
 log = logging.getLogger(__name__)
@@ -131,12 +132,8 @@ def audio_root_candidates(manifest: Manifest, audio_root: str | os.PathLike | No
         return [Path(audio_root)]
     if manifest.data_root is not None:  # single-person manifests say where their files are
         return [manifest.data_root]
-    out = []
-    env = os.environ.get("ANYTALKER_DATA")
-    if env:
-        out.append(Path(env) / "anytalker_benchmark")
-    out.append(REPO_DATA_DEFAULT / "anytalker_benchmark")
-    return out
+    # the data roots in the kernel resolver's order ($ANYTALKER_DATA, ../shared/data, fetched set)
+    return [root / "anytalker_benchmark" for _label, root in candidate_roots()]
 
 
 def resolve_audio_root(manifest: Manifest, audio_root: str | os.PathLike | None) -> Path:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.archive import Limits, OpenedSubmission, Problem, open_submission
-from anytalker.errors import UserError
+from kernel.errors import UserError
 from benchmarks.manifest import Item, Manifest, schema_errors
 
 SUBMISSION_JSON = "submission.json"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 from metrics.assets import asset, find_asset, pinned_sha256
 from metrics.base import NAN, ItemResult, Metric, MetricResult, MetricSkip, Sample
 

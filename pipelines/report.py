@@ -25,8 +25,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from anytalker import __version__
-from anytalker.errors import UserError
+from kernel import __version__
+from kernel.errors import UserError
 from curation.base import Reason
 from curation.media import MediaError, VideoReader
 from pipelines import shards

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from anytalker import __version__
+from kernel.data import candidate_roots
 from anytalker.cli import main
-from benchmarks.manifest import REPO_DATA_DEFAULT, load_benchmark
+from benchmarks.manifest import load_benchmark
 from tests.benchmarks.test_validate import META, make_submission
 from tests.conftest import REPO, run_ffmpeg, shared_file
 
@@ -94,8 +95,9 @@ def test_default_audio_root_order(tmp_path, monkeypatch):
 
     m = load_benchmark()
     monkeypatch.setenv("ANYTALKER_DATA", str(tmp_path))
-    assert audio_root_candidates(m, None) == [tmp_path / "anytalker_benchmark",
-                                              REPO_DATA_DEFAULT / "anytalker_benchmark"]
+    got = audio_root_candidates(m, None)
+    assert got[0] == tmp_path / "anytalker_benchmark"  # $ANYTALKER_DATA first, then the resolver's others
+    assert got == [root / "anytalker_benchmark" for _label, root in candidate_roots()]
     assert audio_root_candidates(m, "/x") == [Path("/x")]
 
 

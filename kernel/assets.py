@@ -17,8 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anytalker.errors import UserError
-from curation.media import sha256_file
+from kernel.errors import UserError
+from kernel.media import sha256_file
 
 
 def cache_dir() -> Path:
@@ -26,7 +26,7 @@ def cache_dir() -> Path:
 
 
 def assets_dir() -> Path:
-    # the metrics look here too (metrics.assets.default_asset_dirs)
+    # the metrics look here too (metrics.assets.find_asset)
     return Path(os.environ.get("ANYTALKER_ASSETS", cache_dir() / "assets"))
 
 
@@ -131,14 +131,55 @@ EXAMPLE_MEDIA = [
 ]
 
 
+# Reference network files the metrics load (read by metrics.assets and `anytalker fetch`).
+# Nothing is downloaded at import time or by the metrics: the user fetches or supplies the file
+# (``--weights PATH``). ``sha256`` is None where no trustworthy published hash could be verified
+# here (no network): it must be pinned on first fetch (``anytalker fetch NAME --pin``, or compute
+# it with ``kernel.media.sha256_file`` and record it in this list).
+METRIC_WEIGHTS: list[dict] = [
+    {
+        "name": "inception-2015-12-05",
+        "filename": "inception-2015-12-05.pt",
+        # the TorchScript file as clean-fid and StyleGAN2-ADA / StyleGAN3's metrics download it
+        "url": "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
+        "alt_urls": [],
+        "sha256": None,  # must be pinned on first fetch
+        "size": None,  # about 95 MB; record the exact size on first fetch
+        "format": "torchscript",
+        "used_by": ["fid"],
+        "notes": "TF Inception-v3 (2015-12-05) ported to TorchScript; call model(x, return_features=True) -> (N, 2048) pool3 features",
+    },
+    {
+        "name": "i3d_torchscript",
+        "filename": "i3d_torchscript.pt",
+        "url": "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+        "alt_urls": [],
+        "sha256": None,  # must be pinned on first fetch
+        "size": None,  # about 50 MB; record the exact size on first fetch
+        "format": "torchscript",
+        "used_by": ["fvd"],
+        "notes": "Kinetics-400 I3D as used by StyleGAN-V; model(x, rescale=False, resize=False, return_features=True) -> (N, 400) logits; x in [-1, 1], (N, 3, T, 224, 224)",
+    },
+    {
+        "name": "syncnet_v2",
+        "filename": "syncnet_v2.model",
+        "url": "http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+        "alt_urls": [],
+        "sha256": None,  # must be pinned on first fetch
+        "size": None,
+        "format": "torch state_dict (joonson/syncnet_python)",
+        "used_by": ["sync_c", "sync_d", "sync_c_star"],
+        "notes": "joonson's SyncNet weights; loaded by curation.sync.get_sync_backend('syncnet', weights=PATH)",
+    },
+]
+
+
 def _registry() -> dict[str, Asset]:
     reg: dict[str, Asset] = {}
     for local, url, sha, size, repo in EXAMPLE_MEDIA:
         name = "example:" + local
         reg[name] = Asset(name=name, url=url, sha256=sha, size=size, dest=local, kind="media", source=repo)
-    from metrics.assets import ASSETS as METRIC_ASSETS
-
-    for a in METRIC_ASSETS:
+    for a in METRIC_WEIGHTS:
         reg[a["name"]] = Asset(name=a["name"], url=a["url"], sha256=a.get("sha256"), size=a.get("size"),
                                dest=a["filename"], kind="weights", notes=a.get("notes", ""),
                                alt_urls=list(a.get("alt_urls") or []))
