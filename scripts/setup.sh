@@ -36,4 +36,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi
-.venv/bin/python -c 'import anytalker, curation, pipelines' || { rm -f "$stamp"; echo "setup: import check failed; rerun" >&2; exit 1; }
+.venv/bin/python -c 'import kernel, anytalker, curation, pipelines' || { rm -f "$stamp"; echo "setup: import check failed; rerun" >&2; exit 1; }
