@@ -149,7 +149,7 @@ def resolve_audio_root(manifest: Manifest, audio_root: str | os.PathLike | None)
 
 def verify_file(root: Path, f: DataFile, what: str) -> tuple[Path | None, str | None]:
     """First existing copy whose sha256 matches (unpinned copies only need to exist)."""
-    from curation.media import sha256_file
+    from kernel.media import sha256_file
 
     seen = []
     for rel, sha in f.copies:

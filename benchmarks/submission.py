@@ -205,7 +205,7 @@ def submission_sha256(root: Path, video_files: list[str]) -> tuple[str, dict[str
     Canonical text hashed: ``submission.json <sha>\\n`` then ``<name> <sha>\\n`` per video, sorted
     by name. Returns (digest, {name: sha256}).
     """
-    from curation.media import sha256_file
+    from kernel.media import sha256_file
 
     shas = {f: sha256_file(root / f) for f in sorted(video_files)}
     h = hashlib.sha256()

@@ -75,7 +75,7 @@ class TorchScriptFeatureNet:
     def __init__(self, path, asset_name: str, call_kwargs: dict):
         import torch
 
-        from curation.media import sha256_file
+        from kernel.media import sha256_file
 
         self.path = Path(path)
         if not self.path.is_file():
