@@ -1,6 +1,11 @@
-"""Compatibility shim: the asset registry lives in ``kernel.assets``. Import it from there."""
+"""Compatibility shim: the asset registry lives in ``kernel.assets``. Import it from there.
 
-from kernel.assets import *  # noqa: F401,F403
-from kernel.assets import (  # noqa: F401 - private helpers some callers and tests use
-    _download, _pins, _pins_path, _record_pin, _registry,
-)
+This name is the kernel module itself (not a copy of its names), so ``monkeypatch.setattr`` on
+``anytalker.assets`` reaches the code that uses it.
+"""
+
+import sys
+
+from kernel import assets as _kernel_module
+
+sys.modules[__name__] = _kernel_module

@@ -1,5 +1,11 @@
-"""Compatibility shim: ``UserError`` lives in ``kernel.errors``. Import it from there."""
+"""Compatibility shim: ``UserError`` lives in ``kernel.errors``. Import it from there.
 
-from kernel.errors import UserError
+This name is the kernel module itself (not a copy of its names), so ``monkeypatch.setattr`` on
+``anytalker.errors`` reaches the code that uses it.
+"""
 
-__all__ = ["UserError"]
+import sys
+
+from kernel import errors as _kernel_module
+
+sys.modules[__name__] = _kernel_module
