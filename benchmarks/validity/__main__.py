@@ -33,13 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="check", required=True, metavar="CHECK")
     for name, module in sorted(checks.items()):
         p = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else "")
-        p.add_argument("--data", default=None,
-                       help="labelled data folder (layout as ../shared/data; default: $ANYTALKER_DATA, ../shared/data)")
+        # required: a check's labelled folder is often a subfolder or a built set, not the data root
+        p.add_argument("--data", required=True, help="labelled data folder (layout as ../shared/data)")
         p.add_argument("--json", dest="json_out", help="write the figures as JSON to this path")
         module.add_arguments(p)
     args = parser.parse_args(argv)
     try:
-        args.data = str(resolve_data_root(args.data))
+        args.data = str(resolve_data_root(args.data))  # the kernel's check and one-line error
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
