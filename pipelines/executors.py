@@ -111,8 +111,11 @@ class RayDataExecutor:
         self.batch_size = batch_size
         self.workers = workers or os.cpu_count() or 1
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                      "ignore_reinit_error": True}
+            from curation.quiet import quiet_ray, ray_init_kwargs
+
+            quiet_ray()
+            kwargs: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True,
+                                      **ray_init_kwargs()}
             if address:
                 kwargs["address"] = address
             else:
