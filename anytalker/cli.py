@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("anytalker: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # `anytalker ... | head`: the reader left, nothing to report
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
 
 
 if __name__ == "__main__":
