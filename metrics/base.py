@@ -226,12 +226,21 @@ class Metric:
     def evaluate(self, samples: list[Sample], progress: bool = False) -> MetricResult:
         items = []
         t0 = time.perf_counter()
-        for i, s in enumerate(samples):
-            items.append(self.score_safe(s))
-            if progress:
-                it = items[-1]
-                status = f"{it.value:.4f}" if it.ok else f"failed ({it.reason})"
-                print(f"[{self.name}] {i + 1}/{len(samples)} {s.item_id}: {status}", flush=True)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(samples), desc=self.name, unit="video", dynamic_ncols=True)
+        try:
+            for s in samples:
+                items.append(self.score_safe(s))
+                if bar is not None:
+                    n_failed = sum(1 for it in items if not it.ok)
+                    bar.set_postfix(ok=len(items) - n_failed, failed=n_failed, refresh=False)
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         res = self.aggregate(items)
         res.params.setdefault("wall_s", round(time.perf_counter() - t0, 3))
         return res

@@ -29,7 +29,7 @@ def test_run_on_the_benchmark_layout(tmp_path, capsys):
     out = tmp_path / "results.json"
     code = main(["metrics", "run", "--metric", "interactivity", "--metric", "sync_c_star",
                  "--videos", str(videos), "--intervals", str(bench / "speaker_duration.json"),
-                 "--interval-format", "timecode30", "--audio-dir", str(bench), "--out", str(out)])
+                 "--interval-format", "timecode30", "--audio-dir", str(bench), "--output", str(out)])
     assert code == 0, capsys.readouterr().err
     doc = json.loads(out.read_text())
     assert doc["interval_format"] == "timecode30"
@@ -49,14 +49,14 @@ def test_run_on_the_benchmark_layout(tmp_path, capsys):
     (["--videos", ".", "--weights", "/nonexistent/w.pt"], "w.pt: weights file not found"),
 ])
 def test_run_errors_name_the_file_and_the_fix(tmp_path, capsys, argv, needle):
-    code = main(["metrics", "run", "--metric", "sync_c", *argv, "--out", str(tmp_path / "r.json")])
+    code = main(["metrics", "run", "--metric", "sync_c", *argv, "--output", str(tmp_path / "r.json")])
     assert code == 2
     assert needle in capsys.readouterr().err
 
 
 def test_run_on_a_directory_without_videos_is_a_user_error(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("x")
-    code = main(["metrics", "run", "--metric", "identity", "--videos", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    code = main(["metrics", "run", "--metric", "identity", "--videos", str(tmp_path), "--output", str(tmp_path / "r.json")])
     assert code == 2
     assert "no video files" in capsys.readouterr().err
 
@@ -77,6 +77,6 @@ def test_weights_go_to_the_metrics_that_load_that_network(tmp_path, capsys):
                          (["--metric", "sync_c"], "no chosen metric loads a network file"),
                          (["--metric", "fid", "--backend", "syncnet"], "none of ['fid'] has this backend")]:
         code = main(["metrics", "run", *argv, "--videos", str(videos), "--weights", str(w),
-                     "--out", str(tmp_path / "r.json")])
+                     "--output", str(tmp_path / "r.json")])
         assert code == 2
         assert needle in capsys.readouterr().err

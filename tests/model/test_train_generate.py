@@ -31,8 +31,8 @@ def micro_yaml(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(clip_run, micro_yaml, tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "run"
-    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--out", str(out), "--steps", str(STEPS),
-                 "--threads", "1", "--no-progress"]) == 0
+    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--output", str(out), "--steps", str(STEPS),
+                 "--threads", "1", "-q"]) == 0
     return out
 
 
@@ -51,8 +51,8 @@ def test_resume_continues_from_the_same_step_with_the_same_losses(trained, clip_
     run = tmp_path / "resumed"
     shutil.copytree(trained, run)
     shutil.copyfile(run / "checkpoints" / f"step_{MID:07d}.pt", run / "checkpoints" / "last.pt")
-    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--out", str(run), "--steps", str(MID + 4),
-                 "--resume", "--threads", "1", "--no-progress"]) == 0
+    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--output", str(run), "--steps", str(MID + 4),
+                 "--resume", "--threads", "1", "-q"]) == 0
     resumed, original = _losses(run), _losses(trained)
     assert sorted(resumed) == list(range(1, MID + 5))  # the tail past the resumed step was replaced, not duplicated
     for s in range(MID + 1, MID + 5):
@@ -60,13 +60,13 @@ def test_resume_continues_from_the_same_step_with_the_same_losses(trained, clip_
 
 
 def test_resume_without_checkpoint_is_a_clear_error(clip_run, micro_yaml, tmp_path, capsys):
-    rc = main(["train", str(micro_yaml), "--shards", str(clip_run), "--out", str(tmp_path / "new"), "--resume"])
+    rc = main(["train", str(micro_yaml), "--shards", str(clip_run), "--output", str(tmp_path / "new"), "--resume"])
     assert rc == 2 and "last.pt" in capsys.readouterr().err
 
 
 def _generate(trained, image, audios, out, extra=()):
     args = ["generate", "--checkpoint", str(trained / "checkpoints" / "last.pt"), "--image", str(image),
-            "--out", str(out), "--seconds", "0.5", "--steps", "2", "--threads", "1", "--no-progress", *extra]
+            "--output", str(out), "--seconds", "0.5", "--steps", "2", "--threads", "1", "-q", *extra]
     for a in audios:
         args += ["--audio", str(a)]
     return main(args)

@@ -152,13 +152,13 @@ def test_report_truncates_long_runs_and_cli_writes_it(video_only_run, tmp_path):
 
     out = tmp_path / "cli" / "report.html"
     res = subprocess.run([sys.executable, "-m", "anytalker.cli", "curate", "report", str(video_only_run),
-                          "--html", str(out)], capture_output=True, text=True, timeout=300)
+                          "--output", str(out)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert out.exists() and len(Page(out.read_text()).find("div", cls="clip")) == n_ok
 
     # not a run folder: one readable line naming the file, exit code 2
     res = subprocess.run([sys.executable, "-m", "anytalker.cli", "curate", "report", str(tmp_path),
-                          "--html", str(tmp_path / "x.html")], capture_output=True, text=True, timeout=300)
+                          "--output", str(tmp_path / "x.html")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "run.json does not exist" in res.stderr and "Traceback" not in res.stderr
 
 
