@@ -19,6 +19,16 @@ import textwrap
 
 JSON_STDOUT = "-"
 
+# The shared vocabulary: one meaning per flag in every command (docs/cli.md lists where).
+VOCABULARY = {
+    "--output": "what the command writes: a file or a folder, named in each command's help",
+    "--json": "a machine-readable report written to PATH ('-' = standard output)",
+    "--metric": "one metric; repeat the flag for several",
+    "--data": "the data root: example media, and the folder source paths are relative to",
+    "-q / --quiet": "no progress bars: only results, warnings and errors",
+    "-v / --verbose": "debug logging, plus the start-up output of mediapipe/TFLite/absl and Ray",
+}
+
 
 class _DeprecatedStore(argparse.Action):
     """A hidden old spelling: stores like the new option and says which one to use."""

@@ -112,7 +112,9 @@ def register(sub) -> None:
     c.add_output(g, "output .mp4 (a .json sidecar records how it was made)", required=True, old=("--out",),
                  metavar="FILE")
     g.add_argument("--seconds", type=float, help="video length (default: the longest audio)")
-    g.add_argument("--steps", type=int, help="sampling steps (default: sample.steps of the config)")
+    g.add_argument("--sample-steps", dest="steps", type=int,
+                   help="sampling (ODE) steps per chunk (default: sample.steps of the config)")
+    c.old_spelling(g, "--steps", "steps", "--sample-steps", type=int)
     g.add_argument("--cfg", type=float, help="audio classifier-free guidance scale (default: sample.cfg)")
     g.add_argument("--boxes", help="face boxes 'x1,y1,x2,y2;...' in image pixels instead of detection")
     g.add_argument("--height", type=int, help="output height (default: the config's; width keeps the aspect)")

@@ -66,7 +66,7 @@ def test_resume_without_checkpoint_is_a_clear_error(clip_run, micro_yaml, tmp_pa
 
 def _generate(trained, image, audios, out, extra=()):
     args = ["generate", "--checkpoint", str(trained / "checkpoints" / "last.pt"), "--image", str(image),
-            "--output", str(out), "--seconds", "0.5", "--steps", "2", "--threads", "1", "-q", *extra]
+            "--output", str(out), "--seconds", "0.5", "--sample-steps", "2", "--threads", "1", "-q", *extra]
     for a in audios:
         args += ["--audio", str(a)]
     return main(args)
