@@ -183,7 +183,9 @@ def cmd_run(args) -> int:
             raise UserError(f"--set for {name}: {e}") from None
         res = metric.evaluate(samples, progress=progress_enabled(args))
         results.append(res)
-        print(f"{name}: {_fmt(res.value)} [{_fmt(res.ci_low)}, {_fmt(res.ci_high)}] "
+        ci = (f"[{_fmt(res.ci_low)}, {_fmt(res.ci_high)}] {res.ci_method}" if res.ci_method
+              else "(no CI: fewer than 2 scored)")
+        print(f"{name}: {_fmt(res.value)} {ci} "
               f"({res.backend} {res.backend_version}; {res.n_scored} scored, {res.n_failed} failed"
               f"{' ' + json.dumps(res.failures) if res.failures else ''})", flush=True)
 

@@ -149,7 +149,7 @@ def rank_group(group: list[LoadedResult]) -> list[dict]:
             "date": r.doc.get("date"),
             "toolkit_version": (r.doc.get("toolkit") or {}).get("version"),
             "metrics": {n: {f: r.doc["metrics"][n].get(f) for f in
-                            ("value", "ci_low", "ci_high", "ci_level", "n_scored", "n_failed")}
+                            ("value", "ci_low", "ci_high", "ci_level", "ci_method", "n_scored", "n_failed")}
                         for n in metric_names},
         })
     return rows
