@@ -329,6 +329,19 @@ def test_report_renders_in_headless_chromium(layout_run, tmp_path):
     shutil.copyfile(html, ARTIFACTS / "curation_report.html")
 
 
+@pytest.mark.parametrize("width,height", [(1400, 900), (390, 2400)])
+def test_report_fits_the_window_at_1400_and_390_px(layout_run, tmp_path, width, height):
+    from tests import pagecheck
+
+    html = write_report(layout_run, tmp_path / "report.html")
+    verdict = pagecheck.layout(html, width, height, ("section", "svg.bar-chart", "img.thumb"))
+    assert verdict["width"] == width
+    assert verdict["bad"] == [], f"clipped at {width}px: {verdict['bad'][:10]}"
+    assert verdict["visible"]["section"] == 5 and verdict["visible"]["svg.bar-chart"] == 2
+    assert verdict["visible"]["img.thumb"] >= 4
+    pagecheck.screenshot(html, ARTIFACTS / f"curation_report-{width}.png", width, height)
+
+
 # --------------------------------------------------------------------------- multi_person on interact_11
 
 
