@@ -62,8 +62,9 @@ def shifted_timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:
 @torch.no_grad()
 def sample(model: AnyTalkerDiT, ref: torch.Tensor, faces: torch.Tensor, audio: torch.Tensor,
            face_masks: torch.Tensor, num_frames: int, steps: int = 20, cfg_scale: float = 3.0,
-           shift: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Euler flow-matching sampler. ref (B, 3, H, W) in [-1, 1] -> video (B, 3, T, H, W)."""
+           shift: float = 1.0, generator: torch.Generator | None = None, on_step=None) -> torch.Tensor:
+    """Euler flow-matching sampler. ref (B, 3, H, W) in [-1, 1] -> video (B, 3, T, H, W).
+    ``on_step()`` is called after every Euler step (progress bars)."""
     b, _, h, w = ref.shape
     face_tokens, audio_tokens = model.encode_conditions(ref, faces, audio)
     use_cfg = cfg_scale != 1.0
@@ -81,6 +82,8 @@ def sample(model: AnyTalkerDiT, ref: torch.Tensor, faces: torch.Tensor, audio: t
                                             num_frames), tb)
             v = v_null + cfg_scale * (v - v_null)
         x = x + (t_next - t) * v
+        if on_step is not None:
+            on_step()
     return unpatchify(x, num_frames, h, w, model.patch).clamp(-1, 1)
 
 

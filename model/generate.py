@@ -144,16 +144,17 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=n_chunks, desc="generate", unit="chunk")
+        bar = tqdm(total=n_chunks * steps, desc="generate", unit="step", dynamic_ncols=True)
     for c in range(n_chunks):
         s = c * (T - 1)
         audio_t = torch.from_numpy(feats[:, s:s + T]).float()[None]
         video = sample(model, ref_t, faces_t, audio_t, masks_t, T, steps=steps, cfg_scale=cfg_scale,
-                       shift=float(smp.get("shift", 1.0)), generator=gen)
+                       shift=float(smp.get("shift", 1.0)), generator=gen,
+                       on_step=None if bar is None else (lambda: bar.update(1)))
         chunk = ((video[0].permute(1, 2, 3, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
         frames.extend(chunk if c == 0 else chunk[1:])
         if bar is not None:
-            bar.update(1)
+            bar.set_postfix(chunk=f"{c + 1}/{n_chunks}", refresh=False)
     if bar is not None:
         bar.close()
     frames_arr = np.stack(frames[:n_frames])

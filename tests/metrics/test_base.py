@@ -97,3 +97,12 @@ def test_registry_lists_every_metric_with_its_direction():
     assert "landmark" in rows["sync_c"]["backends"]
     with pytest.raises(KeyError, match="unknown metric"):
         get_metric("psnr")
+
+
+def test_progress_bar_counts_videos_and_failures_on_stderr(capsys):
+    samples = [Sample("v0", EXISTING), Sample("skip1", EXISTING), Sample("v1", EXISTING)]
+    _TableMetric({"v0": 1.0, "v1": 2.0}).evaluate(samples, progress=True)
+    err = capsys.readouterr().err
+    assert "table" in err and "3/3" in err and "ok=2" in err and "failed=1" in err
+    _TableMetric({"v0": 1.0, "v1": 2.0}).evaluate(samples, progress=False)
+    assert capsys.readouterr().err == ""
