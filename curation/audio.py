@@ -283,7 +283,13 @@ def _cluster(emb: np.ndarray, num_speakers: int | None, max_speakers: int) -> np
     k = max(1, min(k, n // 4))
     if k == 1:
         return np.zeros(n, int)
-    labels = SpectralClustering(k, affinity="precomputed", random_state=0).fit_predict(aff)
+    import warnings
+
+    with warnings.catch_warnings():
+        # a pruned affinity graph of separate voices is often disconnected: that is the signal
+        # the clustering uses, not a problem to report on every clip
+        warnings.filterwarnings("ignore", message="Graph is not fully connected", category=UserWarning)
+        labels = SpectralClustering(k, affinity="precomputed", random_state=0).fit_predict(aff)
     if num_speakers is None:
         labels = _merge_close_clusters(emb, labels)
     return labels

@@ -202,7 +202,7 @@ def filtered_process_stderr(enabled: bool | None = None) -> Iterator[None]:
             pass
         # fd 2 back to the real stderr; the pipe closes once no child holds it any more
         os.dup2(real, 2)
-        t.join(timeout=2.0)
+        t.join(timeout=0.5)  # children (a local Ray runtime) may still hold the pipe
         if sys.stderr is not old_stderr:
             sys.stderr.close()
             sys.stderr = old_stderr
