@@ -44,3 +44,18 @@ def test_page_fits_the_window_in_chromium(board_page, width, height):
     assert verdict["visible"]["td.date"] == 3, "the Date column is not visible"
     assert verdict["visible"]["figure.chart svg"] == 3
     pagecheck.screenshot(board_page, ARTIFACTS / f"leaderboard-{width}.png", width, height)
+
+
+def test_page_templates_are_package_data():
+    """The HTML templates ship in the wheel: pyproject's package-data globs match every one."""
+    import fnmatch
+    import tomllib
+
+    from tests.conftest import REPO
+
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    templates = sorted(REPO.glob("*/templates/*"))
+    assert templates
+    for t in templates:
+        package, rel = t.relative_to(REPO).parts[0], "/".join(t.relative_to(REPO).parts[1:])
+        assert any(fnmatch.fnmatch(rel, g) for g in data.get(package, [])), f"{t} is not package data"
