@@ -37,9 +37,10 @@ def _submission(root: Path, name: str, video: Path) -> Path:
 
 def _frozen(src: Path, dest: Path) -> Path:
     """First frame held for the clip's duration, the original audio track kept."""
+    # freezeframes keeps every timestamp (same frame count and duration), only the pictures repeat
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-filter_complex",
-                    "[0:v]trim=end_frame=1,loop=loop=-1:size=1:start=0,setpts=N/FRAME_RATE/TB[v]",
-                    "-map", "[v]", "-map", "0:a", "-shortest", "-c:v", "libx264", "-preset", "veryfast",
+                    "[0:v]split[a][b];[a][b]freezeframes=first=1:last=1000000:replace=0[v]",
+                    "-map", "[v]", "-map", "0:a", "-c:v", "libx264", "-preset", "veryfast",
                     "-pix_fmt", "yuv420p", "-c:a", "copy", str(dest)], check=True, stdin=subprocess.DEVNULL)
     return dest
 
