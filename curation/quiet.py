@@ -164,6 +164,12 @@ def filtered_process_stderr(enabled: bool | None = None) -> Iterator[None]:
     if on_fd2:
         sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(real), "wb", buffering=0), encoding="utf-8",
                                       errors="backslashreplace", line_buffering=True, write_through=True)
+    import faulthandler
+
+    # a segfault's Python traceback goes straight to the real stderr, not through the pipe
+    own_faulthandler = not faulthandler.is_enabled()
+    if own_faulthandler:
+        faulthandler.enable(file=sys.stderr if on_fd2 else real)
     os.dup2(w, 2)
     os.close(w)
 
@@ -202,6 +208,8 @@ def filtered_process_stderr(enabled: bool | None = None) -> Iterator[None]:
             pass
         # fd 2 back to the real stderr; the pipe closes once no child holds it any more
         os.dup2(real, 2)
+        if own_faulthandler:
+            faulthandler.disable()
         t.join(timeout=0.5)  # children (a local Ray runtime) may still hold the pipe
         if sys.stderr is not old_stderr:
             sys.stderr.close()
