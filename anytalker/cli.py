@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from anytalker import __version__
@@ -46,8 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # before any command imports mediapipe / Ray: they read their log settings at load time,
     # and Ray workers inherit them from this process's environment
+    prior = os.environ.get(quiet.VERBOSE_ENV)
     if args.verbose:
         quiet.set_verbose(True)
+    try:
+        return _run(parser, args)
+    finally:  # main() called in-process (tests, notebooks): -v lasts for this command only
+        if prior is None:
+            os.environ.pop(quiet.VERBOSE_ENV, None)
+        else:
+            os.environ[quiet.VERBOSE_ENV] = prior
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     args.verbose = quiet.verbose()  # ANYTALKER_VERBOSE=1 in the environment counts as -v
     quiet.apply_env()
     logging.basicConfig(
@@ -68,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
             print("anytalker: interrupted", file=sys.stderr)
             return 130
         except BrokenPipeError:  # `anytalker ... | head`: the reader left, nothing to report
-            import os
-
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
 
