@@ -52,6 +52,9 @@ def cmd_status(args) -> int:
     print(f"ok {t['ok']}  filtered {t['filtered']}  failed {t['failed']}")
     for r, n in st["reasons"].items():
         print(f"  {r}: {n}")
+    if st.get("skipped"):
+        print(f"skipped (inputs found, not curated): {sum(st['skipped'].values())} " +
+              ", ".join(f"{r} {n}" for r, n in st["skipped"].items()))
     return 0
 
 
@@ -91,6 +94,18 @@ def cmd_describe(args) -> int:
         print(describe(load_config(args.config)))
     except StageConfigError as e:
         raise UserError(str(e)) from e
+    return 0
+
+
+def cmd_cleanup(args) -> int:
+    from pipelines.rayutil import end_orphans, find_orphans
+
+    if args.dry_run:
+        pids = find_orphans()
+        print(f"{len(pids)} leftover Ray process(es) of ended anytalker runs: {pids}")
+        return 0
+    pids = end_orphans()
+    print(f"ended {len(pids)} leftover Ray process(es) of ended anytalker runs" + (f": {pids}" if pids else ""))
     return 0
 
 
@@ -165,3 +180,10 @@ def register(sub) -> None:
     rp.add_argument("run", help="run folder (the --output of `curate run`)")
     c.add_output(rp, "HTML page to write", required=True, old=("--html",), metavar="FILE")
     rp.set_defaults(func=cmd_report)
+
+    cl = c.leaf(s, "cleanup", "end Ray processes left by runs whose driver was killed (kill -9)", [
+        "anytalker curate cleanup --dry-run",
+        "anytalker curate cleanup",
+    ])
+    cl.add_argument("--dry-run", action="store_true", help="only list them")
+    cl.set_defaults(func=cmd_cleanup)
