@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO, run_ffmpeg, shared_file
 
 # The lines a curation run is meant to print (pipelines.runner's summary).
-OWN_LINE = re.compile(r"^(shards: |accepted \d+ clips|  [a-z_]+: \d+$|partitions: |anytalker: note: )")
+OWN_LINE = re.compile(r"^(shards: |accepted \d+ clips|  [a-z_]+: \d+$|partitions: |skipped: \d+|anytalker: note: )")
 # What third-party output looks like (absl/glog prefixes, TFLite, Ray's log format).
 THIRD_PARTY = re.compile(r"^[IWEF]\d{4} |absl|TensorFlow Lite|XNNPACK|^\[\d{4}-\d\d-\d\d [\d:,]+ [IWEF] |"
                          r"\t(INFO|WARNING) \S+\.py:\d+ -- |mediapipe|inference_feedback|Ray instance")
