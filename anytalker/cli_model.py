@@ -33,7 +33,13 @@ def _parse_set(items: list[str]) -> dict:
         parts = key.split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(val)
+        parsed = yaml.safe_load(val)
+        if isinstance(parsed, str):
+            try:  # YAML 1.1 reads "5e-6" (no dot) as a string; a number was meant
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        node[parts[-1]] = parsed
     return out
 
 
@@ -49,7 +55,7 @@ def cmd_train(args) -> int:
     out = args.output or os.path.join("runs", f"train-{os.path.splitext(os.path.basename(args.config))[0]}")
     try:
         result = train(args.config, args.shards, out, steps=args.steps, resume=args.resume,
-                       overrides=_parse_set(args.set), progress=progress_enabled(args))
+                       overrides=_parse_set(args.set), progress=progress_enabled(args), init=args.init)
     except _model_errors() as e:
         raise UserError(str(e)) from e
     if int(os.environ.get("RANK", 0)) == 0:
@@ -62,8 +68,8 @@ def cmd_generate(args) -> int:
 
     from model.generate import generate, parse_boxes
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # all cores by default (torch's own default can be lower, e.g. under a CPU quota)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     for a in args.audio:
         if not os.path.isfile(a):
             raise UserError(f"{a}: audio file not found; pass one --audio per person, left to right")
@@ -94,8 +100,11 @@ def register(sub) -> None:
                  metavar="DIR")
     p.add_argument("--steps", type=int, help="total training steps (default: train.steps of the config)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/last.pt")
+    p.add_argument("--init", metavar="CKPT", help="start a new run (step 0, fresh optimizer) from these weights, "
+                                                  "e.g. stage 2 from stage 1: --init S1/checkpoints/last.pt "
+                                                  "--set train.stage=2 --set train.lr=5e-6 (config = CKPT's + --set)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value (repeatable), e.g. train.lr=1e-4")
+                   help="override a config value (repeatable), e.g. train.lr=1e-4 (refused with --resume: use --init)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     c.old_spelling(p, "--no-progress", "quiet", "-q/--quiet", switch=True, const=True)
     p.set_defaults(func=cmd_train)
@@ -119,6 +128,49 @@ def register(sub) -> None:
     g.add_argument("--boxes", help="face boxes 'x1,y1,x2,y2;...' in image pixels instead of detection")
     g.add_argument("--height", type=int, help="output height (default: the config's; width keeps the aspect)")
     g.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default: %(default)s)")
-    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores; use 1 on a shared machine)")
     c.old_spelling(g, "--no-progress", "quiet", "-q/--quiet", switch=True, const=True)
     g.set_defaults(func=cmd_generate)
+    register_train_set(sub)
+
+
+def cmd_train_set(args) -> int:
+    from curation.media import MediaError
+    from model.trainset import build_train_set
+
+    root = args.data
+    for v in args.videos:
+        if not os.path.isfile(os.path.join(root, v)):
+            raise UserError(f"{os.path.join(root, v)}: video not found; pass paths relative to --data")
+    audio_refs = {}
+    for spec in args.person_audio or []:
+        video, _, files = spec.partition("=")
+        if not files:
+            raise UserError(f"--person-audio {spec!r}: expected VIDEO=LEFT.wav,RIGHT.wav (paths relative to --data)")
+        audio_refs[video] = files.split(",")
+    try:
+        result = build_train_set(args.videos, root, args.output, holdout=args.holdout, audio_refs=audio_refs)
+    except MediaError as e:
+        raise UserError(str(e)) from e
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def register_train_set(sub) -> None:
+    from anytalker import cli_common as c
+
+    t = c.leaf(sub, "train-set", "build a training set (clips shards) from face tracks of talking videos", [
+        "anytalker train-set talking/latentsync_demo1_video.mp4 --data ../shared/data --output runs/trainset",
+    ], description="Detect the face(s) of each video, write its first (1 - holdout) as a training clip row "
+                   "(engine manifest format) and list the held-out tail in split.json.")
+    t.add_argument("videos", nargs="+", help="videos, relative to --data")
+    g = t.add_mutually_exclusive_group(required=True)
+    g.add_argument("--data", dest="data", metavar="DIR", help="data root the video paths are relative to")
+    c.old_spelling(t, "--data-root", "data", "--data", group=g)
+    c.add_output(t, "output run directory (manifest.json, clips/, split.json)", required=True, old=("--out",),
+                 metavar="DIR")
+    t.add_argument("--holdout", type=float, default=0.3,
+                   help="fraction of each video held out at its end (default: %(default)s)")
+    t.add_argument("--person-audio", action="append", metavar="VIDEO=A.wav,B.wav",
+                   help="per-person audio files of a multi-person video, left to right")
+    t.set_defaults(func=cmd_train_set)

@@ -85,7 +85,8 @@ def _assert_self_contained(html: str) -> None:
 @pytest.fixture(scope="module")
 def video_only_run(small_inputs, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report_run") / "run"
-    run_curation("video_only", small_inputs, out, progress=False)
+    # audio required here so that the run has a no_audio reject to show (video_only takes silent sources)
+    run_curation("video_only", small_inputs, out, overrides={"probe": {"require_audio": True}}, progress=False)
     return out
 
 
