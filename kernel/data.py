@@ -48,7 +48,7 @@ def candidate_roots() -> list[tuple[str, Path]]:
     out.append(("../shared/data", Path.cwd().parent / "shared" / "data"))
     beside_repo = REPO_ROOT.parent / "shared" / "data"
     if beside_repo.absolute() != out[-1][1].absolute():
-        out.append(("../shared/data (beside the repository)", beside_repo))
+        out.append(("../shared/data beside the repository", beside_repo))
     out.append(("fetched example set", examples_dir()))
     return out
 
