@@ -51,8 +51,8 @@ def test_score_interactivity_on_real_clip_with_benchmark_intervals(tmp_path, aud
 
     m = doc["metrics"]["interactivity"]
     assert set(doc["metrics"]) == {"interactivity"}
-    assert (m["name"], m["version"], m["backend"]) == ("interactivity", "1", "mediapipe-facemesh-478")
-    assert m["backend_version"] and m["pinned"] == {"version": "1", "backend": "mediapipe-facemesh-478"}
+    assert (m["name"], m["version"], m["backend"]) == ("interactivity", "2", "mediapipe-facemesh-478")
+    assert m["backend_version"] and m["pinned"] == {"version": "2", "backend": "mediapipe-facemesh-478"}
     assert m["n_scored"] == 1 and m["n_failed"] == 0
     assert math.isfinite(m["value"]) and m["value"] > 0  # two real people do move while listening
     assert m["ci_low"] is None and m["ci_high"] is None and m["ci_method"] is None  # one item: no CI
