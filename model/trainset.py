@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curation.fields import Field
 from curation.media import MediaError, VideoReader, probe
 from model.shard_reader import write_test_run
+from pipelines.schema import Field  # the shard column declaration (model reads shards via pipelines)
 
 # the one column a training set adds to the shard schema
 TRAIN_REF_FRAME = Field(pa.int64(), "frame", "first source frame of the span with a detected face")
