@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from anytalker.cli_demo import SINGLE  # noqa: E402
-from anytalker.data import resolve_data_root  # noqa: E402
+from kernel.data import DEMO_SINGLE_PERSON as SINGLE  # noqa: E402
+from kernel.data import resolve_data_root  # noqa: E402
 from curation.media import VideoReader, require_ffmpeg  # noqa: E402
 
 
