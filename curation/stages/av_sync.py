@@ -23,7 +23,20 @@ import numpy as np
 
 from curation.base import Reason, Resources, Row, Stage, reject
 from curation.media import load_audio
-from curation.sync import SyncInput, face_crops_for_syncnet, get_sync_backend, sync_score
+from curation.sync import DEFAULT_BACKEND, SyncInput, face_crops_for_syncnet, get_sync_backend, sync_score
+from curation.sync_judge import STATIC_LIP_MOTION, lip_motion, speech_fraction
+from curation.sync_judge.features import LIP_DIM, opening_from_lips
+
+
+def _lips_array(rows, n: int) -> np.ndarray | None:
+    """Per-frame lip features of one person as (n, LIP_DIM), NaN where the mesh is missing."""
+    if not rows:
+        return None
+    out = np.full((n, LIP_DIM), np.nan)
+    for t, v in enumerate(rows[:n]):
+        if v is not None:
+            out[t] = v
+    return out
 
 
 def speakers_in_order(intervals: list[dict]) -> list[str]:
@@ -42,7 +55,7 @@ class AvSyncStage(Stage):
     produces = ("sync_backend", "sync_matrix")
     resources = Resources(cpus=1.0)
     uses_model = True
-    params = {"backend": "landmark", "weights": None, "vshift": 15, "interval_margin_s": 0.2}
+    params = {"backend": DEFAULT_BACKEND, "weights": None, "vshift": 15, "interval_margin_s": 0.2}
 
     def setup(self) -> None:
         self._backend = get_sync_backend(self.backend, self.weights)
@@ -67,6 +80,7 @@ class AvSyncStage(Stage):
         intervals = list(row.get("speech_intervals") or [])
         speakers = speakers_in_order(intervals)
         mouths = row.get("mouth_open") or [None] * len(persons)
+        lip_rows = row.get("lip_features") or [None] * len(persons)
 
         results: list[list[dict | None]] = [[None] * len(persons) for _ in (speakers or ["mix"])]
         for j, person in enumerate(persons):
@@ -79,7 +93,15 @@ class AvSyncStage(Stage):
             wav = load_audio(row["source_abs_path"], start_s=t0, end_s=t0 + n / a_fps + 0.1)
             times = (frames - start_frame) / fps  # clip-relative seconds of each analysed frame
             base = {"audio": wav, "fps": a_fps}
-            if be.needs == "mouth_open":
+            lips = _lips_array(lip_rows[j] if j < len(lip_rows) else None, n)
+            # explicit rules, every backend: a frozen mouth does not talk; silence is not a sync failure
+            motion = lip_motion(opening_from_lips(lips)) if lips is not None else None
+            speech = speech_fraction(wav)
+            if be.needs == "lips":
+                if lips is None:
+                    continue
+                base["lips"] = lips
+            elif be.needs == "mouth_open":
                 mo = mouths[j] if j < len(mouths) else None
                 if mo is None:
                     continue
@@ -93,8 +115,10 @@ class AvSyncStage(Stage):
                 except ValueError as e:  # too few frames for this voice on this face
                     results[k][j] = {"error": str(e)}
                     continue
-                results[k][j] = {"offset": res.offset, "conf": res.conf, "min_dist": res.min_dist,
-                                 "n_frames": res.n_frames, "dists": res.dists}
+                static = motion is not None and motion < STATIC_LIP_MOTION
+                results[k][j] = {"offset": res.offset, "conf": 0.0 if static else res.conf,
+                                 "min_dist": res.min_dist, "n_frames": res.n_frames, "dists": res.dists,
+                                 "lip_motion": motion, "speech_frac": round(speech, 3), "static_mouth": static}
 
         def grid(key):
             return [[(r or {}).get(key) for r in row_] for row_ in results]
@@ -108,6 +132,9 @@ class AvSyncStage(Stage):
                 "sync_offset": best["offset"] if best else None,
                 "sync_conf": best["conf"] if best else None,
                 "sync_dist": best["min_dist"] if best else None,
+                "lip_motion": best["lip_motion"] if best else None,
+                "speech_frac": best["speech_frac"] if best else None,
+                "static_mouth": best["static_mouth"] if best else None,
             })
         out = {
             **row,

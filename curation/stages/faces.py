@@ -20,6 +20,17 @@ def _finite_or_none(v: float, nd: int) -> float | None:
     return round(float(v), nd) if v is not None and math.isfinite(v) else None
 
 
+def _lip_rows(landmarks: np.ndarray | None, detected: np.ndarray) -> list[list[float] | None]:
+    """Per frame: ``curation.sync_judge.features.lip_features`` (None where no mesh)."""
+    from curation.sync_judge.features import lip_features
+
+    if landmarks is None:
+        return [None] * len(detected)
+    feats = lip_features(landmarks)
+    return [[round(float(v), _SIGNAL_DECIMALS) for v in f] if ok and np.isfinite(f).all() else None
+            for f, ok in zip(feats, detected)]
+
+
 class FacesStage(Filter):
     """Detect, track and identify the faces of a clip; keep clips with exactly
     ``expected_persons`` stable, large-enough people who keep their left/right order and
@@ -31,7 +42,8 @@ class FacesStage(Filter):
     ``analysis_fps`` (25 fps, the rate of the sync stage and SyncNet; None = every source
     frame). ``persons[i].frames`` holds the source frame index of each analysed frame, so a
     24 fps source analysed at 25 fps repeats about one frame in 24; ``boxes`` and the extra
-    key ``mouth_open`` (inner-lip opening / face height, per person) are aligned with it.
+    keys ``mouth_open`` (inner-lip opening / face height, per person) and ``lip_features``
+    (per person and frame, the sync judge's eye-aligned lip landmarks) are aligned with it.
 
     Defaults and the measurements behind them (mediapipe 0.10.21, dlib 20.0.1, whole clips
     of ``shared/data/talking`` and ``anytalker_benchmark/interact_11.mp4`` at 25 fps):
@@ -115,6 +127,8 @@ class FacesStage(Filter):
         out["mouth_open"] = [
             [_finite_or_none(v, _SIGNAL_DECIMALS) for v in tr.mouth_open] for tr in fa.tracks
         ]
+        # the sync judge's inputs: eye-aligned lip landmarks and inner-lip opening per frame
+        out["lip_features"] = [_lip_rows(tr.landmarks, tr.detected) for tr in fa.tracks]
         return out
 
     @staticmethod

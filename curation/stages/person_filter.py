@@ -32,6 +32,16 @@ import itertools
 import numpy as np
 
 from curation.base import Filter, Reason, Resources, Row
+from curation.sync import DEFAULT_BACKEND
+from curation.sync_judge import MIN_SPEECH_FRAC
+
+# Per sync backend: (min_sync_conf, max_abs_offset), chosen out of fold (docs/calibration.md).
+# syncnet: no weights here to measure with: the user sets min_sync_conf for it.
+SYNC_THRESHOLDS: dict[str, tuple[float | None, int | None]] = {
+    "judge": (0.1, 3),
+    "landmark": (0.2, 4),
+    "syncnet": (None, 4),
+}
 
 
 def _joint_offset(curves: list, binding: list) -> int | None:
@@ -64,7 +74,19 @@ class PersonFilter(Filter):
     requires = ("persons", "sync_matrix")
     produces = ("num_persons",)
     resources = Resources(cpus=0.25)
-    params = {"expected_persons": 1, "min_sync_conf": 0.2, "max_abs_offset": 4, "require_diagonal": True}
+    # None = the default of the row's sync backend (SYNC_THRESHOLDS)
+    params = {"expected_persons": 1, "min_sync_conf": None, "max_abs_offset": None, "require_diagonal": True}
+
+    def thresholds(self, row: Row) -> tuple[float, int]:
+        """(min_sync_conf, max_abs_offset): the params if set, else the row's backend defaults."""
+        backend = str(row.get("sync_backend") or DEFAULT_BACKEND).split()[0]
+        default_conf, default_off = SYNC_THRESHOLDS.get(backend, (None, None))
+        conf = self.min_sync_conf if self.min_sync_conf is not None else default_conf
+        off = self.max_abs_offset if self.max_abs_offset is not None else default_off
+        if conf is None:
+            raise ValueError(f"person_filter: no calibrated min_sync_conf for sync backend {backend!r}; "
+                             f"set person_filter.min_sync_conf (docs/calibration.md)")
+        return float(conf), int(off if off is not None else 4)
 
     def measure(self, row: Row) -> Row:
         persons = [dict(p) for p in row.get("persons") or []]
@@ -136,12 +158,22 @@ class PersonFilter(Filter):
         speaking = [p for p in persons if p.get("sync_conf") is not None]
         if not speaking:
             return False, Reason.LOW_SYNC, "no person could be bound to a voice"
+        min_conf, max_off = self.thresholds(row)
         for p in speaking:
-            if p["sync_conf"] < self.min_sync_conf:
+            if p.get("static_mouth"):
+                return False, Reason.STATIC_MOUTH, (
+                    f"person {p.get('index')}: lips do not move (lip motion {p.get('lip_motion')})")
+        for p in speaking:
+            if p.get("speech_frac") is not None and p["speech_frac"] < MIN_SPEECH_FRAC:
+                return False, Reason.NO_SPEECH, (
+                    f"person {p.get('index')}: {p['speech_frac']:.0%} of the audio under the face is speech "
+                    f"(< {MIN_SPEECH_FRAC:.0%})")
+        for p in speaking:
+            if p["sync_conf"] < min_conf:
                 return False, Reason.LOW_SYNC, (
-                    f"person {p.get('index')}: sync conf {p['sync_conf']:.3f} < min_sync_conf={self.min_sync_conf}")
+                    f"person {p.get('index')}: sync conf {p['sync_conf']:.3f} < min_sync_conf={min_conf}")
         for p in speaking:
-            if p["sync_offset"] is not None and abs(p["sync_offset"]) > self.max_abs_offset:
+            if p["sync_offset"] is not None and abs(p["sync_offset"]) > max_off:
                 return False, Reason.SYNC_OFFSET, (
-                    f"person {p.get('index')}: AV offset {p['sync_offset']} frames > max_abs_offset={self.max_abs_offset}")
+                    f"person {p.get('index')}: AV offset {p['sync_offset']} frames > max_abs_offset={max_off}")
         return True, None, ""
