@@ -67,6 +67,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cache", help="folder for face analyses and fold models (default ~/.cache/anytalker/sync_judge)")
     parser.add_argument("--max-clips", type=int, help="use only the first N in-sync clips (quick runs)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--workdir", help="where the test files are built (default: a new temporary folder; "
+                        "files already there are reused)")
+    parser.add_argument("--jobs", type=int, default=4, help="ffmpeg / reading jobs at once")
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,8 +89,8 @@ def _mux(video: Path, audio: Path, out: Path, itsoffset: float = 0.0) -> Path:
     if out.exists():
         return out
     a_in = (["-itsoffset", f"{itsoffset:.6f}"] if itsoffset else []) + ["-i", str(audio)]
-    _ffmpeg("-i", str(video), *a_in, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac",
-            "-b:a", "128k", "-af", "apad", "-shortest", str(out))
+    _ffmpeg("-i", str(video), *a_in, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "pcm_s16le",
+            "-ar", "16000", "-af", "apad", "-shortest", str(out))
     return out
 
 
@@ -105,8 +108,8 @@ def _frozen(video: Path, audio: Path, seconds: float, out: Path) -> Path:
     png = out.with_suffix(".png")
     _ffmpeg("-i", str(video), "-frames:v", "1", str(png))
     _ffmpeg("-loop", "1", "-framerate", "25", "-t", f"{seconds:.3f}", "-i", str(png), "-i", str(audio),
-            "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-tune", "stillimage", "-pix_fmt", "yuv420p",
-            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:a", "aac", "-shortest", str(out))
+            "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "stillimage",
+            "-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:a", "pcm_s16le", "-shortest", str(out))
     return out
 
 
@@ -130,23 +133,30 @@ class Track:
     mouth_open: np.ndarray  # (T,) landmark backend's signal
     wav: np.ndarray  # container timeline, sample 0 = frame 0
     valid: np.ndarray
+    speech: list[float] = field(default_factory=list)  # speech fraction of each 4 s window
 
 
-def read_track(path: Path) -> Track | None:
-    from curation.faces import mouth_opening
+def read_track(path: Path, picture_of: Path | None = None) -> Track | None:
+    """The main face track of ``path`` and its audio. ``picture_of``: a file whose video stream
+    ``path`` carries unchanged (built with ``-c:v copy``), whose face analysis is reused."""
+    from curation.faces import FACE_CHIN, FACE_TOP, LIP_POINTS
     from curation.media import load_audio
     from curation.sync_judge.features import STORED_POINTS, face_tracks, lip_features, main_track
 
-    tr = main_track(face_tracks(path))
+    tr = main_track(face_tracks(picture_of or path))
     if tr is None:
         return None
     lm = tr["landmarks"]
     det = np.asarray(tr["detected"], bool)
     lips = lip_features(lm)
     lips[~det] = np.nan
-    full = np.full((len(lm), 478, 2), np.nan)
-    full[:, STORED_POINTS] = lm
-    mouth = np.array([mouth_opening(full[t]) if det[t] else np.nan for t in range(len(lm))])
+    # curation.faces.mouth_opening on the stored points: inner-lip gaps / face height
+    pos = {p: i for i, p in enumerate(STORED_POINTS)}
+    upper = lm[:, [pos[p] for p in LIP_POINTS["upper_inner"]]]
+    lower = lm[:, [pos[p] for p in LIP_POINTS["lower_inner"]]]
+    face_h = np.linalg.norm(lm[:, pos[FACE_CHIN]] - lm[:, pos[FACE_TOP]], axis=1)
+    mouth = np.linalg.norm(lower - upper, axis=2).mean(1) / np.where(face_h > 0, face_h, np.nan)
+    mouth[~det] = np.nan
     return Track(lips=lips, mouth_open=mouth, wav=load_audio(path), valid=det & np.isfinite(lips).all(1))
 
 
@@ -214,27 +224,46 @@ def _stats(curve: np.ndarray) -> tuple[int, float]:
 # fold models of the judge
 
 
-def _fold_models(clips: list, folds: list[list[str]], seeds: int, steps: int | None, cache: Path, log) -> list[list]:
+def _train_job(clips, cfg, path: Path) -> str:
     import torch
 
-    from curation.sync_judge import _load
-    from curation.sync_judge.train import TrainConfig, clips_key, save, state_for_file, train_judge
+    from curation.sync_judge.train import save, state_for_file, train_judge
 
-    out = []
-    for f, held in enumerate(folds):
-        train = [c for c in clips if c.sha256 not in held]
-        nets = []
+    torch.set_num_threads(1)
+    net, hist = train_judge(clips, cfg)
+    save(path, state_for_file(net, cfg, clips, hist, "python -m benchmarks.validity sync (fold model)"))
+    return str(path)
+
+
+def _fold_models(clips: list, folds: list[list[str]], seeds: int, steps: int | None, cache: Path, log,
+                 jobs: int = 1) -> list[list]:
+    """Per fold, ``seeds`` judges trained without the fold's clips (cached by training set)."""
+    import dataclasses
+    from concurrent.futures import ProcessPoolExecutor
+
+    from curation.sync_judge import _load
+    from curation.sync_judge.train import TrainConfig, clips_key
+
+    light = [dataclasses.replace(c, wav=None) for c in clips]
+    paths, todo = [], []
+    for held in folds:
+        train = [c for c in light if c.sha256 not in held]
+        row = []
         for seed in range(seeds):
             cfg = TrainConfig(seed=seed) if steps is None else TrainConfig(seed=seed, steps=steps)
             path = cache / "folds" / f"judge-{clips_key(train, cfg)}.pt"
+            row.append(path)
             if not path.is_file():
-                log(f"  training fold {f + 1}/{len(folds)} seed {seed} on {len(train)} clips")
-                net, hist = train_judge(train, cfg)
-                save(path, state_for_file(net, cfg, train, hist, "benchmarks.validity sync (fold model)"))
-            nets.append(_load(path)[0])
-        out.append(nets)
-    torch.set_num_threads(torch.get_num_threads())
-    return out
+                todo.append((train, cfg, path))
+        paths.append(row)
+    if todo:
+        log(f"  training {len(todo)} fold models ({jobs} at once)")
+        import multiprocessing
+
+        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+            for done in pool.map(_train_job, *zip(*todo)):
+                log(f"  trained {Path(done).name}")
+    return [[_load(p)[0] for p in row] for row in paths]
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,7 +279,7 @@ class Reading:
 
 
 def _read(scorer: _Scorer, track: Track, fold: int) -> Reading:
-    from curation.sync_judge import lip_motion, speech_fraction
+    from curation.sync_judge import lip_motion
     from curation.sync_judge.features import opening_from_lips
 
     whole, wins = scorer.curves(track, fold)
@@ -259,7 +288,7 @@ def _read(scorer: _Scorer, track: Track, fold: int) -> Reading:
     for i in range(len(wins)):
         s = i * STEP
         r.motion.append(lip_motion(opening[s:s + WINDOW]))
-        r.speech.append(speech_fraction(track.wav[s * 640:(s + WINDOW) * 640]))
+        r.speech.append(track.speech[i])
     return r
 
 
@@ -293,6 +322,7 @@ def run(args) -> dict:
 
     from curation.media import sha256_file
     from curation.stages.person_filter import SYNC_THRESHOLDS
+    from curation.sync_judge import speech_fraction
     from curation.sync_judge.features import cache_dir
     from curation.sync_judge.train import clip_from_file
 
@@ -337,7 +367,8 @@ def run(args) -> dict:
     notes = {}
     for b in backends:
         if b == "judge":
-            scorers.append(JudgeScorer(_fold_models(clips, folds, int(args.seeds), args.steps, cache, log)))
+            scorers.append(JudgeScorer(_fold_models(clips, folds, int(args.seeds), args.steps, cache, log,
+                                                     jobs=int(args.jobs))))
         elif b == "landmark":
             scorers.append(LandmarkScorer())
         elif b == "syncnet":
@@ -346,7 +377,8 @@ def run(args) -> dict:
         else:
             raise SystemExit(f"error: unknown backend {b!r}; use judge, landmark or syncnet")
 
-    work = Path(tempfile.mkdtemp(prefix="sync_validity_"))
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="sync_validity_"))
+    work.mkdir(parents=True, exist_ok=True)
     log(f"building test files in {work}")
     # foreign audio pool per fold: audio-only files + the fold's other clips
     pool_files = [data / r["file"] for r in audio_only]
@@ -361,22 +393,50 @@ def run(args) -> dict:
         cands = pool_files + same_fold
         rng = np.random.default_rng(int(sha[:8], 16))
         for i, j in enumerate(rng.choice(len(cands), size=min(3, len(cands)), replace=False)):
-            plan.append((sha, "foreign", i, _mux(m["path"], cands[j], work / f"{stem}_foreign{i}.mp4")))
+            plan.append((sha, "foreign", i, (_mux, m["path"], cands[j], work / f"{stem}_foreign{i}.mkv")))
         for kk in SHIFTS:
-            plan.append((sha, "shift_sample", kk, _mux(m["path"], _wav(_shift(c.wav, kk), work / f"{stem}_s{kk}.wav"),
-                                                      work / f"{stem}_sample{kk}.mp4")))
-            plan.append((sha, "shift_container", kk, _mux(m["path"], orig_wav, work / f"{stem}_container{kk}.mp4",
-                                                         itsoffset=kk / 25.0)))
-        plan.append((sha, "frozen", 0, _frozen(m["path"], orig_wav, c.n / 25.0, work / f"{stem}_frozen.mp4")))
+            plan.append((sha, "shift_sample", kk, (_mux, m["path"], _wav(_shift(c.wav, kk), work / f"{stem}_s{kk}.wav"),
+                                                   work / f"{stem}_sample{kk}.mkv")))
+            plan.append((sha, "shift_container", kk, (_mux, m["path"], orig_wav, work / f"{stem}_container{kk}.mkv",
+                                                      kk / 25.0)))
+        plan.append((sha, "frozen", 0, (_frozen, m["path"], orig_wav, c.n / 25.0, work / f"{stem}_frozen.mkv")))
     for r in nonspeech:
         plan.append((None, "nonspeech", 0, data / r["file"]))
+    from concurrent.futures import ThreadPoolExecutor
+
+    # ffmpeg runs in subprocesses: a few at once (the face analysis itself stays serial)
+    with ThreadPoolExecutor(max_workers=int(args.jobs)) as pool:
+        built = list(pool.map(lambda job: job[0](*job[1:]) if isinstance(job, tuple) else job,
+                              [p[3] for p in plan]))
+    plan = [(sha, role, kk, path) for (sha, role, kk, _), path in zip(plan, built)]
     log(f"{len(plan)} files to read")
 
+    source_of = {str(p[3]): meta[p[0]]["path"] for p in plan
+                 if p[0] is not None and p[1] in ("foreign", "shift_sample", "shift_container")}
+
+    import threading
+
+    vad_lock = threading.Lock()  # silero-vad's torch model is not safe to call from two threads
+
+    def read(path):
+        tr = read_track(Path(path), source_of.get(str(path)))
+        if tr is not None:
+            with vad_lock:
+                tr.speech = [speech_fraction(tr.wav[s * 640:(s + WINDOW) * 640])
+                             for s in range(0, len(tr.lips) - WINDOW + 1, STEP)]
+        return tr
+
+    # the first reading of each video stream runs the face mesh: do those serially, the rest
+    # (cache hits: only ffmpeg + silero-vad) a few at once
     tracks = {}
     for i, (sha, role, kk, path) in enumerate(plan):
-        tracks[str(path)] = read_track(Path(path))
-        if i % 50 == 0:
-            log(f"  read {i + 1}/{len(plan)}")
+        if role in ("real", "frozen", "nonspeech"):
+            tracks[str(path)] = read(path)
+    rest = [p for p in plan if str(p[3]) not in tracks]
+    with ThreadPoolExecutor(max_workers=int(args.jobs)) as pool:
+        for (sha, role, kk, path), tr in zip(rest, pool.map(lambda p: read(p[3]), rest)):
+            tracks[str(path)] = tr
+    log(f"read {len(tracks)} files")
 
     result = {"data": str(data), "n_clips": len(shas), "folds": k, "window_s": WINDOW / 25, "step_s": STEP / 25,
               "shifts": list(SHIFTS), "backends": {}, "notes": notes}

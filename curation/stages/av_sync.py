@@ -11,8 +11,15 @@ where too few frames could be scored), ``sync_offsets`` / ``sync_dists`` (same l
 provisional per-person ``sync_offset``/``sync_conf``/``sync_dist`` from each face's
 best-matching voice; ``person_filter`` binds voices to faces and finalises them.
 
-Params: ``backend`` "landmark" (offline default) or "syncnet" (``weights`` = path to joonson's
-syncnet_v2.model), ``vshift`` 15 (joonson's default search range, frames at 25 fps),
+Also per person: ``lip_motion`` (spread of the inner-lip opening, inter-ocular units) with
+``static_mouth`` when it is below ``curation.sync_judge.STATIC_LIP_MOTION`` (such a face scores
+conf 0: it does not talk, whatever the curve says), and ``speech_frac`` (silero-vad speech share
+of the audio under the face; ``person_filter`` rejects < ``MIN_SPEECH_FRAC`` as ``no_speech``).
+
+Params: ``backend`` "judge" (offline default: the learned sync judge shipped in
+``curation/sync_judge/weights``; ``weights`` may name other ``anytalker train sync-judge``
+weights), "landmark" (the former heuristic) or "syncnet" (``weights`` = path to joonson's
+syncnet_v2.model, the reference for the paper's Sync-C), ``vshift`` 15 (joonson's default search range, frames at 25 fps),
 ``interval_margin_s`` 0.2 (a turn's frames are extended by this much on each side: diarization
 boundaries are coarser than lip onsets).
 """
@@ -136,8 +143,9 @@ class AvSyncStage(Stage):
                 "speech_frac": best["speech_frac"] if best else None,
                 "static_mouth": best["static_mouth"] if best else None,
             })
+        # the per-frame lip landmarks are the judge's input, not a result: keep shards small
         out = {
-            **row,
+            **{k: v for k, v in row.items() if k != "lip_features"},
             "persons": new_persons,
             "sync_speakers": speakers or ["mix"],
             "sync_matrix": grid("conf"),

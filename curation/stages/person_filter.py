@@ -15,14 +15,18 @@ and ``|sync_offset| <= max_abs_offset`` (else ``sync_offset``). Persons get ``au
 voice's turns, clip-relative seconds), ``speaking_s`` and the bound ``sync_*`` values; the
 ``sync_matrix`` rows are reordered so that row i is the voice bound to person i.
 
-Defaults, measured with the landmark backend on 4 s windows (the regrouped span length) of
-the shared talking clips, own audio vs. the other clips' audio (docs/calibration.md):
-``min_sync_conf`` 0.2 and ``max_abs_offset`` 4 frames accept 19/26 (0.73) in-sync windows and
-10/65 (0.15) mismatched ones: the best balanced accuracy (0.79) among the settings that accept
-at most 15 % of mismatched windows. ``require_diagonal`` is the paper's two-person rule. Two
-or more bound voices share one recording and so one AV offset: the offset minimising their
-mean distance curve is used, and each person's ``sync_conf`` / ``sync_dist`` are read at it.
-The syncnet backend has joonson's scale: set ``min_sync_conf`` for it (docs/calibration.md).
+Explicit rules before the thresholds, every backend: a bound person whose lips do not move
+(``static_mouth`` from ``av_sync``) is rejected as ``static_mouth``; a person whose audio holds
+less than ``MIN_SPEECH_FRAC`` speech is rejected as ``no_speech`` (not a sync failure).
+
+Thresholds are per sync backend (``SYNC_THRESHOLDS``; ``min_sync_conf`` / ``max_abs_offset``
+None = the backend's). ``judge``: chosen out of fold by ``python -m benchmarks.validity sync``
+(docs/calibration.md, docs/sync_judge.md): JUDGE_FIGURES. ``landmark``: 0.2 / 4, measured on 4 s
+windows of the shared talking clips (0.73 of in-sync and 0.15 of mismatched windows accepted).
+``syncnet``: joonson's scale, no weights here to measure with: set ``min_sync_conf`` yourself.
+``require_diagonal`` is the paper's two-person rule. Two or more bound voices share one
+recording and so one AV offset: the offset minimising their mean distance curve is used, and
+each person's ``sync_conf`` / ``sync_dist`` are read at it.
 """
 
 from __future__ import annotations

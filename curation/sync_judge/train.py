@@ -28,7 +28,7 @@ CHUNK = 25  # 1 s chunks
 
 @dataclass
 class TrainConfig:
-    steps: int = 500
+    steps: int = 300
     batch: int = 24
     lr: float = 2e-3
     weight_decay: float = 1e-3
