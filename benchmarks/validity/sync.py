@@ -455,6 +455,8 @@ def run(args) -> dict:
                 readings[(sha, role, kk)] = _read(scorer, tr, fold)
         result["backends"][scorer.name] = _figures(scorer.name, readings, shas, meta, fold_of, k,
                                                    SYNC_THRESHOLDS.get(scorer.name, (None, 4)))
+        if getattr(args, "json_out", None):  # a long run keeps what it has measured so far
+            Path(args.json_out).write_text(to_json(result))
     _print_table(result)
     result["seconds"] = round(time.time() - t0, 1)
     return result

@@ -17,7 +17,7 @@ voice's turns, clip-relative seconds), ``speaking_s`` and the bound ``sync_*`` v
 
 Explicit rules before the thresholds, every backend: a bound person whose lips do not move
 (``static_mouth`` from ``av_sync``) is rejected as ``static_mouth``; a person whose audio holds
-less than ``MIN_SPEECH_FRAC`` speech is rejected as ``no_speech`` (not a sync failure).
+less than ``min_speech_frac`` (default ``MIN_SPEECH_FRAC`` 0.2) speech is rejected as ``no_speech`` (not a sync failure).
 
 Thresholds are per sync backend (``SYNC_THRESHOLDS``; ``min_sync_conf`` / ``max_abs_offset``
 None = the backend's). ``judge``: chosen out of fold by ``python -m benchmarks.validity sync``
@@ -79,7 +79,8 @@ class PersonFilter(Filter):
     produces = ("num_persons",)
     resources = Resources(cpus=0.25)
     # None = the default of the row's sync backend (SYNC_THRESHOLDS)
-    params = {"expected_persons": 1, "min_sync_conf": None, "max_abs_offset": None, "require_diagonal": True}
+    params = {"expected_persons": 1, "min_sync_conf": None, "max_abs_offset": None, "require_diagonal": True,
+              "min_speech_frac": MIN_SPEECH_FRAC}
 
     def thresholds(self, row: Row) -> tuple[float, int]:
         """(min_sync_conf, max_abs_offset): the params if set, else the row's backend defaults."""
@@ -168,10 +169,10 @@ class PersonFilter(Filter):
                 return False, Reason.STATIC_MOUTH, (
                     f"person {p.get('index')}: lips do not move (lip motion {p.get('lip_motion')})")
         for p in speaking:
-            if p.get("speech_frac") is not None and p["speech_frac"] < MIN_SPEECH_FRAC:
+            if p.get("speech_frac") is not None and p["speech_frac"] < float(self.min_speech_frac):
                 return False, Reason.NO_SPEECH, (
                     f"person {p.get('index')}: {p['speech_frac']:.0%} of the audio under the face is speech "
-                    f"(< {MIN_SPEECH_FRAC:.0%})")
+                    f"(< min_speech_frac={self.min_speech_frac})")
         for p in speaking:
             if p["sync_conf"] < min_conf:
                 return False, Reason.LOW_SYNC, (
