@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # No command reads standard input. A terminal there lets a child (ffmpeg, a Ray worker) that
+    # touches it stop the whole job when it runs in the background (SIGTTOU), so: /dev/null.
+    from pipelines.rayutil import detach_stdin
+
+    detach_stdin()
     try:
         return int(args.func(args) or 0)
     except UserError as e:

@@ -110,7 +110,18 @@ def cmd_score(args) -> int:
         print(f"  {name:<14} not run: {why}")
     if not doc["pinning"]["ok"]:
         print("warning: unpinned metrics: " + "; ".join(doc["pinning"]["differences"]), file=sys.stderr)
-    return 0
+    # scoring nothing is not success: a metric that ran on no item, or one asked for by name
+    # that could not run, makes the exit status 1 (the results file is still written)
+    empty = {n: m for n, m in doc["metrics"].items() if not m["n_scored"]}
+    for name, m in empty.items():
+        details = [it.get("components", {}).get("detail") for it in m.get("items") or [] if not it.get("ok")]
+        details = [d for d in details if d]
+        print(f"anytalker: error: {name} scored nothing ({m['n_failed']} failed: {json.dumps(m['failures'])})"
+              + (f"; first: {str(details[0]).splitlines()[0][:200]}" if details else ""), file=sys.stderr)
+    asked_not_run = [n for n in (metric_names or []) if n in doc["not_run"]]
+    for name in asked_not_run:
+        print(f"anytalker: error: {name} was asked for but not run: {doc['not_run'][name]}", file=sys.stderr)
+    return 1 if empty or asked_not_run else 0
 
 
 def cmd_leaderboard(args) -> int:

@@ -52,6 +52,9 @@ def cmd_status(args) -> int:
     print(f"ok {t['ok']}  filtered {t['filtered']}  failed {t['failed']}")
     for r, n in st["reasons"].items():
         print(f"  {r}: {n}")
+    if st.get("skipped"):
+        print(f"skipped (inputs found, not curated): {sum(st['skipped'].values())} " +
+              ", ".join(f"{r} {n}" for r, n in st["skipped"].items()))
     return 0
 
 
@@ -90,6 +93,18 @@ def cmd_describe(args) -> int:
         print(describe(load_config(args.config)))
     except StageConfigError as e:
         raise UserError(str(e)) from e
+    return 0
+
+
+def cmd_cleanup(args) -> int:
+    from pipelines.rayutil import end_orphans, find_orphans
+
+    if args.dry_run:
+        pids = find_orphans()
+        print(f"{len(pids)} leftover Ray process(es) of ended anytalker runs: {pids}")
+        return 0
+    pids = end_orphans()
+    print(f"ended {len(pids)} leftover Ray process(es) of ended anytalker runs" + (f": {pids}" if pids else ""))
     return 0
 
 
@@ -139,5 +154,9 @@ def register(sub) -> None:
     rp.add_argument("run")
     rp.add_argument("--html", required=True, help="output .html file")
     rp.set_defaults(func=cmd_report)
+
+    cl = s.add_parser("cleanup", help="end Ray processes left by runs whose driver was killed (kill -9)")
+    cl.add_argument("--dry-run", action="store_true", help="only list them")
+    cl.set_defaults(func=cmd_cleanup)
 
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

@@ -118,6 +118,20 @@ def _person_audio(stem: str, audio: dict[str, Path]) -> list[str] | None:
     return numbered or None
 
 
+def scan_videos(videos_dir: Path) -> tuple[list[Path], dict[str, int]]:
+    """(items, {reason: count} of the other entries). Every entry with a video name is an item,
+    so a broken link, a folder named x.mp4 or a FIFO fails with its reason and counts in
+    n_failed; every other entry is a counted skip."""
+    videos, skipped = [], {}
+    for p in sorted(videos_dir.iterdir()):
+        if p.suffix.lower() in VIDEO_EXTS:
+            videos.append(p)
+        else:
+            why = "folder_not_scanned" if p.is_dir() else "not_a_video_name"
+            skipped[why] = skipped.get(why, 0) + 1
+    return videos, skipped
+
+
 def build_samples(videos_dir: Path, intervals: Path | None, fmt: str, audio_dir: Path | None,
                   references: Path | None):
     from metrics.base import Sample
@@ -125,11 +139,17 @@ def build_samples(videos_dir: Path, intervals: Path | None, fmt: str, audio_dir:
 
     if not videos_dir.is_dir():
         raise UserError(f"{videos_dir}: not a directory; --videos takes a directory of generated videos")
-    videos = sorted(p for p in videos_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
+    videos, _ = scan_videos(videos_dir)
     if not videos:
         raise UserError(f"{videos_dir}: no video files ({', '.join(sorted(VIDEO_EXTS))}); "
                         "point --videos at the generated videos")
     table = load_speaker_durations(intervals, fmt) if intervals else {}
+    if table:
+        missing = [v.name for v in videos if lookup_intervals(table, v) is None]
+        if missing:
+            raise UserError(f"{intervals}: no speaking intervals for {len(missing)} video(s) of {videos_dir} "
+                            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); add their entries "
+                            "or move those videos out of --videos")
     audio = _index_files(audio_dir, AUDIO_EXTS)
     refs = _index_files(references, REF_EXTS)
     samples = []
@@ -156,6 +176,12 @@ def cmd_run(args) -> int:
     if args.intervals is not None and not args.intervals.is_file():
         raise UserError(f"{args.intervals}: intervals file not found; pass the benchmark's speaker_duration.json")
     overrides = _overrides(args.set, names)
+    from metrics.registry import metric_class
+
+    need_intervals = [n for n in names if "speaking_intervals" in metric_class(n).requires]
+    if need_intervals and args.intervals is None:
+        raise UserError(f"--metric {', '.join(need_intervals)} needs speaking intervals: pass --intervals "
+                        "speaker_duration.json (e.g. ../shared/data/anytalker_benchmark/speaker_duration.json)")
     samples = build_samples(args.videos, args.intervals, args.interval_format, args.audio_dir, args.references)
 
     options = _backend_options(names, args.backend, args.weights)
@@ -183,12 +209,26 @@ def cmd_run(args) -> int:
         "interval_format": args.interval_format,
         "audio_dir": str(args.audio_dir) if args.audio_dir else None,
         "references": str(args.references) if args.references else None,
+        "skipped": scan_videos(args.videos)[1],
         "results": [r.to_dict(with_items=not args.no_items) for r in results],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2, allow_nan=False))
     print(f"wrote {args.out}")
-    return 0
+    skipped = doc["skipped"]
+    if skipped:
+        print(f"skipped (not scored, not items): {sum(skipped.values())} " + json.dumps(skipped))
+    return _exit_if_nothing_scored(results)
+
+
+def _exit_if_nothing_scored(results) -> int:
+    """1 when a requested metric scored no item, with the reasons on stderr; else 0."""
+    empty = [r for r in results if r.n_scored == 0]
+    for r in empty:
+        details = [it.components.get("detail") for it in r.items if not it.ok and it.components.get("detail")]
+        print(f"anytalker: error: {r.name} scored nothing ({r.n_failed} failed: {json.dumps(r.failures)})"
+              + (f"; first: {str(details[0]).splitlines()[0][:200]}" if details else ""), file=sys.stderr)
+    return 1 if empty else 0
 
 
 def _backend_options(names: list[str], backend: str | None, weights: Path | None) -> dict[str, dict]:

@@ -8,7 +8,10 @@ central directory first, and is extracted only when every member passes:
 - size: per-member and total uncompressed limits, a file-count limit, and a compression-ratio
   limit (zip bombs); extraction then re-counts the bytes actually inflated, so a member whose
   header lies about its size is stopped at the declared size;
-- no encrypted members, no duplicate names.
+- no encrypted members, no duplicate names, no name used both as a file and as a folder, only
+  the compression methods Python's zipfile can read (stored, deflate, bzip2, lzma);
+- any error while reading or extracting (CRC error, truncated data, a header that lies) makes the
+  archive INVALID with that reason; it never escapes as a traceback.
 
 Folders get the same name/type/size checks (symlinks inside are refused, not followed).
 """
@@ -34,6 +37,7 @@ class Limits:
     max_member_bytes: int = 2 * GiB
     max_total_bytes: int = 16 * GiB
     max_ratio: float = 100.0  # uncompressed / compressed per member; videos barely compress
+    max_json_bytes: int = 1 * MiB  # submission.json holds four short fields
     ratio_min_bytes: int = 1 * MiB  # tiny members (submission.json) may compress well
 
 
@@ -83,12 +87,16 @@ def _zip_member_kind(info: zipfile.ZipInfo) -> str:
     return "dir" if info.is_dir() else "file"
 
 
+SUPPORTED_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
+                         zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
+
+
 def inspect_zip(path: Path, limits: Limits = Limits()) -> tuple[list[zipfile.ZipInfo], list[Problem]]:
     """Check every member of a zip from its directory, without extracting anything."""
     problems: list[Problem] = []
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
         return [], [Problem(path.name, f"not a readable zip archive ({e}); re-create it with `zip -r`")]
     with zf:
         infos = zf.infolist()
@@ -117,6 +125,10 @@ def inspect_zip(path: Path, limits: Limits = Limits()) -> tuple[list[zipfile.Zip
             continue
         if kind == "dir":
             continue
+        if info.compress_type not in SUPPORTED_COMPRESSION:
+            problems.append(Problem(name, f"compression method {info.compress_type} is not supported (only "
+                                          f"{', '.join(SUPPORTED_COMPRESSION.values())}); re-create the zip with "
+                                          "`zip -r` (deflate)"))
         if info.flag_bits & 0x1:
             problems.append(Problem(name, "encrypted member; submit an unencrypted zip"))
         if info.file_size > limits.max_member_bytes:
@@ -129,7 +141,20 @@ def inspect_zip(path: Path, limits: Limits = Limits()) -> tuple[list[zipfile.Zip
     if total > limits.max_total_bytes:
         problems.append(Problem(path.name, f"{total} bytes uncompressed in total, over the limit of "
                                            f"{limits.max_total_bytes}; re-encode the videos smaller"))
+    problems.extend(_name_clashes([i for i in infos if _unsafe_name(i.filename) is None]))
     return infos, problems
+
+
+def _name_clashes(infos: list[zipfile.ZipInfo]) -> list[Problem]:
+    """Members whose name is a file and also a folder of other members (``a`` and ``a/b``):
+    extraction would fail half-way or replace one with the other."""
+    files = {str(PurePosixPath(i.filename)) for i in infos if _zip_member_kind(i) != "dir"}
+    folders = set()
+    for i in infos:
+        parts = PurePosixPath(i.filename).parts
+        folders.update("/".join(parts[:k]) for k in range(1, len(parts)))
+    return [Problem(name, "is both a file and a folder in the archive; keep one of them")
+            for name in sorted(files & folders)]
 
 
 def _strip_single_top_folder(names: list[str]) -> str:
@@ -183,7 +208,11 @@ def inspect_folder(root: Path, limits: Limits = Limits()) -> tuple[list[str], in
     problems: list[Problem] = []
     files: list[str] = []
     total = 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    def unreadable(err: OSError) -> None:  # a folder that cannot be listed must not vanish
+        problems.append(Problem(os.path.relpath(err.filename or root, root), f"cannot be read ({err.strerror}); "
+                                                                            "fix its permissions"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
         for d in list(dirnames):
             p = Path(dirpath) / d
             if p.is_symlink():
@@ -238,6 +267,12 @@ def open_submission(source: str | os.PathLike, workdir: str | os.PathLike,
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    written = extract_zip(source, dest, infos, limits)
+    try:
+        written = extract_zip(source, dest, infos, limits)
+    except (Exception, RecursionError) as e:  # noqa: BLE001 - CRC error, lying header, clash found on disk
+        shutil.rmtree(dest, ignore_errors=True)  # nothing half-extracted stays behind
+        why = str(e).split("; ")[0] if isinstance(e, UserError) else f"{type(e).__name__}: {str(e)[:200]}"
+        return None, [Problem(source.name, f"extraction failed ({why}); the archive is corrupt or malicious, "
+                                           "re-create it with `zip -r`")]
     total = sum((dest / f).stat().st_size for f in written)
     return OpenedSubmission(source, dest, "zip", written, total), []

@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.archive import Limits, OpenedSubmission, Problem, open_submission
+from anytalker.errors import UserError
 from benchmarks.manifest import Item, Manifest, schema_errors
 
 SUBMISSION_JSON = "submission.json"
 FPS_TOLERANCE = 0.01  # ffprobe reports 24000/1001-style rates; compare with a small slack
+# Largest accepted frame (pixels): every 4K format passes; one decoded 8192x8192 frame is 200 MB
+# and validating such a video took 2.2 GB. A protocol may set its own ``max_frame_pixels``.
+MAX_FRAME_PIXELS = 4096 * 2304
 
 
 @dataclass
@@ -80,12 +84,22 @@ def check_metadata(root: Path, manifest: Manifest) -> tuple[Check, dict | None]:
                                       '"model": "<name>", "revision": "<commit or tag>"} at the submission root'
                                       % (manifest.benchmark, manifest.version)))
         return check, None
+    size = path.stat().st_size
+    if size > Limits().max_json_bytes:
+        check.problems.append(Problem(SUBMISSION_JSON, f"{size} bytes, over the {Limits().max_json_bytes} byte limit "
+                                      "for four short fields; write only benchmark, version, model, revision"))
+        return check, None
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+        errors = schema_errors(doc, "submission.schema.json")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         check.problems.append(Problem(SUBMISSION_JSON, f"not valid UTF-8 JSON ({e}); fix the file"))
         return check, None
-    for err in schema_errors(doc, "submission.schema.json"):
+    except RecursionError:
+        check.problems.append(Problem(SUBMISSION_JSON, "nested too deeply to read (arrays/objects inside each "
+                                      "other thousands of levels deep); write a flat object"))
+        return check, None
+    for err in errors:
         check.problems.append(Problem(SUBMISSION_JSON, f"{err}; see benchmarks/schemas/submission.schema.json"))
     if isinstance(doc, dict):
         if doc.get("benchmark") not in (None, manifest.benchmark):
@@ -145,6 +159,10 @@ def probe_video(path: Path, item: Item, protocol: dict) -> tuple[dict, list[Prob
     facts = {k: v for k, v in info.to_dict().items()}
     if not info.has_video:
         return facts, [Problem(name, "has no video stream; submit the generated video, not audio only")]
+    max_pixels = int(protocol.get("max_frame_pixels", MAX_FRAME_PIXELS))
+    if (info.width or 0) * (info.height or 0) > max_pixels:  # refused before decoding a frame of it
+        return facts, [Problem(name, f"{info.width}x{info.height} frames exceed the limit of {max_pixels / 1e6:.1f} "
+                                     "megapixels; render at the benchmark's size (e.g. 512x512 to 1920x1080)")]
     try:
         reader = VideoReader(path)
         n = len(reader)
@@ -211,7 +229,11 @@ def validate_opened(opened: OpenedSubmission, manifest: Manifest, item_ids: list
     for it in items:
         if it.video_file not in present:
             continue
-        facts, problems = probe_video(opened.root / it.video_file, it, manifest.protocol)
+        try:
+            facts, problems = probe_video(opened.root / it.video_file, it, manifest.protocol)
+        except Exception as e:  # noqa: BLE001 - an untrusted file must end as a reason, never a traceback
+            facts, problems = {}, [Problem(it.video_file, f"cannot be checked ({type(e).__name__}: {str(e)[:200]}); "
+                                                          "re-encode as H.264 mp4")]
         report.videos[it.item_id] = facts
         video_check.problems.extend(problems)
         n_checked += 1
@@ -236,7 +258,14 @@ def validate_submission(source: str | Path, manifest: Manifest, item_ids: list[s
         with tempfile.TemporaryDirectory(prefix="anytalker-validate-") as tmp:
             report, _ = validate_submission(source, manifest, item_ids, tmp, limits)
             return report, None
-    opened, problems = open_submission(source, workdir, limits)
+    try:
+        opened, problems = open_submission(source, workdir, limits)
+    except UserError:
+        raise  # the path itself is wrong (not found): a usage error, not a report
+    except Exception as e:  # noqa: BLE001 - CRC errors, lying headers, clashes: INVALID with the reason
+        opened, problems = None, [Problem(Path(source).name, f"cannot be read or extracted safely "
+                                                             f"({type(e).__name__}: {str(e)[:200]}); re-create it "
+                                                             "with `zip -r` from the submission folder")]
     archive = Check("archive", problems=problems)
     report.checks.append(archive)
     if opened is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -42,6 +43,7 @@ class Reason(str, enum.Enum):
     NO_AUDIO = "no_audio"
     TOO_SHORT = "too_short"
     TOO_SMALL = "too_small"
+    TOO_LARGE = "too_large"  # frame pixels above the probe limit (decoding it could exhaust memory)
     BAD_ASPECT = "bad_aspect"
     # shots / motion / clips
     SHOT_TOO_SHORT = "shot_too_short"
@@ -198,21 +200,52 @@ class StageTimeout(Exception):
 
 @contextmanager
 def _time_limit(seconds: float | None):
-    # SIGALRM only works in the main thread; elsewhere (threads) run without a limit.
-    if not seconds or threading.current_thread() is not threading.main_thread() or os.name != "posix":
+    """Raise ``StageTimeout`` in the running code after ``seconds``.
+
+    Main thread: SIGALRM (also interrupts blocking system calls). Other threads (Ray Data runs
+    actor-pool stages in one): a timer raises the exception asynchronously in this thread, which
+    takes effect at the next Python bytecode (a call blocked inside C code ends first; subprocess
+    calls carry their own timeouts)."""
+    if not seconds:
         yield
         return
+    if threading.current_thread() is threading.main_thread() and os.name == "posix":
+        def _raise(signum, frame):
+            raise StageTimeout(f"exceeded {seconds:.0f}s")
 
-    def _raise(signum, frame):
-        raise StageTimeout(f"exceeded {seconds:.0f}s")
+        old = signal.signal(signal.SIGALRM, _raise)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        return
+    import ctypes
 
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    tid = threading.get_ident()
+    lock = threading.Lock()
+    state = {"done": False, "fired": False}
+
+    def _fire():
+        with lock:
+            if not state["done"]:
+                state["fired"] = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(StageTimeout))
+
+    timer = threading.Timer(seconds, _fire)
+    timer.daemon = True
+    timer.start()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        with lock:
+            state["done"] = True
+        timer.cancel()
+        if state["fired"]:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)  # clear if not yet raised
+            if sys.exc_info()[0] is not StageTimeout:
+                raise StageTimeout(f"exceeded {seconds:.0f}s")
 
 
 def _exception_row(row: Row, stage: Stage, exc: BaseException) -> Row:
@@ -264,20 +297,31 @@ def run_stage_batch(stage: Stage, rows: list[Row]) -> list[Row]:
         produced = _stamp(produced, stage, time.perf_counter() - t0)
     except (KeyboardInterrupt, SystemExit):
         raise
+    except StageTimeout as exc:
+        if len(todo) == 1:  # one timeout per item: a second full wait on the same item finds nothing new
+            return done + _stamp([_exception_row(todo[0], stage, exc)], stage, time.perf_counter() - t0)
+        produced = _retry_one_by_one(stage, todo)
     except BaseException:  # noqa: BLE001 - isolate the failing row below
-        produced = []
-        for r in todo:
-            t1 = time.perf_counter()
-            try:
-                with _time_limit(stage.timeout_s):
-                    res = stage.process(r)
-                produced.extend(_stamp(res if isinstance(res, list) else [res], stage, time.perf_counter() - t1))
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # noqa: BLE001
-                produced.extend(_stamp([_exception_row(r, stage, exc)], stage, time.perf_counter() - t1))
+        produced = _retry_one_by_one(stage, todo)
     # keep input order stable: rejected-before rows first, then this stage's output
     return done + produced
+
+
+def _retry_one_by_one(stage: Stage, todo: list[Row]) -> list[Row]:
+    """After a failed batch: each row alone (its own single timeout), so one bad item becomes
+    one reject row and the others are kept."""
+    produced = []
+    for r in todo:
+        t1 = time.perf_counter()
+        try:
+            with _time_limit(stage.timeout_s):
+                res = stage.process(r)
+            produced.extend(_stamp(res if isinstance(res, list) else [res], stage, time.perf_counter() - t1))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            produced.extend(_stamp([_exception_row(r, stage, exc)], stage, time.perf_counter() - t1))
+    return produced
 
 
 def check_contracts(stages: list[Stage], initial_columns: Iterable[str]) -> None:

@@ -79,7 +79,7 @@ def probe(path: str | os.PathLike, timeout_s: float = 60.0) -> ProbeInfo:
         raise MediaError("ffprobe is not on PATH: install ffmpeg (Debian: apt-get install -y ffmpeg)")
     cmd = [exe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
     try:
-        res = subprocess.run(cmd, capture_output=True, timeout=timeout_s)
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as e:
         raise MediaError(f"{path}: ffprobe timed out after {timeout_s}s") from e
     if res.returncode != 0:
@@ -232,7 +232,7 @@ def load_audio(
         cmd += ["-t", f"{max(0.0, end_s - start) + 1.0:.6f}"]
     cmd += ["-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
     try:
-        res = subprocess.run(cmd, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as e:
         raise MediaError(f"{path}: audio decode timed out") from e
     if res.returncode != 0:

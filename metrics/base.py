@@ -176,10 +176,15 @@ class Metric:
         for attr in self.requires:
             if getattr(sample, attr, None) in (None, "", []):
                 raise MetricSkip("missing_input", f"sample {sample.item_id!r} has no {attr}")
+        import stat
+
         paths = [sample.video_path, sample.mixed_audio_path, *(sample.audio_paths or [])]
         for p in paths:
             if p and not os.path.exists(p):
-                raise MetricSkip("not_found", f"{p} does not exist")
+                raise MetricSkip("not_found", f"{p} does not exist (or is a broken link)")
+            # a folder named x.mp4, a FIFO (opening it would block), a device: refused unopened
+            if p and not stat.S_ISREG(os.stat(p).st_mode):
+                raise MetricSkip("not_a_file", f"{p} is not a regular file")
 
     # --- over items -------------------------------------------------------------------------
     def aggregate(self, items: list[ItemResult]) -> MetricResult:

@@ -110,20 +110,15 @@ class RayDataExecutor:
         self.specs = [(s["name"], json.dumps(s.get("params") or {}, sort_keys=True)) for s in stage_specs]
         self.batch_size = batch_size
         self.workers = workers or os.cpu_count() or 1
+        from pipelines import rayutil
+
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                      "ignore_reinit_error": True}
-            if address:
-                kwargs["address"] = address
-            else:
-                kwargs["num_cpus"] = self.workers
-            ray.init(**kwargs)
+            rayutil.init_ray(address, self.workers)
             self._owns_ray = True
         else:
             self._owns_ray = False
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.verbose_stats_logs = False
+        rayutil.configure_data_context()
+        rayutil.preflight()
 
     def run(self, rows: list[Row]) -> list[Row]:
         import ray
@@ -148,7 +143,15 @@ class RayDataExecutor:
                     _run_task_batch, fn_kwargs={"name": name, "params_json": params_json},
                     batch_size=self.batch_size, batch_format="numpy", **res,
                 )
-        out = [json.loads(r["row"]) for r in ds.take_all()]
+        from pipelines import rayutil
+
+        try:
+            out = [json.loads(r["row"]) for r in ds.take_all()]
+        except Exception as e:  # worker errors reach the user as one line, with the log folder
+            explained = rayutil.explain_run_error(e)
+            if explained is e:
+                raise
+            raise explained from e
         return sort_rows(out)
 
     def _resource_scale(self) -> float:

@@ -7,8 +7,11 @@ A rerun skips partitions whose completion marker exists, cleans the files of inc
 from __future__ import annotations
 
 import collections
+import contextlib
+import hashlib
 import logging
 import os
+import stat
 import tempfile
 import time
 import uuid
@@ -22,11 +25,39 @@ from pipelines import shards
 from pipelines.storage import Storage, is_uri
 from pipelines.executors import make_executor, sort_rows
 from pipelines.pipeline import PipelineConfig, build_stages, load_config
-from pipelines.schema import SCHEMA_VERSION, clip_id_for
+from pipelines.schema import SCHEMA_VERSION, clip_id_for, utf8_safe
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".ts", ".wmv"}
+# A source whose rows stay ``failed`` after this many runs is not retried by --retry-failed again.
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class Skipped:
+    """Paths found under the input that did not become rows, counted by reason (with examples)."""
+
+    counts: collections.Counter = field(default_factory=collections.Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, path: str | os.PathLike, n: int = 1) -> None:
+        self.counts[reason] += n
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < 5:
+            ex.append(str(path))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict:
+        return {"total": self.total, "by_reason": dict(self.counts.most_common()), "examples": self.examples}
+
+    def describe(self) -> str:
+        if not self.total:
+            return "skipped: 0"
+        return f"skipped: {self.total} (" + ", ".join(f"{r} {n}" for r, n in self.counts.most_common()) + ")"
 
 
 @dataclass
@@ -38,6 +69,8 @@ class RunSummary:
     partitions_skipped: int
     seconds: float
     manifest: dict = field(default_factory=dict)
+    skipped: Skipped = field(default_factory=Skipped)
+    not_retried: int = 0  # failed sources whose attempts reached MAX_ATTEMPTS
 
     def describe(self) -> str:
         t = self.totals
@@ -48,6 +81,11 @@ class RunSummary:
         ]
         for reason, n in self.reasons.items():
             lines.append(f"  {reason}: {n}")
+        lines.append(self.skipped.describe() + " inputs found but not curated (by reason; examples in manifest.json)"
+                     if self.skipped.total else "skipped: 0 (every input found is a row)")
+        if self.not_retried:
+            lines.append(f"not retried: {self.not_retried} source(s) failed {MAX_ATTEMPTS} times; their rows stay "
+                         "failed (fix the cause, then --overwrite)")
         lines.append(f"partitions: {self.partitions_done} run, {self.partitions_skipped} already complete; "
                      f"{self.seconds:.1f}s")
         return "\n".join(lines)
@@ -60,21 +98,33 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def discover_inputs(input_path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> tuple[str, list[str]]:
-    """Return (data_root, sorted source paths relative to it).
+def discover_inputs(input_path: str | os.PathLike, data_root: str | os.PathLike | None = None,
+                    skipped: Skipped | None = None) -> tuple[str, list[str]]:
+    """Return (data_root, sorted source paths relative to it); paths found but not taken are
+    counted in ``skipped`` by reason, so that no input vanishes.
 
-    A directory is scanned recursively for names with a video extension (files, links, even
-    directories named ``x.mp4``: each becomes a row, bad ones a reject). A file is a list of
-    paths, one per line (``#`` comments), relative to the list's folder or absolute. A URI
+    A directory is scanned recursively for names with a video extension: files, links, FIFOs,
+    devices and even directories named ``x.mp4`` each become a row (the non-regular ones a
+    ``not_a_file`` reject); a directory named ``x.mp4`` is scanned too. Other names, folders that
+    cannot be read and symlinked folders (not followed: loops) are counted skips. A file with a
+    video extension is one input. Any other file is a list of paths, one per line (``#``
+    comments), relative to the list's folder or absolute; repeated lines are counted skips. A URI
     (``s3://bucket/prefix``, ``file:///...``) is listed through pyarrow's filesystems.
     """
+    skipped = skipped if skipped is not None else Skipped()
     if is_uri(input_path):
         store = Storage(input_path)
         if not store.exists():
             raise UserError(f"{input_path}: input location does not exist or is not reachable; check the URI "
                             "and credentials (AWS_* variables for s3://)")
-        rels = [r for r in store.walk_files() if Path(r).suffix.lower() in VIDEO_EXTENSIONS
-                and not Path(r).name.startswith(".")]
+        rels = []
+        for r in store.walk_files():
+            if Path(r).suffix.lower() not in VIDEO_EXTENSIONS:
+                skipped.add("not_a_video_name", r)
+            elif Path(r).name.startswith("."):
+                skipped.add("hidden", r)
+            else:
+                rels.append(r)
         return str(input_path).rstrip("/"), rels
     p = Path(input_path)
     if not p.exists():
@@ -82,16 +132,43 @@ def discover_inputs(input_path: str | os.PathLike, data_root: str | os.PathLike 
     if p.is_dir():
         root = Path(data_root) if data_root else p
         found = []
-        for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
-            for name in filenames + dirnames:
+
+        def unreadable(err: OSError) -> None:
+            skipped.add("unreadable_folder", err.filename or p)
+
+        for dirpath, dirnames, filenames in os.walk(p, followlinks=False, onerror=unreadable):
+            for name in filenames:  # includes broken links, link loops, FIFOs, devices, sockets
                 if Path(name).suffix.lower() in VIDEO_EXTENSIONS:
                     found.append(Path(dirpath) / name)
-            # do not descend into directories that are themselves inputs (x.mp4/)
-            dirnames[:] = [d for d in dirnames if Path(d).suffix.lower() not in VIDEO_EXTENSIONS]
+                else:
+                    skipped.add("not_a_video_name", Path(dirpath) / name)
+            keep = []
+            for d in dirnames:
+                sub = Path(dirpath) / d
+                if Path(d).suffix.lower() in VIDEO_EXTENSIONS:
+                    found.append(sub)  # a folder named like a video: a not_a_file row, contents scanned
+                    if not sub.is_symlink():
+                        keep.append(d)
+                elif sub.is_symlink():
+                    skipped.add("symlinked_folder", sub)  # not followed: it may loop or leave the input
+                else:
+                    keep.append(d)
+            dirnames[:] = keep
         rels = sorted({_rel(f.absolute(), root.absolute()) for f in found})
         return str(root.absolute()), rels
+    if not p.is_file():
+        raise UserError(f"{p}: not a folder, a video or a text file (a FIFO or device?); pass a folder of videos "
+                        "or a list file")
+    if p.suffix.lower() in VIDEO_EXTENSIONS:  # one video
+        root = Path(data_root) if data_root else p.parent
+        return str(root.absolute()), [_rel(p.absolute(), root.absolute())]
     entries = []
-    for line in p.read_text().splitlines():
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as e:
+        raise UserError(f"{p}: cannot read it as a text list of video paths ({e}); pass a folder, a video, or a "
+                        "UTF-8 text file with one path per line") from e
+    for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -100,7 +177,26 @@ def discover_inputs(input_path: str | os.PathLike, data_root: str | os.PathLike 
     if not entries:
         raise UserError(f"{p}: the input list names no files; put one video path per line")
     root = Path(data_root) if data_root else Path(os.path.commonpath([str(e.absolute().parent) for e in entries]))
-    return str(root.absolute()), sorted({_rel(e.absolute(), root.absolute()) for e in entries})
+    rels = [_rel(e.absolute(), root.absolute()) for e in entries]
+    for rel, n in collections.Counter(rels).items():
+        if n > 1:
+            skipped.add("repeated_in_list", rel, n - 1)
+    return str(root.absolute()), sorted(set(rels))
+
+
+def _not_a_regular_file(path: str) -> str | None:
+    """Why ``path`` is not a regular file (stat only: never opens it, so a FIFO cannot block),
+    or None; a missing path or broken link is left to the first stage (``not_found``)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+            else "a character device" if stat.S_ISCHR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+    return f"{path} is {kind}, not a regular file"
 
 
 def make_partitions(sources: list[str], size: int) -> dict[str, list[str]]:
@@ -119,6 +215,15 @@ def source_rows(sources: list[str], data_root: str, partition: str, stage_dir: P
         row: dict[str, Any] = {"source_path": s, "partition": partition, "status": "ok"}
         if not remote:
             row["source_abs_path"] = str(Path(s) if Path(s).is_absolute() else Path(data_root) / s)
+            why = _not_a_regular_file(row["source_abs_path"])
+            if why:  # refused before any stage opens it (opening a FIFO blocks)
+                row.update(status="filtered", reason="not_a_file", error_detail=why, failed_stage="input")
+            elif utf8_safe(row["source_abs_path"]) != row["source_abs_path"] and stage_dir is not None:
+                # a name that is not UTF-8 (decord and others cannot open it): a UTF-8 link to it
+                link = Path(stage_dir) / f"non-utf8-{hashlib.sha1(os.fsencode(s)).hexdigest()[:16]}{Path(s).suffix}"
+                with contextlib.suppress(FileExistsError):
+                    os.symlink(os.path.abspath(row["source_abs_path"]), link)
+                row["source_abs_path"] = str(link)
         else:
             local = (stage_dir or Path(".")) / s
             try:
@@ -211,7 +316,27 @@ def _prepare_run_dir(store: Storage, cfg: PipelineConfig, data_root: str, source
                         "with free space") from e
 
 
-def run_curation(
+def run_curation(config: str | os.PathLike, input_path: str | os.PathLike, output: str | os.PathLike,
+                 *args: Any, **kwargs: Any) -> RunSummary:
+    """Run a pipeline config over inputs into an output folder (other arguments: ``_run_curation``).
+
+    The output folder is locked for the run (``pipelines.runlock``: a second run into it is
+    refused, naming the first); every process the run starts gets /dev/null as standard input
+    (``pipelines.rayutil``).
+    """
+    from pipelines.rayutil import stdin_from_devnull
+    from pipelines.runlock import run_lock
+
+    from pipelines.rayutil import end_orphans
+
+    with run_lock(output), stdin_from_devnull():
+        ended = end_orphans()  # Ray processes of an earlier run whose driver was killed
+        if ended:
+            log.warning("ended %d leftover Ray process(es) of an earlier run whose driver was killed", len(ended))
+        return _run_curation(config, input_path, output, *args, **kwargs)
+
+
+def _run_curation(
     config: str | os.PathLike,
     input_path: str | os.PathLike,
     output: str | os.PathLike,
@@ -229,20 +354,25 @@ def run_curation(
     t0 = time.time()
     cfg = load_config(config, overrides)
     build_stages(cfg)  # contract check before any work
-    root, sources = discover_inputs(input_path, data_root)
+    not_curated = Skipped()
+    root, sources = discover_inputs(input_path, data_root, not_curated)
     if limit is not None:
+        for s in sources[max(0, int(limit)):]:
+            not_curated.add("beyond_limit", s)
         sources = sources[: max(0, int(limit))]
     if not sources:
         raise UserError(f"{input_path}: no video files found (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
     store = Storage(output)
     run_dir = str(output)
     info = _prepare_run_dir(store, cfg, root, sources, overwrite, executor)
+    info["skipped"] = not_curated.to_dict()  # this invocation's scan; goes into manifest.json
     partitions = make_partitions(sources, info.get("partition_size", cfg.partition_size))
     metadata = {"toolkit_version": __version__, "config_sha256": cfg.sha256, "config_name": cfg.name,
                 "run_id": info["run_id"]}
 
     todo: list[tuple[str, list[str], list[dict] | None]] = []
     skipped = 0
+    not_retried = 0
     seen_sha: dict[str, str] = {}  # content of sources in completed partitions, for dedupe
     for part, srcs in partitions.items():
         marker = shards.read_marker(store, part)
@@ -256,7 +386,13 @@ def run_curation(
             todo.append((part, srcs, None))
         elif retry_failed and marker["status"].get("failed", 0):
             old = shards.read_partition_rows(store, part)
-            todo.append((part, srcs, old))
+            tries = _failed_attempts(old)
+            exhausted = [src for src, n in tries.items() if n >= MAX_ATTEMPTS]
+            not_retried += len(exhausted)
+            if len(exhausted) < len(tries):
+                todo.append((part, srcs, old))
+            else:
+                skipped += 1
         else:
             skipped += 1
 
@@ -271,11 +407,13 @@ def run_curation(
             tp = time.time()
             with tempfile.TemporaryDirectory(prefix=f"anytalker-stage-{part}-") as stage_dir:
                 if old is None:
-                    rows = ex.run(source_rows(srcs, root, part, Path(stage_dir)))
+                    rows = _with_attempts(ex.run(source_rows(srcs, root, part, Path(stage_dir))), {})
                 else:
-                    retry = sorted({r["source_path"] for r in old if r.get("status") == "failed"})
-                    kept = [r for r in old if r["source_path"] not in retry]
-                    rows = kept + ex.run(source_rows(retry, root, part, Path(stage_dir)))
+                    tries = {src: n for src, n in _failed_attempts(old).items() if n < MAX_ATTEMPTS}
+                    stored = {utf8_safe(x): x for x in srcs}  # shard paths of non-UTF-8 names are escaped
+                    retry = sorted(stored.get(x, x) for x in tries)
+                    kept = [r for r in old if r["source_path"] not in tries]
+                    rows = kept + _with_attempts(ex.run(source_rows(retry, root, part, Path(stage_dir))), tries)
             rows = sort_rows(dedupe_sources(finalize_rows(rows), seen_sha))
             shas = {r["source_path"]: r.get("source_sha256") for r in rows}
             try:
@@ -301,7 +439,23 @@ def run_curation(
                         "free space or fix permissions, then re-run the same command") from e
     return RunSummary(run_dir=run_dir, totals=manifest["totals"], reasons=manifest["reasons"],
                       partitions_done=len(todo), partitions_skipped=skipped, seconds=time.time() - t0,
-                      manifest=manifest)
+                      manifest=manifest, skipped=not_curated, not_retried=not_retried)
+
+
+def _failed_attempts(rows: list[dict]) -> dict[str, int]:
+    """{source with a failed row: runs so far} (rows written before attempts existed count 1)."""
+    out: dict[str, int] = {}
+    for r in rows:
+        if r.get("status") == "failed":
+            out[r["source_path"]] = max(out.get(r["source_path"], 0), int(r.get("attempts") or 1))
+    return out
+
+
+def _with_attempts(rows: list[dict], previous: dict[str, int]) -> list[dict]:
+    """Stamp each row with how many times its source has been run, this run included."""
+    for r in rows:
+        r["attempts"] = previous.get(utf8_safe(r["source_path"]), 0) + 1
+    return rows
 
 
 def run_status(run_dir: str | os.PathLike) -> dict:
@@ -324,4 +478,6 @@ def run_status(run_dir: str | os.PathLike) -> dict:
         "complete": store.is_file("manifest.json"),
         "totals": {k: int(totals.get(k, 0)) for k in ("ok", "filtered", "failed")},
         "reasons": dict(reasons.most_common()),
+        "skipped": (store.read_json("manifest.json").get("skipped") or {}).get("by_reason", {})
+        if store.is_file("manifest.json") else {},
     }

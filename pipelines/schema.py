@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: attempts
 # uuid5 namespace for clip ids: stable forever, so ids are comparable across runs and versions.
 CLIP_NAMESPACE = uuid.UUID("5b0b7a8e-4c1e-5a57-9d1f-a17a1ca1e200")
 
@@ -48,6 +48,7 @@ SCHEMA = pa.schema(
         pa.field("reason", pa.string()),  # curation.base.Reason value
         pa.field("error_detail", pa.string()),
         pa.field("failed_stage", pa.string()),
+        pa.field("attempts", pa.int32()),  # times the source has been run (bounded --retry-failed)
         pa.field("stage_versions", pa.string()),  # JSON {stage: version}
         # probe
         pa.field("container", pa.string()),
@@ -99,7 +100,20 @@ def clip_id_for(source_key: str, start_frame: int | None, end_frame: int | None)
     return str(uuid.uuid5(CLIP_NAMESPACE, f"{source_key}:{span}"))
 
 
+def utf8_safe(text: str) -> str:
+    """``text`` as valid UTF-8: a file name that is not UTF-8 (read by Python as lone surrogates,
+    e.g. Latin-1 ``caf\xe9.mp4``) is stored with its raw bytes escaped (``caf\\xe9.mp4``) instead of
+    failing the partition's Parquet write."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _jsonable(v: Any) -> Any:
+    if isinstance(v, str):
+        return utf8_safe(v)
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, dict):

@@ -131,6 +131,8 @@ def build_manifest(store: Storage, run_info: dict, partitions: list[str]) -> dic
         "totals": {k: int(totals.get(k, 0)) for k in ("ok", "filtered", "failed")},
         "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], str(kv[0])))),
         "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
+        # paths found under the input that are not rows (by reason), so that none vanishes
+        "skipped": run_info.get("skipped") or {"total": 0, "by_reason": {}, "examples": {}},
         "complete": True,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -37,4 +37,4 @@ def ffmpeg() -> str:
 
 
 def run_ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], stdin=subprocess.DEVNULL, check=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 
 from curation.base import Filter, Reason, Resources, Row
-from curation.media import MediaError, VideoReader, probe, sha256_file
+from curation.media import MediaError, VideoReader, probe
 
 
 class ProbeStage(Filter):
@@ -14,7 +16,13 @@ class ProbeStage(Filter):
     Decoding both ends catches truncated files whose header still parses (a cut mp4 keeps a
     plausible duration in some muxers). Defaults: ``min_duration_s`` 1.0 (the shortest useful
     clip is one N(4 s, 0.5 s) speech group minus 6 sigma), ``min_side_px`` 128 (a face in a
-    smaller frame is below the 64 px face-size floor of the faces stage), ``max_aspect`` 4.0.
+    smaller frame is below the 64 px face-size floor of the faces stage), ``max_aspect`` 4.0,
+    ``max_frame_pixels`` 4096x2304 (9.4 MP: every 4K format, UHD 3840x2160 and DCI 4096x2160,
+    passes; a larger frame is ``too_large`` before any decode, because one decoded frame costs
+    3 bytes per pixel per buffered frame and a 4096x4096 x 30-frame file took 4.3 GB).
+
+    Anything that is not a regular file (directory, FIFO, device, socket, or a link to one) is
+    ``not_a_file`` from ``stat`` alone: it is never opened, so a FIFO cannot block the stage.
     """
 
     name = "probe"
@@ -25,20 +33,25 @@ class ProbeStage(Filter):
         "audio_channels", "duration_s", "fps", "width", "height", "num_frames",
     )
     resources = Resources(cpus=1)
-    params = {"min_duration_s": 1.0, "min_side_px": 128, "max_aspect": 4.0, "require_audio": True}
+    params = {"min_duration_s": 1.0, "min_side_px": 128, "max_aspect": 4.0, "require_audio": True,
+              "max_frame_pixels": 4096 * 2304}
 
     def measure(self, row: Row) -> Row:
         path = row["source_abs_path"]
         # Explicit checks first so each kind of bad input gets its own reason code.
-        if os.path.isdir(path):
-            return {"_probe_error": (Reason.NOT_A_FILE, f"{path} is a directory")}
-        if not os.path.lexists(path) or not os.path.exists(path):
+        try:
+            st = os.stat(path)
+        except OSError:
             return {"_probe_error": (Reason.NOT_FOUND, f"{path} does not exist or is a broken/looping link")}
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, device or socket"
+            return {"_probe_error": (Reason.NOT_A_FILE, f"{path} is {kind}, not a regular file")}
         if not os.access(path, os.R_OK):
             return {"_probe_error": (Reason.UNREADABLE, f"{path} is not readable (permissions)")}
         try:
-            size = os.path.getsize(path)
-            sha = sha256_file(path)
+            size, sha = _size_and_sha256(path)
+        except NotRegularFile as e:  # swapped for a FIFO/device after the stat above
+            return {"_probe_error": (Reason.NOT_A_FILE, str(e))}
         except OSError as e:
             return {"_probe_error": (Reason.UNREADABLE, f"{path}: {e}")}
         if size == 0:
@@ -60,6 +73,10 @@ class ProbeStage(Filter):
             return {**out, "_probe_error": (Reason.NO_VIDEO, f"{path} has no video stream")}
         if min(info.width or 0, info.height or 0) < self.min_side_px:
             return out  # too small: rejected in keep() without paying for a decode
+        if (info.width or 0) * (info.height or 0) > self.max_frame_pixels:
+            return {**out, "_probe_error": (Reason.TOO_LARGE, f"{info.width}x{info.height} frames "
+                                            f"({info.width * info.height / 1e6:.1f} MP) exceed probe.max_frame_pixels "
+                                            f"{self.max_frame_pixels / 1e6:.1f} MP; downscale it or raise the limit")}
         try:
             vr = VideoReader(path)
             n = len(vr)
@@ -90,3 +107,21 @@ class ProbeStage(Filter):
         if max(w, h) / max(1, min(w, h)) > self.max_aspect:
             return False, Reason.BAD_ASPECT, f"aspect {w}x{h} beyond {self.max_aspect}:1"
         return True, None, ""
+
+
+class NotRegularFile(OSError):
+    pass
+
+
+def _size_and_sha256(path: str, chunk: int = 1 << 20) -> tuple[int, str]:
+    """Size and sha256 read through one descriptor opened without blocking and checked to be a
+    regular file, so a path swapped for a FIFO after ``stat`` cannot hang the read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        h = hashlib.sha256()
+        while b := f.read(chunk):
+            h.update(b)
+        return st.st_size, h.hexdigest()

@@ -64,6 +64,34 @@ def test_timeout_is_a_transient_failure():
     assert out[0]["status"] == "failed" and out[0]["reason"] == "timeout"
 
 
+class Counting(Stage):
+    name = "counting"
+    timeout_s = 0.3
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.calls = 0
+
+    def process(self, row):
+        self.calls += 1
+        if row.get("hang"):
+            time.sleep(5)
+        return row
+
+
+def test_an_item_meets_its_timeout_once():
+    """A single-item batch that times out is not run again: the issue's FIFO waited 2 x 600 s."""
+    stage = Counting()
+    t0 = time.perf_counter()
+    out = run_stage_batch(stage, [{"status": "ok", "hang": True}])
+    assert time.perf_counter() - t0 < 1.0 and stage.calls == 1
+    assert out[0]["reason"] == "timeout"
+    # in a batch, the others are kept: each row then runs alone once with its own timeout
+    stage = Counting()
+    out = run_stage_batch(stage, [{"status": "ok", "v": 1}, {"status": "ok", "hang": True}, {"status": "ok", "v": 2}])
+    assert sorted(r.get("reason") or "ok" for r in out) == ["ok", "ok", "timeout"]
+
+
 def test_rejected_rows_pass_through_untouched_and_fan_out_multiplies():
     rejected = reject({"n": 5, "status": "ok"}, Reason.NO_AUDIO, "none")
     out = run_stage_batch(FanOut(), [rejected, {"n": 3, "status": "ok"}])
@@ -106,3 +134,34 @@ def test_media_error_inside_a_stage_is_a_decode_error():
 
     (out,) = run_stage_batch(Decodes(), [{"status": "ok"}])
     assert out["status"] == "filtered" and out["reason"] == "decode_error" and "x.mp4" in out["error_detail"]
+
+
+class Looping(Stage):
+    name = "looping"
+    timeout_s = 0.3
+
+    def process(self, row):
+        end = time.perf_counter() + 5
+        while time.perf_counter() < end:  # a per-frame loop: back in Python every 10 ms
+            time.sleep(0.01)
+        return row
+
+
+def test_timeout_also_holds_outside_the_main_thread():
+    """Ray Data runs actor-pool stages in a worker thread, where SIGALRM cannot be used."""
+    import threading
+
+    result = {}
+
+    def run():
+        t0 = time.perf_counter()
+        out = run_stage_batch(Looping(), [{"status": "ok"}])
+        result.update(seconds=time.perf_counter() - t0, reason=out[0]["reason"])
+        result["after"] = run_stage_batch(Counting(), [{"status": "ok"}])[0]["status"]  # no stray timeout later
+        time.sleep(0.5)
+
+    th = threading.Thread(target=run)
+    th.start()
+    th.join(10)
+    assert result["reason"] == "timeout" and result["seconds"] < 1.5
+    assert result["after"] == "ok"

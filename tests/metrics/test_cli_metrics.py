@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -82,3 +83,44 @@ def test_weights_go_to_the_metrics_that_load_that_network(tmp_path, capsys):
                      "--out", str(tmp_path / "r.json")])
         assert code == 2
         assert needle in capsys.readouterr().err
+
+
+def test_items_that_all_fail_exit_nonzero_with_reasons_and_nothing_vanishes(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "text.mp4").write_text("not a video\n")
+    (videos / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    (videos / "folder.mp4").mkdir()
+    os.mkfifo(videos / "fifo.mp4")  # must fail unopened, not block
+    (videos / "notes.txt").write_text("x")
+    (videos / "sub").mkdir()
+    out = tmp_path / "r.json"
+    code = main(["metrics", "run", "--metric", "identity", "--videos", str(videos), "--out", str(out)])
+    cap = capsys.readouterr()
+    assert code == 1
+    assert "identity scored nothing (4 failed" in cap.err and "Traceback" not in cap.err
+    doc = json.loads(out.read_text())
+    res = doc["results"][0]
+    assert res["n_scored"] == 0 and res["n_failed"] == 4
+    reasons = {it["item_id"]: it["reason"] for it in res["items"]}
+    assert reasons["dangling.mp4"] == "not_found"
+    assert reasons["folder.mp4"] == reasons["fifo.mp4"] == "not_a_file"
+    assert doc["skipped"] == {"not_a_video_name": 1, "folder_not_scanned": 1}
+    assert "skipped (not scored, not items): 2" in cap.out
+
+
+def test_required_intervals_are_checked_before_any_work(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "a.mp4").write_bytes(b"x")
+    (videos / "b.mp4").write_bytes(b"x")
+    code = main(["metrics", "run", "--metric", "interactivity", "--videos", str(videos), "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs speaking intervals: pass --intervals" in err and len(err.strip().splitlines()) == 1
+    intervals = tmp_path / "speaker_duration.json"
+    intervals.write_text(json.dumps({"a.mp4": {"left": [[0, 1]], "right": [[1, 2]]}}))
+    code = main(["metrics", "run", "--metric", "interactivity", "--videos", str(videos), "--intervals", str(intervals),
+                 "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no speaking intervals for 1 video(s)" in err and "b.mp4" in err
+    assert not (tmp_path / "r.json").exists()

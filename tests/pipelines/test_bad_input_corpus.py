@@ -116,12 +116,15 @@ def test_video_level_corpus_gives_one_reason_per_input(video_corpus, tmp_path):
 
 
 @pytest.mark.slow
-def test_8k_frame_size_with_tiny_content_is_accepted(tmp_path, ffmpeg):
-    # decision: no upper size limit; the stages sample few frames, so cost stays bounded
+def test_8k_frame_size_is_too_large_unless_the_limit_is_raised(tmp_path, ffmpeg):
+    # decision (issue 11): probe.max_frame_pixels (4096x2304) refuses it before any decode
     root = tmp_path / "inputs"
     root.mkdir()
     build_8k_header(root)
-    rows = run_and_check("video_only", root, tmp_path / "run", {"header_8k.mp4": ""})
+    rows = run_and_check("video_only", root, tmp_path / "run", {"header_8k.mp4": "too_large"})
+    assert [(r["width"], r["height"]) for r in rows] == [(7680, 4320)]
+    cfg = _config(tmp_path, "big_ok", ["probe"], {"probe": "{max_frame_pixels: 40000000}"})
+    rows = run_and_check(cfg, root, tmp_path / "run2", {"header_8k.mp4": ""})
     assert [(r["width"], r["height"], r["num_frames"]) for r in rows] == [(7680, 4320, 12)]
 
 
@@ -193,5 +196,5 @@ def test_person_corpus_under_single_person_pipeline(video_corpus, face_corpus, t
 def test_corpus_size_is_what_the_docs_state(video_corpus, face_corpus):
     _, expected, _ = video_corpus
     _, faces = face_corpus
-    everything = {**expected, **faces, "header_8k.mp4": ""}
+    everything = {**expected, **faces, "header_8k.mp4": "too_large"}
     assert len(everything) == 29 and count_kinds(everything) == 26
