@@ -69,6 +69,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--workdir", help="where the test files are built (default: a new temporary folder; "
                         "files already there are reused)")
+    parser.add_argument("--build-only", action="store_true", help="only build the test files (into --workdir)")
     parser.add_argument("--jobs", type=int, default=4, help="ffmpeg / reading jobs at once")
 
 
@@ -108,8 +109,8 @@ def _frozen(video: Path, audio: Path, seconds: float, out: Path) -> Path:
     png = out.with_suffix(".png")
     _ffmpeg("-i", str(video), "-frames:v", "1", str(png))
     _ffmpeg("-loop", "1", "-framerate", "25", "-t", f"{seconds:.3f}", "-i", str(png), "-i", str(audio),
-            "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "stillimage",
-            "-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:a", "pcm_s16le", "-shortest", str(out))
+            "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0",
+            "-pix_fmt", "yuv444p", "-c:a", "pcm_s16le", "-shortest", str(out))
     return out
 
 
@@ -213,6 +214,31 @@ class LandmarkScorer(_Scorer):
             wins.append(self._curve(track.mouth_open[s:s + WINDOW], track.wav[s * 640:(s + WINDOW) * 640],
                                     track.valid[s:s + WINDOW]))
         return whole, wins
+
+
+_VAD = __import__("threading").local()
+
+
+def _window_speech(wav: np.ndarray, n_frames: int) -> list[float]:
+    """Speech share of each 4 s window from one silero-vad pass over the file (the settings of
+    ``curation.audio.vad_segments``). One model per thread: silero's model keeps state and must
+    not be shared between threads."""
+    import torch
+    from silero_vad import get_speech_timestamps, load_silero_vad
+
+    if getattr(_VAD, "model", None) is None:
+        _VAD.model = load_silero_vad()
+    speech = np.zeros(len(wav), bool)
+    if len(wav) >= 512:
+        for st in get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), _VAD.model,
+                                        threshold=0.5, sampling_rate=16000, min_speech_duration_ms=250,
+                                        min_silence_duration_ms=100):
+            speech[st["start"]:st["end"]] = True
+    out = []
+    for s in range(0, n_frames - WINDOW + 1, STEP):
+        seg = speech[s * 640:(s + WINDOW) * 640]
+        out.append(float(seg.mean()) if seg.size else 0.0)
+    return out
 
 
 def _stats(curve: np.ndarray) -> tuple[int, float]:
@@ -322,7 +348,6 @@ def run(args) -> dict:
 
     from curation.media import sha256_file
     from curation.stages.person_filter import SYNC_THRESHOLDS
-    from curation.sync_judge import speech_fraction
     from curation.sync_judge.features import cache_dir
     from curation.sync_judge.train import clip_from_file
 
@@ -365,7 +390,7 @@ def run(args) -> dict:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     scorers: list[_Scorer] = []
     notes = {}
-    for b in backends:
+    for b in ([] if getattr(args, "build_only", False) else backends):
         if b == "judge":
             scorers.append(JudgeScorer(_fold_models(clips, folds, int(args.seeds), args.steps, cache, log,
                                                      jobs=int(args.jobs))))
@@ -409,21 +434,18 @@ def run(args) -> dict:
         built = list(pool.map(lambda job: job[0](*job[1:]) if isinstance(job, tuple) else job,
                               [p[3] for p in plan]))
     plan = [(sha, role, kk, path) for (sha, role, kk, _), path in zip(plan, built)]
+    if getattr(args, "build_only", False):
+        log(f"built {len(plan)} files in {work}")
+        return {"data": str(data), "built": len(plan), "workdir": str(work)}
     log(f"{len(plan)} files to read")
 
     source_of = {str(p[3]): meta[p[0]]["path"] for p in plan
                  if p[0] is not None and p[1] in ("foreign", "shift_sample", "shift_container")}
 
-    import threading
-
-    vad_lock = threading.Lock()  # silero-vad's torch model is not safe to call from two threads
-
     def read(path):
         tr = read_track(Path(path), source_of.get(str(path)))
         if tr is not None:
-            with vad_lock:
-                tr.speech = [speech_fraction(tr.wav[s * 640:(s + WINDOW) * 640])
-                             for s in range(0, len(tr.lips) - WINDOW + 1, STEP)]
+            tr.speech = _window_speech(tr.wav, len(tr.lips))
         return tr
 
     # the first reading of each video stream runs the face mesh: do those serially, the rest
