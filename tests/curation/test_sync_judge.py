@@ -72,7 +72,7 @@ def test_training_is_seeded_and_learns_a_synthetic_sync():
         lips = np.outer(drive, rng.normal(0, 0.05, LIP_DIM)).astype(np.float32)
         audio = (np.outer(drive, rng.normal(0, 1, 160)) + rng.normal(0, 0.2, (t, 160))).astype(np.float32)
         clips.append(ClipData(f"c{i}", f"{i}", lips, np.ones(t, bool), audio, np.abs(drive)))
-    cfg = TrainConfig(steps=12, batch=4)
+    cfg = TrainConfig(steps=40, batch=4)
     a, hist = train_judge(clips, cfg)
     b, _ = train_judge(clips, cfg)
     for (n, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
