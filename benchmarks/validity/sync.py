@@ -90,8 +90,10 @@ def _mux(video: Path, audio: Path, out: Path, itsoffset: float = 0.0) -> Path:
     if out.exists():
         return out
     a_in = (["-itsoffset", f"{itsoffset:.6f}"] if itsoffset else []) + ["-i", str(audio)]
+    tmp = out.with_name("tmp_" + out.name)  # an interrupted build never leaves a half file behind
     _ffmpeg("-i", str(video), *a_in, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "pcm_s16le",
-            "-ar", "16000", "-af", "apad", "-shortest", str(out))
+            "-ar", "16000", "-af", "apad", "-shortest", str(tmp))
+    tmp.replace(out)
     return out
 
 
@@ -442,8 +444,14 @@ def run(args) -> dict:
     source_of = {str(p[3]): meta[p[0]]["path"] for p in plan
                  if p[0] is not None and p[1] in ("foreign", "shift_sample", "shift_container")}
 
+    from curation.media import MediaError
+
     def read(path):
-        tr = read_track(Path(path), source_of.get(str(path)))
+        try:
+            tr = read_track(Path(path), source_of.get(str(path)))
+        except MediaError as e:  # a broken built file is counted, never fatal
+            log(f"  unreadable {path}: {str(e)[:120]}")
+            return None
         if tr is not None:
             tr.speech = _window_speech(tr.wav, len(tr.lips))
         return tr
