@@ -1,6 +1,7 @@
 """Named downloadable assets (example media, reference weights) with sha256 pins.
 
-``anytalker fetch NAME`` downloads into the cache, verifies sha256 and refuses a mismatch.
+``anytalker fetch NAME`` downloads into the cache (with pooch), verifies sha256 and refuses a
+mismatch.
 Weights whose publisher gives no checksum (SyncNet, the FID/FVD TorchScript files) carry
 ``sha256=None`` here: fetching them needs ``--sha256 HEX`` from a source you trust, or
 ``--pin`` to record the hash of the first download in ``pins.json`` (trust on first use);
@@ -13,7 +14,6 @@ import json
 import os
 import shutil
 import tempfile
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,15 +176,22 @@ def _record_pin(asset: Asset, sha: str) -> None:
     _pins_path().write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n")
 
 
-def _download(url: str, dest: Path, timeout: float = 60.0) -> None:
-    req = urllib.request.Request(url, headers={"User-Agent": "anytalker-fetch"})
-    with urllib.request.urlopen(req, timeout=timeout) as r, open(dest, "wb") as f:
-        shutil.copyfileobj(r, f, length=1 << 20)
+def _download(url: str, dest: Path, sha256: str | None, progress: bool, timeout: float = 60.0) -> None:
+    """Download ``url`` to ``dest`` with pooch, which checks ``sha256`` (when given) before the
+    file is moved into place, and removes a mismatching download."""
+    import pooch
+
+    downloader = pooch.HTTPDownloader(progressbar=progress, headers={"User-Agent": "anytalker-fetch"},
+                                      timeout=timeout)
+    pooch.retrieve(url, known_hash=f"sha256:{sha256}" if sha256 else None, fname=dest.name, path=dest.parent,
+                   downloader=downloader)
 
 
 def fetch(name: str, source: str | None = None, sha256: str | None = None, pin: bool = False,
-          force: bool = False) -> Path:
+          force: bool = False, progress: bool = False) -> Path:
     """Fetch one asset (from its URL, or copy ``source``: a local file or URL) into the cache."""
+    import pooch
+
     reg = registry()
     if name not in reg:
         raise UserError(f"unknown asset {name!r}; list them with `anytalker fetch --list`")
@@ -199,9 +206,11 @@ def fetch(name: str, source: str | None = None, sha256: str | None = None, pin: 
     if dest.exists() and not force and want and sha256_file(dest) == want:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
+    # a temporary name in the same folder: the asset appears only once verified (os.replace)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.unlink()
     try:
         src = source or asset.url
         if os.path.exists(src):
@@ -210,16 +219,19 @@ def fetch(name: str, source: str | None = None, sha256: str | None = None, pin: 
             errors = []
             for url in [src, *([] if source else asset.alt_urls)]:
                 try:
-                    _download(url, tmp)
+                    _download(url, tmp, want, progress)
                     break
-                except OSError as e:  # URLError is an OSError
-                    errors.append(f"{url}: {e}")
+                except ValueError as e:  # pooch: hash mismatch (the download is already removed)
+                    raise UserError(f"{asset.name}: sha256 mismatch for {url} ({e}); the file was NOT installed. "
+                                    f"Check the source, or the pin in {_pins_path()}") from None
+                except Exception as e:  # noqa: BLE001 - requests / OS errors: try the next URL
+                    errors.append(f"{url}: {type(e).__name__}: {e}")
             else:
                 raise UserError(
                     f"{asset.name}: download failed ({'; '.join(errors)}). Offline? Download {asset.url} "
                     f"elsewhere and run `anytalker fetch {asset.name} --from PATH`"
                 )
-        got = sha256_file(tmp)
+        got = pooch.file_hash(str(tmp), alg="sha256")
         if want and got != want:
             raise UserError(f"{asset.name}: sha256 mismatch (expected {want}, got {got}); the file was NOT "
                             f"installed. Check the source, or the pin in {_pins_path()}")
@@ -231,7 +243,29 @@ def fetch(name: str, source: str | None = None, sha256: str | None = None, pin: 
         tmp.unlink(missing_ok=True)
 
 
-def fetch_examples(source_dir: str | None = None) -> Path:
+def locate(asset: Asset, data: str | os.PathLike | None = None) -> tuple[Path | None, str]:
+    """Where an asset is present: for example media the data roots the toolkit reads
+    (``--data``, ``$ANYTALKER_DATA``, ``../shared/data``, then the fetched set), for weights the
+    asset folder. Returns (path or None, label of the place)."""
+    if asset.kind != "media":
+        return (asset.path, "cache") if asset.path.exists() else (None, "")
+    from anytalker.data import candidate_roots
+
+    roots = ([("--data", Path(data))] if data else []) + candidate_roots()
+    for label, root in roots:
+        if (root / asset.dest).exists():
+            return root / asset.dest, label
+    # the shared data set keeps the per-speaker benchmark tracks transcoded to FLAC (same audio)
+    dest = Path(asset.dest)
+    if dest.suffix == ".wav":
+        for label, root in roots:
+            alt = root / dest.with_suffix(".flac")
+            if alt.exists():
+                return alt, f"{label}, as .flac"
+    return None, ""
+
+
+def fetch_examples(source_dir: str | None = None, progress: bool = False) -> Path:
     """All example media; ``source_dir`` copies from a local folder with the same layout."""
     for name, asset in registry().items():
         if asset.kind != "media":
@@ -241,7 +275,7 @@ def fetch_examples(source_dir: str | None = None) -> Path:
             cand = Path(source_dir) / asset.dest
             if cand.exists():
                 src = str(cand)
-        fetch(name, source=src)
+        fetch(name, source=src, progress=progress)
     return examples_dir()
 
 

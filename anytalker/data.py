@@ -15,7 +15,7 @@ def candidate_roots() -> list[tuple[str, Path]]:
     if os.environ.get("ANYTALKER_DATA"):
         out.append(("$ANYTALKER_DATA", Path(os.environ["ANYTALKER_DATA"])))
     out.append(("../shared/data", Path.cwd().parent / "shared" / "data"))
-    out.append(("../shared/data (beside the repository)", REPO_ROOT.parent / "shared" / "data"))
+    out.append(("../shared/data beside the repository", REPO_ROOT.parent / "shared" / "data"))
     from anytalker.assets import examples_dir
 
     out.append(("fetched example set", examples_dir()))

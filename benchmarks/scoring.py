@@ -146,7 +146,7 @@ def resolve_audio_root(manifest: Manifest, audio_root: str | os.PathLike | None)
             return c
     looked = ", ".join(str(c) for c in candidates)
     raise UserError(f"{looked}: benchmark audio folder not found; {UPSTREAM_AUDIO_HINT}. Put them under "
-                    f"DIR/audio_left/ and DIR/audio_right/ and pass --audio-root DIR (or set ANYTALKER_DATA "
+                    f"DIR/audio_left/ and DIR/audio_right/ and pass --audio-dir DIR (or --data ROOT, or set ANYTALKER_DATA "
                     f"so that $ANYTALKER_DATA/anytalker_benchmark is that folder)")
 
 

@@ -3,11 +3,13 @@ regrouping of clean speech into clip-sized spans (AnyTalker data recipe).
 
 Backends, all offline by default:
 
-* VAD: ``silero-vad`` (its JIT model ships inside the PyPI wheel).
+* VAD: ``silero-vad`` (its JIT model ships inside the PyPI wheel), post-processed the way
+  reference RTTMs mark speech (short pauses bridged, edges padded; ``curation.intervals``).
 * Diarization ``"default"`` (alias ``"resemblyzer"``): d-vectors from Resemblyzer's pretrained
   GE2E voice encoder (``pretrained.pt`` ships inside the ``resemblyzer`` wheel, Apache-2.0) over
-  sliding windows of VAD speech, spectral clustering (pruned cosine affinity, eigengap speaker count), a short
-  median filter, and an overlap heuristic (a window whose two nearest speaker centroids are
+  sliding windows of VAD speech, spectral clustering (pruned cosine affinity), the speaker count
+  estimated by average-linkage clustering of ~2 s segment voice prints with a calibrated stopping
+  distance, a short median filter, and an overlap heuristic (a window whose two nearest speaker centroids are
   almost equally close and both close enough counts as both speakers). The wheel's own
   preprocessing imports librosa + webrtcvad, which we do not want as dependencies, so the
   network (3-layer LSTM 40->256, linear 256->256, ReLU, L2 norm) is rebuilt here and loads the
@@ -29,6 +31,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from curation import intervals
+
 SR = 16000
 
 # Resemblyzer hyper-parameters (resemblyzer/hparams.py) the weights were trained with.
@@ -43,7 +47,15 @@ EMBED_WINDOW_S = 1.2  # d-vector window: long enough for a stable voice print
 EMBED_STEP_S = 0.1  # label resolution
 AFFINITY_KEEP = 0.1  # spectral clustering: each window keeps its 10 % most similar windows
 MIN_NEIGHBOURS = 5  # ... but at least this many (short clips)
-MERGE_SIM = 0.75  # clusters whose centroid cosine similarity exceeds this are one voice
+# speaker count: average-linkage clustering of ~2 s speech-segment voice prints, stopped at this
+# cosine distance (chosen on the built 1/2/3-speaker set, not on sample.wav; docs/calibration.md)
+COUNT_SEGMENT_S = 2.0
+COUNT_LINKAGE_THRESHOLD = 0.30
+# VAD post-processing as reference annotations mark speech (calibrated against RTTMs,
+# docs/calibration.md): pauses shorter than VAD_BRIDGE_S inside speech are filled, every
+# segment is padded by VAD_PAD_S
+VAD_BRIDGE_S = 1.5
+VAD_PAD_S = 0.05
 OVERLAP_MARGIN = 0.03  # sim(best) - sim(second) below this ...
 OVERLAP_MIN_SIM = 0.78  # ... with sim(second) above this -> both speakers active
 MEDIAN_FILTER_S = 0.5  # label smoothing
@@ -95,8 +107,36 @@ def vad_segments(
     threshold: float = 0.5,
     min_speech_s: float = 0.25,
     min_silence_s: float = 0.1,
+    bridge_s: float | None = None,
+    pad_s: float | None = None,
 ) -> list[tuple[float, float]]:
-    """Speech segments ``[(start_s, end_s), ...]`` found by silero-vad (its default settings)."""
+    """Speech segments ``[(start_s, end_s), ...]``: silero-vad, then post-processed the way
+    reference annotations mark speech (``bridge_and_pad``: segments padded by ``pad_s``, pauses
+    shorter than ``bridge_s`` filled; defaults VAD_PAD_S / VAD_BRIDGE_S; 0 and 0 give silero's
+    raw output)."""
+    wav = _to_16k(audio, sr)
+    raw = raw_vad_segments(wav, SR, threshold, min_speech_s, min_silence_s)
+    return postprocess_vad(raw, len(wav) / SR, bridge_s, pad_s)
+
+
+def postprocess_vad(raw: list[tuple[float, float]], duration_s: float, bridge_s: float | None = None,
+                    pad_s: float | None = None) -> list[tuple[float, float]]:
+    """silero segments -> reference-like speech regions (see ``vad_segments``)."""
+    bridge = VAD_BRIDGE_S if bridge_s is None else float(bridge_s)
+    pad = VAD_PAD_S if pad_s is None else float(pad_s)
+    if not raw or (bridge <= 0 and pad <= 0):
+        return list(raw)
+    return intervals.bridge_and_pad(raw, bridge_s=bridge, pad_s=pad, extent=(0.0, float(duration_s)))
+
+
+def raw_vad_segments(
+    audio: np.ndarray,
+    sr: int = SR,
+    threshold: float = 0.5,
+    min_speech_s: float = 0.25,
+    min_silence_s: float = 0.1,
+) -> list[tuple[float, float]]:
+    """silero-vad's own speech segments."""
     import torch
     from silero_vad import get_speech_timestamps
 
@@ -245,10 +285,7 @@ def speaker_embeddings(
 
 
 def _mask_from_segments(segments: Iterable[tuple[float, float]], times: np.ndarray) -> np.ndarray:
-    m = np.zeros(len(times), bool)
-    for s, e in segments:
-        m |= (times >= s) & (times < e)
-    return m
+    return intervals.mask(segments, times, closed=False)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -267,26 +304,48 @@ def _pruned_affinity(emb: np.ndarray, keep_frac: float = AFFINITY_KEEP) -> np.nd
     return (aff + aff.T) / 2
 
 
-def _cluster(emb: np.ndarray, num_speakers: int | None, max_speakers: int) -> np.ndarray:
-    """Spectral clustering of d-vectors. With ``num_speakers`` given, exactly that many
-    clusters; otherwise ``max_speakers`` clusters whose centroids then merge while their cosine
-    similarity is at least MERGE_SIM (a single voice split in several clusters)."""
+def segment_voiceprints(times: np.ndarray, emb: np.ndarray, speech: Sequence[tuple[float, float]],
+                        segment_s: float = COUNT_SEGMENT_S) -> np.ndarray:
+    """One L2-normalised voice print per ~``segment_s`` piece of each speech segment (the mean of
+    the sliding-window d-vectors inside it); pieces with fewer than 3 windows are skipped."""
+    prints = []
+    for s, e in speech:
+        idx = np.flatnonzero(intervals.mask([(s, e)], times, closed=False))
+        if len(idx) < 3:
+            continue
+        for chunk in np.array_split(idx, max(1, int(round((e - s) / segment_s)))):
+            if len(chunk) >= 3:
+                v = emb[chunk].mean(0)
+                prints.append(v / max(np.linalg.norm(v), 1e-8))
+    return np.array(prints, np.float32).reshape(-1, emb.shape[1] if emb.ndim == 2 else 256)
+
+
+def estimate_speaker_count(prints: np.ndarray, max_speakers: int, threshold: float = COUNT_LINKAGE_THRESHOLD) -> int:
+    """Number of voices: average-linkage (cosine) clustering of segment voice prints, stopped when
+    the closest clusters are further apart than ``threshold`` (the agglomerative stopping rule
+    of pyannote-style pipelines); at most ``max_speakers``."""
+    from scipy.cluster.hierarchy import linkage
+
+    if len(prints) < 2:
+        return 1
+    heights = linkage(prints.astype(np.float64), method="average", metric="cosine")[:, 2]
+    return int(max(1, min(int(max_speakers), 1 + int((heights > threshold).sum()))))
+
+
+def _cluster(emb: np.ndarray, num_speakers: int) -> np.ndarray:
+    """Spectral clustering of d-vectors into exactly ``num_speakers`` clusters."""
     from sklearn.cluster import SpectralClustering
 
     n = len(emb)
-    if n < 4:
+    k = max(1, min(int(num_speakers), n // 4))
+    if n < 4 or k == 1:
         return np.zeros(n, int)
-    aff = _pruned_affinity(emb)
-    # unknown count: over-cluster to max_speakers, then merge clusters that are one voice (the
-    # eigengap of the pruned graph proved unreliable on 5-10 s clips, see docs/calibration.md)
-    k = int(num_speakers) if num_speakers is not None else int(max_speakers)
-    k = max(1, min(k, n // 4))
-    if k == 1:
-        return np.zeros(n, int)
-    labels = SpectralClustering(k, affinity="precomputed", random_state=0).fit_predict(aff)
-    if num_speakers is None:
-        labels = _merge_close_clusters(emb, labels)
-    return labels
+    import warnings
+
+    with warnings.catch_warnings():
+        # a pruned graph of two well-separated voices is not connected: that is the easy case
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        return SpectralClustering(k, affinity="precomputed", random_state=0).fit_predict(_pruned_affinity(emb))
 
 
 def _centroids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -294,38 +353,37 @@ def _centroids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return c / np.linalg.norm(c, axis=1, keepdims=True)
 
 
-def _merge_close_clusters(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    while labels.max() > 0:
-        c = _centroids(emb, labels)
-        sim = c @ c.T
-        np.fill_diagonal(sim, -1)
-        i, j = np.unravel_index(np.argmax(sim), sim.shape)
-        if sim[i, j] < MERGE_SIM:
-            break
-        labels = np.where(labels == max(i, j), min(i, j), labels)
-        labels = np.unique(labels, return_inverse=True)[1]
-    return labels
-
-
 def _diarize_resemblyzer(
     audio: np.ndarray,
     num_speakers: int | None,
     max_speakers: int,
     speech: list[tuple[float, float]] | None,
+    embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    voiced: list[tuple[float, float]] | None = None,
 ) -> list[tuple[float, float, str]]:
     from scipy.ndimage import median_filter
 
     if speech is None:
-        speech = vad_segments(audio)
+        voiced = raw_vad_segments(audio) if voiced is None else voiced
+        speech = postprocess_vad(voiced, len(audio) / SR)
     if not speech:
         return []
-    times, emb = speaker_embeddings(audio)
+    # voices are learnt from voiced windows only (silero's own segments inside the speech
+    # regions): bridged pauses and padding carry no voice; they get the nearest voice's label
+    voiced = speech if voiced is None else intervals.pairs(
+        intervals.timeline(voiced).crop(intervals.timeline(speech).support()), None)
+    times, emb = embeddings if embeddings is not None else speaker_embeddings(audio)
     # label grid at EMBED_STEP_S; each grid point uses the window centred on it
-    in_speech = _mask_from_segments(speech, times)
+    in_speech = _mask_from_segments(voiced, times)
+    if in_speech.sum() == 0:
+        in_speech = _mask_from_segments(speech, times)
+        voiced = speech
     if in_speech.sum() == 0:
         return []
     sp_emb = emb[in_speech]
-    labels = _cluster(sp_emb, num_speakers, max_speakers)
+    if num_speakers is None:
+        num_speakers = estimate_speaker_count(segment_voiceprints(times, emb, voiced), max_speakers)
+    labels = _cluster(sp_emb, num_speakers)
     # drop tiny clusters (< 0.5 s of windows) into their nearest big cluster: noise, not a voice
     counts = np.bincount(labels)
     big = np.flatnonzero(counts * EMBED_STEP_S >= 0.5)
@@ -340,6 +398,15 @@ def _diarize_resemblyzer(
         best = median_filter(best, size=k_win, mode="nearest")
     full = np.full(len(times), -1)
     full[in_speech] = best
+    # grid points in the speech regions but not voiced take the label of the nearest voiced one
+    out_mask = _mask_from_segments(speech, times)
+    labelled = np.flatnonzero(in_speech)
+    fill = np.flatnonzero(out_mask & ~in_speech)
+    if fill.size:
+        pos = np.clip(np.searchsorted(labelled, fill), 1, len(labelled) - 1) if len(labelled) > 1 else np.zeros_like(fill)
+        left, right = labelled[np.maximum(pos - 1, 0)], labelled[pos]
+        nearest = np.where(np.abs(times[fill] - times[left]) <= np.abs(times[right] - times[fill]), left, right)
+        full[fill] = full[nearest]
     # overlap: the second-closest voice is nearly as close as the closest and close in absolute terms
     second = np.full(len(times), -1)
     if sims.shape[1] >= 2:
@@ -352,7 +419,7 @@ def _diarize_resemblyzer(
     turns: list[tuple[float, float, str]] = []
     # each grid point covers [t - step/2, t + step/2); clip to the VAD segments
     for k in range(len(big)):
-        for lab_mask in (full == k, second == k):
+        for lab_mask in (full == k, second == k):  # second: voiced windows only
             for a, b in _runs(lab_mask):
                 s, e = times[a] - half, times[b - 1] + half
                 for vs, ve in speech:
@@ -371,20 +438,7 @@ def _diarize_resemblyzer(
 
 
 def _merge_same_speaker(turns: list[tuple[float, float, str]], gap: float = 1e-3) -> list[tuple[float, float, str]]:
-    out: list[tuple[float, float, str]] = []
-    for spk in sorted({t[2] for t in turns}):
-        segs = sorted((s, e) for s, e, k in turns if k == spk)
-        cur = None
-        for s, e in segs:
-            if cur and s <= cur[1] + gap:
-                cur[1] = max(cur[1], e)
-            else:
-                if cur:
-                    out.append((cur[0], cur[1], spk))
-                cur = [s, e]
-        if cur:
-            out.append((cur[0], cur[1], spk))
-    return [(round(float(s), 3), round(float(e), 3), k) for s, e, k in sorted(out)]
+    return intervals.merge_same_speaker(turns, gap)
 
 
 def require_pyannote() -> None:
@@ -421,13 +475,18 @@ def diarize(
     pyannote_pipeline=None,
     max_speakers: int = 4,
     speech: list[tuple[float, float]] | None = None,
+    embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    voiced: list[tuple[float, float]] | None = None,
 ) -> list[tuple[float, float, str]]:
     """Speaker turns ``[(start_s, end_s, speaker), ...]`` sorted by start; overlapped speech
-    appears as turns of different speakers that overlap in time. ``speech`` (VAD segments) is
-    computed when not given."""
+    appears as turns of different speakers that overlap in time. ``speech``: the regions to
+    label (``vad_segments``: bridged and padded), computed when not given; ``voiced``: silero's
+    raw segments (``raw_vad_segments``), from which voices are learnt (default: ``speech``);
+    ``embeddings`` (``speaker_embeddings(audio)``) may be passed when the same audio is
+    diarized several times."""
     wav = _to_16k(audio, sr)
     if backend in ("default", "resemblyzer"):
-        return _diarize_resemblyzer(wav, num_speakers, max_speakers, speech)
+        return _diarize_resemblyzer(wav, num_speakers, max_speakers, speech, embeddings, voiced)
     if backend == "pyannote":
         return _diarize_pyannote(wav, num_speakers, pyannote_pipeline)
     raise ValueError(f"unknown diarization backend {backend!r}; use 'default' or 'pyannote'")
@@ -437,50 +496,12 @@ def diarize(
 # Overlaps and regrouping
 
 
-def _union(segments: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[list[float]] = []
-    for s, e in sorted(segments):
-        if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return [(a, b) for a, b in out]
-
-
-def _subtract(seg: tuple[float, float], holes: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    parts = [seg]
-    for hs, he in holes:
-        nxt = []
-        for s, e in parts:
-            if he <= s or hs >= e:
-                nxt.append((s, e))
-                continue
-            if hs > s:
-                nxt.append((s, hs))
-            if he < e:
-                nxt.append((he, e))
-        parts = nxt
-    return [(s, e) for s, e in parts if e - s > 1e-6]
-
-
 def remove_overlaps(
     turns: Sequence[tuple[float, float, str]],
 ) -> tuple[list[tuple[float, float, str]], list[tuple[float, float]]]:
     """Split turns into clean single-speaker pieces and the regions where two or more speakers
-    talk at once. Returns ``(clean_turns, overlap_regions)``."""
-    overlaps: list[tuple[float, float]] = []
-    ts = sorted(turns)
-    for i, (s1, e1, k1) in enumerate(ts):
-        for s2, e2, k2 in ts[i + 1 :]:
-            if s2 >= e1:
-                break
-            if k1 != k2:
-                lo, hi = max(s1, s2), min(e1, e2)
-                if hi > lo:
-                    overlaps.append((lo, hi))
-    overlaps = _union(overlaps)
-    clean = [(round(a, 3), round(b, 3), k) for s, e, k in ts for a, b in _subtract((s, e), overlaps)]
-    return sorted(clean), [(round(a, 3), round(b, 3)) for a, b in overlaps]
+    talk at once. Returns ``(clean_turns, overlap_regions)`` (pyannote.core algebra)."""
+    return intervals.remove_overlaps(turns)
 
 
 def regroup(

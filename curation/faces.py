@@ -135,14 +135,18 @@ class FaceDetector:
     name = "mediapipe_face_detection_full_range"
 
     def __init__(self, min_score: float = 0.5, max_side: int = 640):
-        import mediapipe as mp
+        from curation.quiet import apply_env, native_stderr_quiet
 
-        self.version = _mediapipe_version()
-        self.min_score = float(min_score)
-        self.max_side = int(max_side)
-        self._det = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=self.min_score
-        )
+        apply_env()
+        with native_stderr_quiet():  # TFLite / absl print start-up lines on fd 2
+            import mediapipe as mp
+
+            self.version = _mediapipe_version()
+            self.min_score = float(min_score)
+            self.max_side = int(max_side)
+            self._det = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=self.min_score
+            )
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         import cv2
@@ -151,7 +155,10 @@ class FaceDetector:
         scale = min(1.0, self.max_side / max(h, w))
         img = rgb if scale >= 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)),
                                                   interpolation=cv2.INTER_AREA)
-        res = self._det.process(np.ascontiguousarray(img))
+        from curation.quiet import native_stderr_quiet
+
+        with native_stderr_quiet():  # graph threads log absl warnings while processing
+            res = self._det.process(np.ascontiguousarray(img))
         out: list[Detection] = []
         for d in res.detections or []:
             rb = d.location_data.relative_bounding_box
@@ -174,17 +181,21 @@ class FaceMesh:
     name = "mediapipe_face_mesh_refined"
 
     def __init__(self, crop_scale: float = 1.8, crop_max_side: int = 384, min_score: float = 0.5):
-        import mediapipe as mp
+        from curation.quiet import apply_env, native_stderr_quiet
 
+        apply_env()
         self.version = _mediapipe_version()
         self.crop_scale = float(crop_scale)
         self.crop_max_side = int(crop_max_side)
         # static mode: every call detects afresh (crops of different people come in turn);
         # two faces allowed so that a neighbour's face in the padding cannot hide ours.
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=2, refine_landmarks=True,
-            min_detection_confidence=min_score,
-        )
+        with native_stderr_quiet():  # TFLite / absl print start-up lines on fd 2
+            import mediapipe as mp
+
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=2, refine_landmarks=True,
+                min_detection_confidence=min_score,
+            )
 
     def landmarks(self, rgb: np.ndarray, box: np.ndarray | None = None) -> np.ndarray | None:
         """(478, 3) landmarks in full-frame px (x, y, z * width) for the face in ``box`` (or the
@@ -206,7 +217,10 @@ class FaceMesh:
         if scale < 1.0:
             crop = cv2.resize(crop, (max(1, round(cw * scale)), max(1, round(ch * scale))),
                               interpolation=cv2.INTER_AREA)
-        res = self._mesh.process(np.ascontiguousarray(crop))
+        from curation.quiet import native_stderr_quiet
+
+        with native_stderr_quiet():  # graph threads log absl warnings while processing
+            res = self._mesh.process(np.ascontiguousarray(crop))
         if not res.multi_face_landmarks:
             return None
         best, best_d = None, np.inf
@@ -388,6 +402,19 @@ def _cached(kind: str, **kw):
     return _MODELS[key]
 
 
+def _held_crop(box: np.ndarray, held: list[np.ndarray], tol: float) -> np.ndarray:
+    """``box``, or the previous frame's crop box of the same face when the face has not moved:
+    centre shift and side change both below ``tol`` x side."""
+    side = max(box[2] - box[0], box[3] - box[1], 1e-6)
+    centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+    for h in held:
+        h_side = max(h[2] - h[0], h[3] - h[1], 1e-6)
+        h_centre = np.array([(h[0] + h[2]) / 2, (h[1] + h[3]) / 2])
+        if np.linalg.norm(centre - h_centre) < tol * side and abs(side - h_side) < tol * side:
+            return h
+    return box
+
+
 def analyze_video(
     path: str | os.PathLike | None,
     start_frame: int = 0,
@@ -403,6 +430,7 @@ def analyze_video(
     max_gap: int = 6,
     smooth_window: int = 7,
     chunk: int = 32,
+    mesh_crop_hold: float = 0.05,
 ) -> FaceAnalysis:
     """Detect, track and (optionally) landmark every face of ``path`` in [start, end).
 
@@ -411,7 +439,10 @@ def analyze_video(
     an RGB uint8 (T, H, W, 3) array taken as consecutive frames starting at ``start_frame``
     at rate ``fps`` (25 if None). ``max_gap`` is the longest miss (in analysed frames) filled
     by interpolation; tracks detected in fewer than ``min_track_frac`` of the frames are
-    dropped as spurious.
+    dropped as spurious. The mesh crop of a face is held from the previous frame while its
+    detection box moves (centre and side) by less than ``mesh_crop_hold`` of the box side: the
+    detector's box jitters with pixels elsewhere in the frame, and a still face must give the
+    same landmarks from the same pixels.
     """
     detector = detector or _cached("det")
     if with_landmarks:
@@ -453,13 +484,16 @@ def analyze_video(
     # pass 1 over unique frames (chunked: a 1080x1920 clip does not fit in memory at once)
     det_u: list[list[Detection]] = []
     lm_u: list[list[np.ndarray | None]] = []
+    held: list[np.ndarray] = []  # mesh crop boxes of the previous frame
     for s in range(0, len(unique), chunk):
         batch = get(unique[s:s + chunk])
         for img in batch:
             dets = detector.detect(img)[:max_faces]
             det_u.append(dets)
             if with_landmarks:
-                lm_u.append([mesh.landmarks(img, d.box) for d in dets])
+                crops = [_held_crop(np.asarray(d.box, float), held, mesh_crop_hold) for d in dets]
+                lm_u.append([mesh.landmarks(img, c) for c in crops])
+                held = crops
 
     T = len(frame_indices)
     dets_per_frame = [det_u[i] for i in inverse]

@@ -2,8 +2,12 @@
 real videos.
 
 - FID: TorchScript ``inception-2015-12-05.pt`` (clean-fid / StyleGAN2-ADA port of the TF
-  Inception-v3), 2048-d pool features, ``model(x, return_features=True)`` with ``x`` float
-  (N, 3, 299, 299) in [0, 255] (clean-fid's convention; we resize with OpenCV bicubic).
+  Inception-v3), 2048-d pool features, computed exactly as clean-fid's ``mode="clean"``:
+  each uint8 RGB frame resized per channel with PIL bicubic in float mode ``F`` to 299x299, not
+  quantised (``cleanfid.resize.make_resizer("PIL", False, "bicubic", (299, 299))``), then
+  ``model.layers((x - 128) / 128)`` (``cleanfid.inception_torchscript.InceptionV3W`` with
+  ``resize_inside=False``); a network without ``layers`` is called as ``model(x,
+  return_features=True)`` on the same [0, 255] input.
 - FVD: TorchScript ``i3d_torchscript.pt`` (StyleGAN-V / fvd-comparison), 400-d logits,
   ``model(x, rescale=False, resize=False, return_features=True)`` with ``x`` float
   (N, 3, 16, 224, 224) in [-1, 1].
@@ -104,10 +108,16 @@ class TorchScriptFeatureNet:
         import torch
 
         out = []
+        clean_fid_layers = self.call_kwargs.get("clean_fid_layers") and hasattr(self.net, "layers")
+        kwargs = {k: v for k, v in self.call_kwargs.items() if k != "clean_fid_layers"}
         with torch.inference_mode():
             for i in range(0, len(x), batch_size):
                 t = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size]))
-                f = self.net(t, **self.call_kwargs)
+                if clean_fid_layers:
+                    # clean-fid InceptionV3W(resize_inside=False): normalise, then the layers
+                    f = self.net.layers.forward((t - 128) / 128)
+                else:
+                    f = self.net(t, **kwargs)
                 out.append(f.reshape(f.shape[0], -1).float().cpu().numpy())
         return np.concatenate(out, axis=0).astype(np.float64)
 
@@ -127,12 +137,14 @@ def _resolve_weights(path: str | None, asset_name: str, metric: str) -> Path:
 # frames
 # ---------------------------------------------------------------------------------------------
 def _read_image(path: Path) -> np.ndarray:
-    import cv2
+    """RGB uint8 (1, H, W, 3), decoded by PIL as clean-fid does (JPEG decoders differ)."""
+    from PIL import Image, UnidentifiedImageError
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise MetricSkip("decode_error", f"{path}: cannot read image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None]
+    try:
+        with Image.open(path) as img:
+            return np.array(img.convert("RGB"))[None]
+    except (UnidentifiedImageError, OSError) as e:
+        raise MetricSkip("decode_error", f"{path}: cannot read image ({e})") from None
 
 
 def _evenly_spaced(n_total: int, n: int) -> list[int]:
@@ -141,6 +153,20 @@ def _evenly_spaced(n_total: int, n: int) -> list[int]:
     if n >= n_total:
         return list(range(n_total))
     return [int(round(x)) for x in np.linspace(0, n_total - 1, n)]
+
+
+def clean_resize(frames: np.ndarray, size: int = 299) -> np.ndarray:
+    """clean-fid's ``mode="clean"`` resizer on uint8 RGB frames (N, H, W, 3): each channel as a
+    float32 PIL image (mode ``F``), bicubic to ``size`` x ``size``, kept as float32 (no
+    quantisation, no clipping)."""
+    from PIL import Image
+
+    out = np.empty((len(frames), size, size, 3), np.float32)
+    for n, frame in enumerate(frames):
+        for c in range(3):
+            img = Image.fromarray(np.asarray(frame[:, :, c], dtype=np.float32), mode="F")
+            out[n, :, :, c] = np.asarray(img.resize((size, size), resample=Image.BICUBIC))
+    return out
 
 
 def _resize(frames: np.ndarray, size: int, interp: str) -> np.ndarray:
@@ -228,48 +254,56 @@ class _FrechetMetric(Metric):
                 lo, hi = self._bootstrap(fakes, reals, value, eps)
             else:
                 extra["note"] = "fewer than 2 feature vectors in a set: distance undefined"
-        res = self._result(items, value, lo, hi, extra)
+        res = self._result(items, value, lo, hi, extra, ci_method="percentile (resampling items)")
         return res
 
     def _bootstrap(self, fakes, reals, value, eps) -> tuple[float, float]:
+        """Percentile interval (``scipy.stats.bootstrap``) over items: each resample redraws the
+        items, and the real set is the distinct references of the drawn items."""
+        from scipy.stats import bootstrap
+
         n_boot = int(self.params["n_boot"])
-        if len(fakes) < 2 or n_boot <= 0:
-            return value, value
-        rng = np.random.default_rng(0)
-        stats = []
-        for _ in range(n_boot):
-            idx = rng.integers(0, len(fakes), len(fakes))
+        if len(fakes) < 2 or n_boot <= 0:  # no spread to resample: no interval (null), not [v, v]
+            return NAN, NAN
+
+        def distance(idx) -> float:
+            idx = np.asarray(idx, dtype=int)
             f = np.concatenate([fakes[i] for i in idx])
             r = np.concatenate(list({id(reals[i]): reals[i] for i in idx}.values()))
             if len(f) < 2 or len(r) < 2:
-                continue
+                return NAN
             try:
-                stats.append(frechet_distance(*gaussian_stats(f), *gaussian_stats(r), eps=eps))
+                return frechet_distance(*gaussian_stats(f), *gaussian_stats(r), eps=eps)
             except ValueError:
-                continue
-        if not stats:
-            return value, value
-        a = (1 - self.ci_level) / 2
-        lo, hi = np.quantile(stats, [a, 1 - a])
+                return NAN
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ci = bootstrap((np.arange(len(fakes)),), distance, n_resamples=n_boot, confidence_level=self.ci_level,
+                           method="percentile", vectorized=False, rng=np.random.default_rng(0)).confidence_interval
+        if not (np.isfinite(ci.low) and np.isfinite(ci.high)):
+            return NAN, NAN
         # percentile bootstrap of a biased statistic can exclude the point estimate; widen to keep it
-        return float(min(lo, value)), float(max(hi, value))
+        return float(min(ci.low, value)), float(max(ci.high, value))
 
 
 class FID(_FrechetMetric):
     name = "fid"
-    version = "1"
+    version = "2"
     asset_name = "inception-2015-12-05"
     backends = ("inception-2015-12-05",)
     description = "Fréchet Inception Distance over sampled frames (2048-d Inception pool features); lower is better"
-    params = {"weights": None, "frames_per_video": 16, "image_size": 299, "resize": "bicubic",
+    params = {"weights": None, "frames_per_video": 16, "image_size": 299, "resize": "clean-fid",
               "batch_size": 8, "n_boot": 50, "eps": 1e-6}
 
     def _call_kwargs(self) -> dict:
-        return {"return_features": True}
+        return {"return_features": True, "clean_fid_layers": self.params["resize"] == "clean-fid"}
 
     def protocol(self) -> dict:
+        resize = ("clean-fid (PIL bicubic, float, per channel; layers((x-128)/128))"
+                  if self.params["resize"] == "clean-fid" else f"opencv {self.params['resize']}")
         return {"frames_per_video": self.params["frames_per_video"], "frame_sampling": "evenly spaced",
-                "image_size": self.params["image_size"], "resize": f"opencv {self.params['resize']}",
+                "image_size": self.params["image_size"], "resize": resize,
                 "input_range": "[0, 255] float", "features": "pool3 2048-d"}
 
     def _inputs(self, path: Path) -> np.ndarray:
@@ -280,7 +314,10 @@ class FID(_FrechetMetric):
         else:
             vr = VideoReader(path)
             frames = vr.get(_evenly_spaced(len(vr), int(self.params["frames_per_video"])))
-        frames = _resize(frames, int(self.params["image_size"]), self.params["resize"])
+        if self.params["resize"] == "clean-fid":
+            frames = clean_resize(frames, int(self.params["image_size"]))
+        else:
+            frames = _resize(frames, int(self.params["image_size"]), self.params["resize"])
         return frames.transpose(0, 3, 1, 2).astype(np.float32)
 
 

@@ -60,12 +60,13 @@ def clamped_square_box(box, width: int, height: int) -> np.ndarray:
 
 @dataclass
 class ListeningMotion:
-    motion_sum: float = 0.0  # sum of step motion * step weight (px * s)
-    weight_s: float = 0.0  # listening time that produced a step (s)
+    motion_sum: float = 0.0  # sum of per-frame motion * listening time it covers (px * s)
+    weight_s: float = 0.0  # listening time covered by steps (s)
     n_steps: int = 0
     n_landmark_outliers: int = 0
     n_centre_outliers: int = 0
-    steps: list = field(default_factory=list)  # per-step motion (reference-crop px), listening only
+    n_reanchors: int = 0  # outlier runs that outlived max_outlier_run: the face really moved
+    steps: list = field(default_factory=list)  # per-frame motion of each counted step (reference-crop px)
 
     @property
     def mean(self) -> float:
@@ -74,62 +75,86 @@ class ListeningMotion:
 
 def listening_motion(landmarks: np.ndarray, boxes: np.ndarray, listening: np.ndarray, fps: float,
                      crop_side: float, frame_size: tuple[int, int], points: list[int],
-                     target_size: int = 224, outlier_px: float = 10.0, ema_alpha: float = 0.7
-                     ) -> ListeningMotion:
-    """Released-scorer motion of one person.
+                     target_size: int = 224, outlier_px: float = 10.0, ema_alpha: float = 0.7,
+                     still_px: float = 0.05, max_outlier_run: int = 3) -> ListeningMotion:
+    """Released-scorer motion of one person, with the corrections listed in docs/metrics.md.
 
-    landmarks: (T, K, >=2) full-frame px, NaN where missing; boxes: (T, 4) face boxes, NaN where
-    missing; listening: (T,) bool; crop_side: the video's unified crop side (px);
-    frame_size: (width, height).
+    landmarks: (T, K, >=2) full-frame px, NaN where missing; boxes: (T, 4) detector face boxes
+    (unsmoothed), NaN where missing; listening: (T,) bool; crop_side: the video's unified crop
+    side (px); frame_size: (width, height).
+
+    * The reference crop holds still while the face does: its centre follows the box centre
+      (outlier rule + EMA, as released) except in frames whose landmarks moved less than
+      ``still_px`` (mean over all points, full-frame px) since the last frame with landmarks, so
+      identical pixels (identical landmarks) keep identical crop coordinates.
+    * A step across a gap of g frames is the per-frame motion (displacement / g) and covers the
+      listening frames among those g.
+    * A landmark outlier reuses the last stable landmarks (as released) for at most
+      ``max_outlier_run`` frames; a longer run is a real move: the reference re-anchors there
+      and that one jump adds no step.
     """
     width, height = frame_size
     scale = target_size / float(crop_side)
     out = ListeningMotion()
     ema_centre = stable_centre = None
     prev_lm = stable_lm = None
+    prev_t = None
+    outlier_run = 0
+    last_full = None  # full-frame landmarks of the last frame that had them
     pts = np.asarray(points)
+    listening = np.asarray(listening, bool)
     for t in range(len(landmarks)):
         lm = landmarks[t, :, :2]
         have_lm = bool(np.isfinite(lm).all())
         if have_lm and np.isfinite(boxes[t]).all():
             sq = clamped_square_box(boxes[t], width, height)
             centre = np.array([(sq[0] + sq[2]) / 2, (sq[1] + sq[3]) / 2])
-            is_outlier = stable_centre is not None and np.linalg.norm(centre - stable_centre) > outlier_px
-            if is_outlier:
-                centre = stable_centre.copy()
-                out.n_centre_outliers += 1
             if ema_centre is None:
                 ema_centre = centre
-                if not is_outlier:
-                    stable_centre = centre.copy()
-            else:
+                stable_centre = centre.copy()
+            elif last_full is None or np.linalg.norm(lm - last_full, axis=-1).mean() >= still_px:
+                is_outlier = np.linalg.norm(centre - stable_centre) > outlier_px
+                if is_outlier:
+                    centre = stable_centre.copy()
+                    out.n_centre_outliers += 1
                 ema_centre = ema_alpha * centre + (1 - ema_alpha) * ema_centre
                 if not is_outlier:
                     stable_centre = ema_centre.copy()
         if ema_centre is None or not have_lm:
             continue
+        last_full = lm.copy()
         origin = ema_centre - crop_side / 2.0
         lm_crop = (lm - origin) * scale
-        lm_outlier = False
+        reanchor = False
         if stable_lm is not None and np.linalg.norm(lm_crop - stable_lm, axis=-1).mean() > outlier_px:
-            lm_crop = stable_lm.copy()
-            lm_outlier = True
-            out.n_landmark_outliers += 1
-        if prev_lm is not None and listening[t]:
-            step = float(np.linalg.norm(lm_crop[pts] - prev_lm[pts], axis=-1).mean())
-            out.motion_sum += step / fps
-            out.weight_s += 1.0 / fps
-            out.n_steps += 1
-            out.steps.append(step)
-        prev_lm = lm_crop
-        if not lm_outlier:
+            outlier_run += 1
+            if outlier_run > max_outlier_run:
+                reanchor = True
+                out.n_reanchors += 1
+                outlier_run = 0
+            else:
+                lm_crop = stable_lm.copy()
+                out.n_landmark_outliers += 1
+        else:
+            outlier_run = 0
+        if prev_lm is not None and not reanchor:
+            gap = t - prev_t
+            covered = int(listening[prev_t + 1:t + 1].sum())
+            if covered:
+                per_frame = float(np.linalg.norm(lm_crop[pts] - prev_lm[pts], axis=-1).mean()) / gap
+                out.motion_sum += per_frame * covered / fps
+                out.weight_s += covered / fps
+                out.n_steps += 1
+                out.steps.append(per_frame)
+        prev_lm, prev_t = lm_crop, t
+        if outlier_run == 0:
             stable_lm = lm_crop.copy()
     return out
 
 
 class Interactivity(Metric):
     name = "interactivity"
-    version = "1"
+    version = "2"
     higher_is_better = True
     requires = ("video_path", "speaking_intervals")
     backends = ("mediapipe-facemesh-478",)
@@ -140,7 +165,9 @@ class Interactivity(Metric):
         "outlier_px": 10.0,
         "ema_alpha": 0.7,
         "fps": None,  # None = every source frame (the released scorer); a number resamples
-        "min_detected_frac": 0.5,  # of a person's listening frames, else the track is not held
+        "min_detected_frac": 0.5,  # of a person's listening frames with landmarks, else failed
+        "still_px": 0.05,  # landmarks moving less than this (px) = a still face: the crop holds
+        "max_outlier_run": 3,  # longer landmark-outlier runs re-anchor (a real move)
         "max_order_violations": 0.2,
     }
 
@@ -172,9 +199,14 @@ class Interactivity(Metric):
         times = np.arange(T) / analysis.fps
         W, H = analysis.width, analysis.height
         crop_side = float(self.params["target_size"])
+        def detector_boxes(tr):
+            # the detector's own boxes: smoothed boxes move over identical pixels near a change
+            raw = tr.raw_boxes if tr.raw_boxes is not None else tr.boxes
+            return np.where(tr.detected[:, None], raw, np.nan)
+
         for tr in tracks:
-            ok = np.isfinite(tr.boxes).all(1) & tr.detected
-            for b in tr.boxes[ok]:
+            b_all = detector_boxes(tr)
+            for b in b_all[np.isfinite(b_all).all(1)]:
                 sq = clamped_square_box(b, W, H)
                 crop_side = max(crop_side, float(int(sq[2] - sq[0])))
 
@@ -184,20 +216,25 @@ class Interactivity(Metric):
         for i, (tr, ivs) in enumerate(zip(tracks, sample.speaking_intervals)):
             listening = ~intervals_to_mask(ivs, times)
             n_listen = int(listening.sum())
-            held = float((tr.detected & listening).sum() / n_listen) if n_listen else 1.0
+            # gate on landmarks, not boxes: the released scorer needs landmarks to score a frame
+            has_lm = np.isfinite(tr.landmarks[:, :, :2]).all(axis=(1, 2)) & tr.detected
+            held = float((has_lm & listening).sum() / n_listen) if n_listen else 1.0
             if n_listen and held < float(self.params["min_detected_frac"]):
-                raise MetricSkip("track_lost", f"person {i} (left->right) detected in {held:.0%} of "
-                                 f"the listening frames (< {self.params['min_detected_frac']:.0%})")
-            boxes = np.where(tr.detected[:, None], tr.boxes, np.nan)
-            m = listening_motion(tr.landmarks, boxes, listening, analysis.fps, crop_side, (W, H), points,
-                                 int(self.params["target_size"]), float(self.params["outlier_px"]),
-                                 float(self.params["ema_alpha"]))
+                raise MetricSkip("track_lost", f"person {i} (left->right) has landmarks in {held:.0%} of "
+                                 f"the listening frames (< {self.params['min_detected_frac']:.0%}); the "
+                                 "released scorer returns -1 for such a video")
+            m = listening_motion(tr.landmarks, detector_boxes(tr), listening, analysis.fps, crop_side, (W, H),
+                                 points, int(self.params["target_size"]), float(self.params["outlier_px"]),
+                                 float(self.params["ema_alpha"]), float(self.params["still_px"]),
+                                 int(self.params["max_outlier_run"]))
             total_sum += m.motion_sum
             total_w += m.weight_s
             persons.append({"index": i, "motion": m.mean, "listening_s": round(n_listen / analysis.fps, 4),
                             "scored_s": round(m.weight_s, 4), "n_steps": m.n_steps,
-                            "detected_frac_listening": round(held, 4),
-                            "landmark_outliers": m.n_landmark_outliers, "centre_outliers": m.n_centre_outliers})
+                            "detected_frac_listening": round(float((tr.detected & listening).sum() / max(n_listen, 1)), 4),
+                            "landmark_frac_listening": round(held, 4),
+                            "landmark_outliers": m.n_landmark_outliers, "centre_outliers": m.n_centre_outliers,
+                            "reanchors": m.n_reanchors})
         if total_w <= 0:
             raise MetricSkip("no_listening", "no person has a scored listening frame")
         return ItemResult(sample.item_id, True, total_sum / total_w, {

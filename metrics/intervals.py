@@ -104,11 +104,7 @@ def lookup_intervals(table: dict, video_path) -> list[list[tuple[float, float]]]
 
 def intervals_to_mask(intervals, times_s) -> "np.ndarray":
     """(T,) bool: which sample times fall inside any [start, end] interval (ends inclusive, as
-    in the released interactivity scorer)."""
-    import numpy as np
+    in the released interactivity scorer; ``curation.intervals.mask``)."""
+    from curation.intervals import mask
 
-    t = np.asarray(times_s, dtype=np.float64)
-    mask = np.zeros(t.shape, bool)
-    for s, e in intervals or []:
-        mask |= (t >= s) & (t <= e)
-    return mask
+    return mask(intervals or [], times_s, closed=True)

@@ -87,9 +87,8 @@ def validate(cfg: dict, src: str = "<config>") -> None:
         v, m = cfg["video"], cfg["model"]
         check_num_frames(int(v["num_frames"]))
         p = int(v["patch"])
-        if int(v["height"]) % p or int(v["width"]) % (2 * p):
-            raise ConfigError(f"video.height must be a multiple of patch ({p}) and video.width of 2*patch "
-                              "(two-person mode concatenates two halves)")
+        if int(v["height"]) % p or int(v["width"]) % p:
+            raise ConfigError(f"video.height and video.width (the face crop) must be multiples of patch ({p})")
         if int(m["dim"]) % int(m["heads"]):
             raise ConfigError("model.dim must be divisible by model.heads")
         if int(m["audio_window"]) % 2 != 1:

@@ -4,11 +4,18 @@
   span of a source video; it is resampled to the config's fps (``curation.media.sample_indices``)
   and cut into windows of ``num_frames`` (4n+1) frames on a fixed grid; only a window's frames
   are decoded (decord, ``curation.media.VideoReader``) and the cropped result is cached (LRU).
-* Single-person mode: a face-centred crop (height = crop_scale x face side) resized to H x W.
-* Two-person mode (probability ``concat_prob`` per batch, stage 1): sample k and k+1 are cropped
-  around their faces to H x W/2 each and concatenated left | right, with both audios, both face
-  crops and both face masks (identities bound left -> right), so single-person data teaches
-  two-person generation. Stage 2 uses real multi-person clips as they are.
+* Face-centred: each sample is a crop centred on one face (side = crop_scale x face side,
+  clamped to the frame) resized to H x W, so the face fills the crop and the mouth spans many
+  patches. Generation crops the reference image the same way (``crop_region``) and composites
+  the generated crop back.
+* The identity reference frame comes from another window of the same clip (probability
+  ``1 - train.ref_is_context``), the window's own frame 0 is the context frame: the mouth in
+  the reference is then not the mouth to draw, and the model must take it from the audio.
+* Two-person mode (probability ``concat_prob`` per batch, stage 1): the face crops of sample k
+  and k+1 are concatenated left | right (width 2W), with both audios, both face crops and both
+  face masks (identities bound left -> right). Stage 2 uses real multi-person clips as they are.
+* ``mouth_masks`` (H/p x W/p) mark the token cells of the lower middle of each face box, which
+  the loss weighs ``train.mouth_weight`` times more.
 * Each batch is a pure function of (seed, step, rank), so a resumed run sees the same data.
 """
 
@@ -25,7 +32,7 @@ import torch
 
 from curation.media import MediaError, VideoReader, load_audio, sample_indices
 from model.audio import frame_windows
-from model.masks import face_token_mask, square_box
+from model.masks import face_token_mask, mouth_token_mask, square_box
 from model.shard_reader import ShardError, read_clip_rows
 
 log = logging.getLogger(__name__)
@@ -111,6 +118,7 @@ class ShardTrainingSource:
         self.fps, self.patch, self.crop_scale = float(v["fps"]), int(v["patch"]), float(v["crop_scale"])
         self.face_size, self.window = int(m["face_size"]), int(m["audio_window"])
         self.batch_size, self.concat_prob = int(tr["batch_size"]), float(tr["concat_prob"])
+        self.ref_is_context = float(tr.get("ref_is_context", 0.25))
         self.stage, self.seed = int(tr["stage"]), int(cfg.get("seed", 0))
         self.manifest, rows = read_clip_rows(run_dir)
         data_root = Path(self.manifest.get("data_root") or ".")
@@ -133,7 +141,7 @@ class ShardTrainingSource:
             raise ShardError(f"{run_dir}: no usable clip rows ({dict(self.skipped)} skipped); every clip needs "
                              f"status ok, persons with ref_box, an audio_ref and >= {self.T} frames at {self.fps} fps")
         self.pool_windows = [(i, w) for i in pool for w in range(self.items[i].num_windows)]
-        self.concat_enabled = self.stage == 1 and bool(single)
+        self.concat_enabled = self.stage == 1 and bool(single) and self.concat_prob > 0
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._cache_entries = cache_entries
         self._readers: collections.OrderedDict = collections.OrderedDict()
@@ -225,8 +233,7 @@ class ShardTrainingSource:
         sx = fw / float(item.row.get("width") or fw)
         sy = fh / float(item.row.get("height") or fh)
         feats = self._audio_feats(item)
-        # both layouts this source can ask for (full width; half width for concatenation)
-        widths = {out_w} | ({self.W, self.W // 2} if self.concat_enabled and len(item.persons) == 1 else set())
+        widths = {out_w}
         for w, width in ((w, width) for w in range(item.num_windows) for width in sorted(widths)):
             idx = all_idx[w * self.T:(w + 1) * self.T]
             frames = frames_all[w * self.T:(w + 1) * self.T]
@@ -235,24 +242,34 @@ class ShardTrainingSource:
             crops = np.stack([cv2.resize(f[y0:y0 + ch, x0:x0 + cw], (width, self.H), interpolation=cv2.INTER_AREA)
                               for f in frames])
             faces = np.stack([crop_face(frames[0], b, self.face_size) for b in boxes])
-            masks = np.stack([face_token_mask(map_box(b, x0, y0, cw, ch, width, self.H), self.H, width, self.patch)
-                              for b in boxes])
+            mapped = [map_box(b, x0, y0, cw, ch, width, self.H) for b in boxes]
+            masks = np.stack([face_token_mask(b, self.H, width, self.patch) for b in mapped])
+            mouth = np.max([mouth_token_mask(b, self.H, width, self.patch) for b in mapped], 0)
             audio = np.stack([a[w * self.T:(w + 1) * self.T] for a in feats])
-            self._cache[(item_idx, w, width)] = {"frames": crops, "faces": faces, "masks": masks,
+            self._cache[(item_idx, w, width)] = {"frames": crops, "faces": faces, "masks": masks, "mouth": mouth,
                                                  "audio": audio.astype(np.float32)}
         while len(self._cache) > self._cache_entries:
             self._cache.popitem(last=False)
         return self._cache[key]
 
-    def _safe_sample(self, pick: int, out_w: int) -> dict:
-        """A window sample; an item that fails to decode is marked and the next window is used
-        (bad input never stops training; the count is in ``skipped``)."""
+    def _safe_sample(self, pick: int, out_w: int, ref_pick: float = 1.0) -> dict:
+        """A window sample with its identity reference (frame 0 and face crops of another window
+        of the same clip, chosen by ``ref_pick`` in [0, 1); its own frame 0 when ``ref_pick`` <
+        ``ref_is_context`` or the clip has one window). An item that fails to decode is marked and
+        the next window is used (bad input never stops training; the count is in ``skipped``)."""
         for k in range(len(self.pool_windows)):
             item_idx, window = self.pool_windows[(pick + k) % len(self.pool_windows)]
             if self.items[item_idx].failed:
                 continue
             try:
-                return self.window_sample(item_idx, window, out_w)
+                smp = self.window_sample(item_idx, window, out_w)
+                n_win = self.items[item_idx].num_windows
+                if ref_pick < self.ref_is_context or n_win == 1:
+                    return {**smp, "ref": smp["frames"][0]}
+                u = (ref_pick - self.ref_is_context) / max(1e-9, 1.0 - self.ref_is_context)
+                other = (window + 1 + int(u * (n_win - 1))) % n_win
+                ref = self.window_sample(item_idx, other, out_w)
+                return {**smp, "ref": ref["frames"][0], "faces": ref["faces"]}
             except MediaError as e:
                 log.warning("skipping clip %s: %s", self.items[item_idx].row.get("clip_id"), e)
                 self.items[item_idx].failed = True
@@ -265,21 +282,24 @@ class ShardTrainingSource:
         two_person = self.concat_enabled and rng.random() < self.concat_prob
         n_draw = self.batch_size * (2 if two_person else 1)
         picks = rng.integers(0, len(self.pool_windows), size=n_draw)
+        ref_picks = rng.random(n_draw)
         if two_person:
-            half = self.W // 2
             samples = []
             for k in range(self.batch_size):
-                a, b = self._safe_sample(int(picks[2 * k]), half), self._safe_sample(int(picks[2 * k + 1]), half)
+                a = self._safe_sample(int(picks[2 * k]), self.W, ref_picks[2 * k])
+                b = self._safe_sample(int(picks[2 * k + 1]), self.W, ref_picks[2 * k + 1])
                 za, zb = np.zeros_like(a["masks"][0]), np.zeros_like(b["masks"][0])
                 samples.append({
                     "frames": np.concatenate([a["frames"], b["frames"]], axis=2),
+                    "ref": np.concatenate([a["ref"], b["ref"]], axis=1),
                     "faces": np.concatenate([a["faces"][:1], b["faces"][:1]]),
                     "masks": np.stack([np.concatenate([a["masks"][0], zb], 1), np.concatenate([za, b["masks"][0]], 1)]),
+                    "mouth": np.concatenate([a["mouth"], b["mouth"]], 1),
                     "audio": np.concatenate([a["audio"][:1], b["audio"][:1]]),
                 })
             mode = "two_person_concat"
         else:
-            samples = [self._safe_sample(int(p), self.W) for p in picks]
+            samples = [self._safe_sample(int(p), self.W, r) for p, r in zip(picks, ref_picks)]
             mode = "as_is" if any(len(s["faces"]) > 1 for s in samples) else "single"
         return collate(samples, mode)
 
@@ -295,9 +315,14 @@ def collate(samples: list[dict], mode: str = "") -> dict:
 
     video = to_model_range(np.stack([s["frames"] for s in samples]))  # (B, T, 3, H, W)
     video = video.permute(0, 2, 1, 3, 4).contiguous()
+    ref = (to_model_range(np.stack([s["ref"] for s in samples])) if all("ref" in s for s in samples)
+           else video[:, :, 0].clone())
+    mouth = (torch.from_numpy(np.stack([s["mouth"] for s in samples])).float()
+             if all("mouth" in s for s in samples) else None)
     return {
         "video": video,
-        "ref": video[:, :, 0].clone(),
+        "ref": ref,
+        **({"mouth_masks": mouth} if mouth is not None else {}),
         "faces": to_model_range(np.stack([pad(s["faces"]) for s in samples])),
         "audio": torch.from_numpy(np.stack([pad(s["audio"]) for s in samples])),
         "face_masks": torch.from_numpy(np.stack([pad(s["masks"]) for s in samples])),

@@ -9,6 +9,7 @@ patches. Tokens are frame-major: token index = latent_frame * (H/p * W/p) + row 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -49,6 +50,7 @@ def sincos(pos: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([ang.sin(), ang.cos()], -1)
 
 
+@functools.lru_cache(maxsize=16)
 def pos_embed_3d(lat: int, gh: int, gw: int, dim: int) -> torch.Tensor:
     """Fixed sinusoidal (t, y, x) embedding, (lat*gh*gw, dim): works for any clip length/size."""
     d_axis = (dim // 6) * 2
@@ -122,8 +124,9 @@ class AnyTalkerDiT(nn.Module):
         self.face_size = int(m["face_size"])
         self.audio_tokens = int(m["audio_tokens"])
         self.patch_dim = 3 * TEMPORAL_COMPRESSION * self.patch ** 2
-        self.x_embed = nn.Linear(2 * self.patch_dim, self.dim)  # noisy tokens ++ reference tokens
-        self.ref_flag = nn.Parameter(torch.zeros(self.dim))  # marks latent frame 0 (the reference)
+        # noisy tokens ++ identity-reference tokens ++ context (previous frame) tokens
+        self.x_embed = nn.Linear(3 * self.patch_dim, self.dim)
+        self.ref_flag = nn.Parameter(torch.zeros(self.dim))  # marks latent frame 0 (the context frame)
         self.t_embed = nn.Sequential(nn.Linear(256, self.dim), nn.SiLU(), nn.Linear(self.dim, self.dim))
         self.face_encoder = build_face_encoder(cfg)
         self.face_norm = nn.LayerNorm(self.dim)
@@ -145,22 +148,42 @@ class AnyTalkerDiT(nn.Module):
         face_tokens = self.face_norm(self.face_encoder(f)).unflatten(0, (b, n_id))
         return face_tokens, self.audio_proj(audio)
 
-    def forward(self, x_tokens: torch.Tensor, t: torch.Tensor, ref: torch.Tensor, face_tokens: torch.Tensor,
-                audio_tokens: torch.Tensor, face_grid_masks: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """x_tokens (B, N, patch_dim) noisy tokens; t (B,) in [0, 1]; ref (B, 3, H, W);
-        face_grid_masks (B, I, H/p, W/p). Returns the predicted velocity (B, N, patch_dim)."""
+    def condition_embedding(self, ref: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """The part of the input embedding that does not depend on the noisy tokens: reference and
+        context channels + positions (B, N, dim). The sampler computes it once per chunk."""
+        b, _, h, w = ref.shape
+        lat, gh, gw = latent_frames(num_frames), h // self.patch, w // self.patch
+        pd = self.patch_dim
+        ref_tokens = patchify(ref[:, :, None].expand(-1, -1, num_frames, -1, -1), self.patch)
+        ctx_tokens = patchify(context[:, :, None].expand(-1, -1, num_frames, -1, -1), self.patch)
+        weight = self.x_embed.weight
+        e = ref_tokens @ weight[:, pd:2 * pd].T + ctx_tokens @ weight[:, 2 * pd:].T + self.x_embed.bias
+        e = e + pos_embed_3d(lat, gh, gw, self.dim).to(e)
+        e[:, :gh * gw] = e[:, :gh * gw] + self.ref_flag
+        return e
+
+    def forward(self, x_tokens: torch.Tensor, t: torch.Tensor, ref: torch.Tensor, context: torch.Tensor,
+                face_tokens: torch.Tensor, audio_tokens: torch.Tensor, face_grid_masks: torch.Tensor,
+                num_frames: int, cond_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """x_tokens (B, N, patch_dim) noisy tokens; t (B,) in [0, 1]; ref (B, 3, H, W) the identity
+        reference; context (B, 3, H, W) the clip's first frame (the reference itself for the first
+        chunk, the previous chunk's last frame later); face_grid_masks (B, I, H/p, W/p);
+        ``cond_embedding`` = ``condition_embedding(ref, context, num_frames)`` if precomputed.
+        Returns the predicted clean tokens (B, N, patch_dim).
+
+        Reference and context frames are given to every latent frame (not only the first), and the
+        output is a residual on the context frame: at initialisation (zero head) the model predicts
+        "copy the previous frame", so its capacity goes to the motion (mouth, head)."""
         b, _, h, w = ref.shape
         lat, gh, gw = latent_frames(num_frames), h // self.patch, w // self.patch
         s = gh * gw
-        # the reference frame is given to every latent frame (not only the first): a small pixel
-        # model then learns motion relative to the reference instead of re-synthesising the face
-        ref_video = ref[:, :, None].expand(-1, -1, num_frames, -1, -1)
-        x = self.x_embed(torch.cat([x_tokens, patchify(ref_video, self.patch)], -1))
-        x = x + pos_embed_3d(lat, gh, gw, self.dim).to(x)
-        x[:, :s] = x[:, :s] + self.ref_flag
+        if cond_embedding is None:
+            cond_embedding = self.condition_embedding(ref, context, num_frames)
+        x = x_tokens @ self.x_embed.weight[:, :self.patch_dim].T + cond_embedding
         c = self.t_embed(sincos(t * 1000.0, 256).to(x))
         face_masks = face_grid_masks.flatten(2).repeat(1, 1, lat)  # (B, I, L*S), frame-major
         for blk in self.blocks:
             x = blk(x, c, face_tokens, audio_tokens, face_masks, num_frames, s)
         sh, sc = self.ada_out(c).chunk(2, -1)
-        return self.head(modulate(self.norm_out(x), sh, sc))
+        ctx_tokens = patchify(context[:, :, None].expand(-1, -1, num_frames, -1, -1), self.patch)
+        return ctx_tokens + self.head(modulate(self.norm_out(x), sh, sc))

@@ -1,14 +1,15 @@
-"""Flow matching: the training loss and the Euler sampler with classifier-free guidance.
+"""Flow matching: the training loss, its diagnostics and the Euler sampler with classifier-free guidance.
 
 Convention (rectified flow): x_t = (1 - t) * x_0 + t * noise, velocity v = noise - x_0; sampling
 integrates from t = 1 (noise) to t = 0 with Euler steps. The network predicts the clean tokens
-x_0 and the velocity is derived, v = (x_t - x_0_hat) / t, trained with the velocity loss (weight capped at
-t = 0.3; x-prediction, as in Li & He 2025 "Back to Basics: Let Denoising Generative Models Denoise"):
-with pixel patches wider than the model (768 values per token vs dim 128 in ``tiny``) a
-v-predicting network cannot represent the noise and leaves it in the samples, while clean
-patches lie near a low-dimensional manifold. Latent frame 0 is the reference frame itself
-(x_0_hat is set to it and it carries no loss). The unconditional pass zeroes the audio
-features (faces and reference stay), as in training's audio dropout.
+x_0 as a residual on the context frame (``AnyTalkerDiT.forward``) and the velocity is derived,
+v = (x_t - x_0_hat) / t, trained with the velocity loss (weight capped at t = 0.3; x-prediction,
+as in Li & He 2025 "Back to Basics: Let Denoising Generative Models Denoise"): with pixel patches
+wider than the model a v-predicting network cannot represent the noise and leaves it in the
+samples. Latent frame 0 is the context frame itself (given clean as input, x_0_hat set to it, no
+loss). Tokens in the mouth region weigh ``train.mouth_weight`` times more than the rest: the
+mouth is a few percent of the crop but all of the audio's effect. The unconditional pass zeroes
+the audio features (faces, reference and context stay), as in training's audio dropout.
 """
 
 from __future__ import annotations
@@ -22,19 +23,53 @@ T_MIN = 0.05  # floor of t in v = (x_t - x_0) / t when sampling
 LOSS_T_FLOOR = 0.3  # floor of t in the velocity-loss weight 1/t^2
 
 
-def predict_x0(model: AnyTalkerDiT, xt, t, ref, face_tokens, audio_tokens, face_masks, num_frames):
-    """Clean-token prediction with latent frame 0 replaced by the reference frame's tokens."""
-    x0 = model(xt, t, ref, face_tokens, audio_tokens, face_masks, num_frames)
-    ref_tokens = patchify(ref[:, :, None], model.patch)  # a 1-frame clip = latent frame 0
-    return torch.cat([ref_tokens.to(x0), x0[:, ref_tokens.shape[1]:]], 1)
+def frame_tokens(frame: torch.Tensor, num_frames: int, patch: int) -> torch.Tensor:
+    """(B, 3, H, W) -> tokens of a clip that shows this frame at every time step."""
+    return patchify(frame[:, :, None].expand(-1, -1, num_frames, -1, -1), patch)
+
+
+def predict_x0(model: AnyTalkerDiT, xt, t, ref, context, face_tokens, audio_tokens, face_masks, num_frames,
+               cond_embedding=None):
+    """Clean-token prediction; latent frame 0 is the context frame (input and output)."""
+    ctx0 = patchify(context[:, :, None], model.patch)  # a 1-frame clip = latent frame 0
+    s = ctx0.shape[1]
+    xt = torch.cat([ctx0.to(xt), xt[:, s:]], 1)
+    x0 = model(xt, t, ref, context, face_tokens, audio_tokens, face_masks, num_frames, cond_embedding)
+    return torch.cat([ctx0.to(x0), x0[:, s:]], 1)
 
 
 def velocity(xt, x0, t):
     return (xt - x0) / t.clamp(min=T_MIN).view(-1, 1, 1)
 
 
+def token_weights(batch: dict, model: AnyTalkerDiT, mouth_weight: float, latents: int) -> torch.Tensor:
+    """(B, (latents-1) * S) loss weight per token of latent frames 1.. (mouth cells weigh more)."""
+    mouth = batch.get("mouth_masks")
+    video = batch["video"]
+    b, h, w = video.shape[0], video.shape[3], video.shape[4]
+    s = (h // model.patch) * (w // model.patch)
+    if mouth is None or mouth_weight == 1.0:
+        return torch.ones(b, (latents - 1) * s)
+    m = mouth.reshape(b, s).float()
+    return (1.0 + (mouth_weight - 1.0) * m).repeat(1, latents - 1)
+
+
+def _draw(b: int, shape, generator: torch.Generator):
+    noise = torch.randn(shape, generator=generator)
+    t = torch.sigmoid(torch.randn(b, generator=generator))  # logit-normal timesteps
+    return noise, t
+
+
+def _weighted_loss(x0_hat, x0, t, weights, s):
+    # velocity error = clean-token error / t; the weight 1/t^2 is capped at t = LOSS_T_FLOOR
+    # (min-SNR style) so that rare tiny t do not swamp a small batch's loss
+    err = (x0_hat[:, s:] - x0[:, s:]).pow(2).mean(-1)  # (B, tokens)
+    err = (err * weights).sum(1) / weights.sum(1)
+    return (err / t.clamp(min=LOSS_T_FLOOR).pow(2)).mean()
+
+
 def flow_matching_loss(model: AnyTalkerDiT, batch: dict, generator: torch.Generator,
-                       audio_dropout: float = 0.0) -> torch.Tensor:
+                       audio_dropout: float = 0.0, mouth_weight: float = 1.0) -> torch.Tensor:
     video = batch["video"]  # (B, 3, T, H, W) in [-1, 1]
     b, _, t_frames = video.shape[:3]
     audio = batch["audio"]
@@ -42,16 +77,54 @@ def flow_matching_loss(model: AnyTalkerDiT, batch: dict, generator: torch.Genera
         keep = (torch.rand(b, generator=generator) >= audio_dropout).to(audio.dtype)
         audio = audio * keep.view(b, 1, 1, 1, 1)
     x0 = patchify(video, model.patch)
-    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
-    t = torch.sigmoid(torch.randn(b, generator=generator))  # logit-normal timesteps
+    noise, t = _draw(b, x0.shape, generator)
     xt = (1 - t.view(b, 1, 1)) * x0 + t.view(b, 1, 1) * noise
+    context = video[:, :, 0]
     face_tokens, audio_tokens = model.encode_conditions(batch["ref"], batch["faces"], audio)
-    x0_hat = predict_x0(model, xt, t, batch["ref"], face_tokens, audio_tokens, batch["face_masks"], t_frames)
-    s = x0.shape[1] // ((t_frames - 1) // TEMPORAL_COMPRESSION + 1)  # tokens of latent frame 0
-    # velocity error = clean-token error / t; the weight 1/t^2 is capped at t = LOSS_T_FLOOR
-    # (min-SNR style) so that rare tiny t do not swamp a small batch's loss
-    err = (x0_hat[:, s:] - x0[:, s:]).pow(2).mean(dim=(1, 2))
-    return (err / t.clamp(min=LOSS_T_FLOOR).pow(2)).mean()
+    x0_hat = predict_x0(model, xt, t, batch["ref"], context, face_tokens, audio_tokens, batch["face_masks"], t_frames)
+    lat = (t_frames - 1) // TEMPORAL_COMPRESSION + 1
+    s = x0.shape[1] // lat  # tokens of latent frame 0
+    return _weighted_loss(x0_hat, x0, t, token_weights(batch, model, mouth_weight, lat), s)
+
+
+@torch.no_grad()
+def loss_diagnostics(model: AnyTalkerDiT, batch: dict, generator: torch.Generator,
+                     mouth_weight: float = 1.0) -> dict:
+    """On one batch, with the same noise and timesteps for every variant:
+
+    * ``loss``: the model's loss (no audio dropout);
+    * ``copy_reference``: the loss of predicting the identity reference frame for every frame;
+    * ``copy_context``: the loss of repeating the clip's first frame (what the zero-initialised
+      model predicts; a model that learned nothing stays here);
+    * ``audio_swap``: the model's loss when each sample gets another sample's audio (rolled by
+      one in the batch); ``audio_swap_gap`` = (audio_swap - loss) / loss. A model that ignores
+      audio has a gap of 0; one that uses it pays for the wrong audio.
+    """
+    was_training = model.training
+    model.eval()
+    video = batch["video"]
+    b, _, t_frames = video.shape[:3]
+    x0 = patchify(video, model.patch)
+    noise, t = _draw(b, x0.shape, generator)
+    xt = (1 - t.view(b, 1, 1)) * x0 + t.view(b, 1, 1) * noise
+    lat = (t_frames - 1) // TEMPORAL_COMPRESSION + 1
+    s = x0.shape[1] // lat
+    w = token_weights(batch, model, mouth_weight, lat)
+    context = video[:, :, 0]
+
+    def run(audio):
+        ft, at = model.encode_conditions(batch["ref"], batch["faces"], audio)
+        x0_hat = predict_x0(model, xt, t, batch["ref"], context, ft, at, batch["face_masks"], t_frames)
+        return float(_weighted_loss(x0_hat, x0, t, w, s))
+
+    out = {"loss": run(batch["audio"])}
+    if b > 1:
+        out["audio_swap"] = run(torch.roll(batch["audio"], 1, 0))
+        out["audio_swap_gap"] = (out["audio_swap"] - out["loss"]) / max(out["loss"], 1e-12)
+    out["copy_reference"] = float(_weighted_loss(frame_tokens(batch["ref"], t_frames, model.patch), x0, t, w, s))
+    out["copy_context"] = float(_weighted_loss(frame_tokens(context, t_frames, model.patch), x0, t, w, s))
+    model.train(was_training)
+    return out
 
 
 def shifted_timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:
@@ -62,34 +135,52 @@ def shifted_timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:
 @torch.no_grad()
 def sample(model: AnyTalkerDiT, ref: torch.Tensor, faces: torch.Tensor, audio: torch.Tensor,
            face_masks: torch.Tensor, num_frames: int, steps: int = 20, cfg_scale: float = 3.0,
-           shift: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Euler flow-matching sampler. ref (B, 3, H, W) in [-1, 1] -> video (B, 3, T, H, W)."""
+           shift: float = 1.0, generator: torch.Generator | None = None,
+           context: torch.Tensor | None = None) -> torch.Tensor:
+    """Euler flow-matching sampler. ref, context (B, 3, H, W) in [-1, 1] -> video (B, 3, T, H, W)
+    whose frame 0 is ``context`` (default: the reference). With CFG, the conditional and the
+    audio-free pass run as one batch of 2B (one call per step instead of two)."""
     b, _, h, w = ref.shape
-    face_tokens, audio_tokens = model.encode_conditions(ref, faces, audio)
+    context = ref if context is None else context
     use_cfg = cfg_scale != 1.0
     if use_cfg:
-        _, audio_tokens_null = model.encode_conditions(ref, faces, torch.zeros_like(audio))
+        ref2, ctx2 = torch.cat([ref, ref]), torch.cat([context, context])
+        face_tokens, audio_tokens = model.encode_conditions(ref2, torch.cat([faces, faces]),
+                                                            torch.cat([audio, torch.zeros_like(audio)]))
+        masks2 = torch.cat([face_masks, face_masks])
+    else:
+        face_tokens, audio_tokens = model.encode_conditions(ref, faces, audio)
     shape_probe = patchify(torch.zeros(1, 3, num_frames, h, w), model.patch).shape
     x = torch.randn((b, *shape_probe[1:]), generator=generator)
     ts = shifted_timesteps(steps, shift)
+    # reference/context embedding: the same for every Euler step
+    cond = model.condition_embedding(ref2, ctx2, num_frames) if use_cfg else \
+        model.condition_embedding(ref, context, num_frames)
     for i in range(steps):
         t, t_next = ts[i], ts[i + 1]
-        tb = torch.full((b,), float(t))
-        v = velocity(x, predict_x0(model, x, tb, ref, face_tokens, audio_tokens, face_masks, num_frames), tb)
         if use_cfg:
-            v_null = velocity(x, predict_x0(model, x, tb, ref, face_tokens, audio_tokens_null, face_masks,
-                                            num_frames), tb)
-            v = v_null + cfg_scale * (v - v_null)
+            tb = torch.full((2 * b,), float(t))
+            x0 = predict_x0(model, torch.cat([x, x]), tb, ref2, ctx2, face_tokens, audio_tokens, masks2, num_frames,
+                            cond)
+            v_cond, v_null = velocity(torch.cat([x, x]), x0, tb).chunk(2)
+            v = v_null + cfg_scale * (v_cond - v_null)
+        else:
+            tb = torch.full((b,), float(t))
+            v = velocity(x, predict_x0(model, x, tb, ref, context, face_tokens, audio_tokens, face_masks,
+                                       num_frames, cond), tb)
         x = x + (t_next - t) * v
+    ctx0 = patchify(context[:, :, None], model.patch)
+    x = torch.cat([ctx0, x[:, ctx0.shape[1]:]], 1)  # frame 0 is the context exactly
     return unpatchify(x, num_frames, h, w, model.patch).clamp(-1, 1)
 
 
 class FlowMatchingObjective(torch.nn.Module):
     """The loss as a module, so DDP wraps one forward that touches every parameter."""
 
-    def __init__(self, model: AnyTalkerDiT):
+    def __init__(self, model: AnyTalkerDiT, mouth_weight: float = 1.0):
         super().__init__()
         self.model = model
+        self.mouth_weight = float(mouth_weight)
 
     def forward(self, batch: dict, generator: torch.Generator, audio_dropout: float = 0.0) -> torch.Tensor:
-        return flow_matching_loss(self.model, batch, generator, audio_dropout)
+        return flow_matching_loss(self.model, batch, generator, audio_dropout, self.mouth_weight)

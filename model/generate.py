@@ -1,11 +1,19 @@
 """Generation: reference image + one audio per person -> talking video with the mixed audio.
 
 Faces are detected in the reference (``curation.faces.FaceDetector``) or given as boxes, ordered
-left -> right and bound to the audios in that order (the paper's convention). Frames are made at
-the config's fps (24) in chunks of ``num_frames`` that overlap by one frame; every chunk is
-conditioned on the reference image (chaining each chunk on the previous chunk's last frame made
-the tiny model's errors compound into mush within three chunks), and the shared frame of a
-later chunk is dropped. A JSON sidecar next to the video records the checkpoint, detector and audio front end.
+left -> right and bound to the audios in that order (the paper's convention).
+
+Face-centred: each identity's face region is cropped from the reference exactly as training
+crops its samples (``model.data.crop_region``, side = crop_scale x face side) and resized to the
+config's crop size (96 x 96 in ``tiny``); the identities' crops are generated together as one
+batch, each with its own face tokens and its own audio injected by AFCA within its face mask.
+Frames are made at the config's fps (24) in chunks of ``num_frames``: frame 0 of the first chunk
+is the reference, frame 0 of every later chunk is the previous chunk's last generated frame (the
+context), so every later frame is generated and nothing restarts from the reference; the
+reference stays the identity condition throughout. The generated crop's change from the reference
+crop is resized to the face region of the output and added to the reference within a feathered
+face mask (the enlarged face box), so the background and the rest of the picture stay the
+reference's pixels. A JSON sidecar next to the video records the checkpoint, detector and audio front end.
 """
 
 from __future__ import annotations
@@ -24,10 +32,10 @@ import torch
 from curation.media import AUDIO_SR, MediaError, load_audio, sha256_file, write_video, write_wav
 from model.audio import build_frontend, frame_windows
 from model.checkpoint import load_checkpoint
-from model.data import crop_face, to_model_range
+from model.data import crop_face, crop_region, map_box, to_model_range
 from model.dit import AnyTalkerDiT
 from model.flow import sample
-from model.masks import face_token_mask
+from model.masks import face_token_mask, mask_box
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,20 @@ def parse_boxes(text: str) -> list[np.ndarray]:
     return boxes
 
 
+MAX_DEFAULT_HEIGHT = 512
+
+
+def feather_mask(box, width: int, height: int) -> np.ndarray:
+    """(height, width) float mask in [0, 1]: the enlarged face box as an ellipse, edges blurred."""
+    x1, y1, x2, y2 = mask_box(box)
+    m = np.zeros((height, width), np.float32)
+    centre = (int(round((x1 + x2) / 2)), int(round((y1 + y2) / 2)))
+    axes = (max(1, int(round((x2 - x1) / 2))), max(1, int(round((y2 - y1) / 2))))
+    cv2.ellipse(m, centre, axes, 0, 0, 360, 1.0, -1)
+    k = max(3, int(round(min(axes) * 0.3)) | 1)
+    return cv2.GaussianBlur(m, (k, k), 0)
+
+
 def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path], out: str | Path,
              seconds: float | None = None, steps: int | None = None, cfg_scale: float | None = None,
              boxes: list[np.ndarray] | None = None, seed: int = 0, height: int | None = None,
@@ -88,6 +110,7 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
     model, cfg, frontend, blob = load_model(checkpoint)
     v, smp = cfg["video"], cfg["sample"]
     fps, patch, T = float(v["fps"]), int(v["patch"]), int(v["num_frames"])
+    crop_h, crop_w, crop_scale = int(v["height"]), int(v["width"]), float(v["crop_scale"])
     steps = int(steps or smp["steps"])
     cfg_scale = float(smp["cfg"] if cfg_scale is None else cfg_scale)
     if not audios:
@@ -124,22 +147,30 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
     padded += [np.zeros(n_samples, np.float32)] * (len(boxes) - len(audios))  # silent extra faces
     feats = np.stack([frame_windows(frontend(w, n_total, fps), int(cfg["model"]["audio_window"])) for w in padded])
 
-    H = int(height or v["height"])
-    H -= H % patch
-    if H < patch:
-        raise GenerateError(f"--height {height}: must be at least the patch size {patch}")
     img_h, img_w = rgb.shape[:2]
-    W = max(patch, int(round(H * img_w / img_h / patch)) * patch)
+    H = int(height or min(img_h, MAX_DEFAULT_HEIGHT))
+    H -= H % 2
+    if H < 16:
+        raise GenerateError(f"--height {height}: must be at least 16 px")
+    W = max(2, int(round(H * img_w / img_h / 2)) * 2)
     sx, sy = W / img_w, H / img_h
-    ref = cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA)
-    faces = np.stack([crop_face(rgb, b, int(cfg["model"]["face_size"])) for b in boxes])
-    masks = np.stack([face_token_mask(b * np.array([sx, sy, sx, sy], np.float32), H, W, patch) for b in boxes])
+    ref_out = cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    # one face-centred crop per identity, cut from the full-resolution reference
+    crops, crop_boxes, faces, masks = [], [], [], []
+    for b in boxes:
+        x0, y0, cw, ch = crop_region([b], img_w, img_h, crop_w / crop_h, crop_scale)
+        crops.append(cv2.resize(rgb[y0:y0 + ch, x0:x0 + cw], (crop_w, crop_h), interpolation=cv2.INTER_AREA))
+        crop_boxes.append((x0, y0, cw, ch))
+        faces.append(crop_face(rgb, b, int(cfg["model"]["face_size"]))[None])
+        masks.append(face_token_mask(map_box(b, x0, y0, cw, ch, crop_w, crop_h), crop_h, crop_w, patch)[None])
+    ref_t = to_model_range(np.stack(crops))  # (I, 3, h, w): the identities are the batch
+    faces_t = to_model_range(np.stack(faces))  # (I, 1, 3, s, s)
+    masks_t = torch.from_numpy(np.stack(masks))  # (I, 1, h/p, w/p)
 
     gen = torch.Generator().manual_seed(int(seed))
-    faces_t = to_model_range(faces)[None]
-    masks_t = torch.from_numpy(masks)[None]
-    ref_t = to_model_range(ref)[None]
-    frames: list[np.ndarray] = []
+    crop_frames = [ref_t]  # frame 0: the reference crops
+    context = ref_t
     bar = None
     if progress:
         from tqdm import tqdm
@@ -147,16 +178,29 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
         bar = tqdm(total=n_chunks, desc="generate", unit="chunk")
     for c in range(n_chunks):
         s = c * (T - 1)
-        audio_t = torch.from_numpy(feats[:, s:s + T]).float()[None]
+        audio_t = torch.from_numpy(feats[:, s:s + T]).float()[:, None]  # (I, 1, T, window, F)
         video = sample(model, ref_t, faces_t, audio_t, masks_t, T, steps=steps, cfg_scale=cfg_scale,
-                       shift=float(smp.get("shift", 1.0)), generator=gen)
-        chunk = ((video[0].permute(1, 2, 3, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
-        frames.extend(chunk if c == 0 else chunk[1:])
+                       shift=float(smp.get("shift", 1.0)), generator=gen, context=context)
+        crop_frames.extend(video[:, :, f] for f in range(1, T))
+        context = video[:, :, -1]
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    frames_arr = np.stack(frames[:n_frames])
+    crop_video = torch.stack(crop_frames[:n_frames], 1)  # (I, F, 3, h, w) in [-1, 1]
+    residual = ((crop_video - ref_t[:, None]) * 127.5).permute(0, 1, 3, 4, 2).numpy()  # (I, F, h, w, 3)
+
+    frames_arr = np.repeat(ref_out[None], n_frames, 0)
+    for i, (b, (x0, y0, cw, ch)) in enumerate(zip(boxes, crop_boxes)):
+        ox0, oy0 = int(round(x0 * sx)), int(round(y0 * sy))
+        ox1, oy1 = min(W, int(round((x0 + cw) * sx))), min(H, int(round((y0 + ch) * sy)))
+        if ox1 - ox0 < 2 or oy1 - oy0 < 2:
+            continue
+        mask = feather_mask(b * np.array([sx, sy, sx, sy], np.float32), W, H)[oy0:oy1, ox0:ox1, None]
+        for f in range(1, n_frames):
+            up = cv2.resize(residual[i, f], (ox1 - ox0, oy1 - oy0), interpolation=cv2.INTER_LINEAR)
+            frames_arr[f, oy0:oy1, ox0:ox1] += mask * up
+    frames_arr = frames_arr.round().clip(0, 255).astype(np.uint8)
 
     out = Path(out)
     mix = np.sum([np.pad(w[:n_samples], (0, max(0, n_samples - len(w)))) for w in waves], 0)
@@ -168,15 +212,19 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
         wav = Path(td) / "mix.wav"
         write_wav(wav, mix, AUDIO_SR)
         write_video(out, frames_arr, fps, audio=wav)
+    wall = time.time() - t_start
     record = {
         "video": str(out), "frames": int(len(frames_arr)), "fps": fps, "width": W, "height": H,
         "seconds": round(len(frames_arr) / fps, 4), "identities": len(boxes), "audios": [str(a) for a in audios],
         "boxes": [[round(float(x), 1) for x in b] for b in boxes], "image": str(image),
+        "face_crops": {"size": [crop_w, crop_h], "regions_xywh": [list(map(int, r)) for r in crop_boxes]},
         "model": {"backend": "anytalker-afca", "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
                   "step": int(blob["step"]), "config": cfg.get("name"), "toolkit_version": blob.get("toolkit_version")},
         "face_detector": detector, "audio_frontend": frontend.describe(),
-        "sampler": {"name": "euler_flow_matching", "steps": steps, "cfg": cfg_scale, "seed": int(seed)},
-        "wall_s": round(time.time() - t_start, 2),
+        "sampler": {"name": "euler_flow_matching", "steps": steps, "cfg": cfg_scale, "seed": int(seed),
+                    "chunks": n_chunks, "chunk_frames": T},
+        "threads": torch.get_num_threads(),
+        "wall_s": round(wall, 2), "seconds_per_generated_second": round(wall / max(len(frames_arr) / fps, 1e-9), 3),
     }
     out.with_suffix(".json").write_text(json.dumps(record, indent=2))
     return record

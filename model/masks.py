@@ -59,3 +59,22 @@ def face_token_mask(box, height: int, width: int, patch: int) -> np.ndarray:
     cx = int(np.clip((x1 + x2) / 2 // patch, 0, gw - 1))
     m[cy, cx] = 1.0
     return m
+
+
+def mouth_box(box) -> np.ndarray:
+    """The mouth region of a face box: the middle 60 % of its width, from 55 % of its height to
+    5 % below it (face detector boxes end at the chin)."""
+    x1, y1, x2, y2 = [float(v) for v in box]
+    w, h = x2 - x1, y2 - y1
+    return np.array([x1 + 0.2 * w, y1 + 0.55 * h, x2 - 0.2 * w, y2 + 0.05 * h], np.float32)
+
+
+def mouth_token_mask(box, height: int, width: int, patch: int) -> np.ndarray:
+    """(height/patch, width/patch) {0,1} mask of the token cells the mouth box touches."""
+    gh, gw = height // patch, width // patch
+    x1, y1, x2, y2 = mouth_box(box)
+    m = np.zeros((gh, gw), np.float32)
+    r0, r1 = int(np.clip(y1 // patch, 0, gh - 1)), int(np.clip(np.ceil(y2 / patch), 1, gh))
+    c0, c1 = int(np.clip(x1 // patch, 0, gw - 1)), int(np.clip(np.ceil(x2 / patch), 1, gw))
+    m[r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)] = 1.0
+    return m

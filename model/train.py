@@ -25,7 +25,7 @@ from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, 
 from model.config import load_config
 from model.data import ShardTrainingSource, StepBatches
 from model.dit import AnyTalkerDiT
-from model.flow import FlowMatchingObjective
+from model.flow import FlowMatchingObjective, loss_diagnostics
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +52,49 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
+def _summarise_diagnostics(records: list[dict]) -> dict:
+    """Mean of each diagnostic over the first and the last fifth of the logged steps."""
+    recs = [r for r in records if "audio_swap_gap" in r]
+    if not recs:
+        return {}
+    k = max(1, len(recs) // 5)
+    out = {}
+    for key in ("diag_loss", "copy_reference", "copy_context", "audio_swap_gap"):
+        out[key] = {"first": round(float(np.mean([r[key] for r in recs[:k]])), 6),
+                    "last": round(float(np.mean([r[key] for r in recs[-k:]])), 6)}
+    out["logged_steps"] = len(recs)
+    return out
+
+
 def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | None = None,
-          resume: bool = False, overrides: dict | None = None, progress: bool = True) -> dict:
+          resume: bool = False, overrides: dict | None = None, progress: bool = True,
+          init: str | Path | None = None) -> dict:
+    """Train from scratch, continue a run (``resume``: its own config, optimizer and step), or
+    start a new run from another run's weights (``init``: e.g. stage 2 from stage 1; the
+    checkpoint's config with ``overrides`` applied, a fresh optimizer, step 0)."""
     out = Path(out)
     ckpt_dir = out / "checkpoints"
     last_path = ckpt_dir / "last.pt"
     rank, world, local_rank = _dist_env()
-    blob = None
+    blob = init_blob = None
+    if resume and init:
+        raise CheckpointError(f"{init}: --resume and --init exclude each other; --resume continues {last_path}, "
+                              "--init starts a new run from another run's weights")
     if resume:
         if not last_path.exists():
             raise CheckpointError(f"{last_path}: nothing to resume; run without --resume to start a new run")
+        if overrides:
+            raise CheckpointError(f"{last_path}: --resume continues the run with its own config, so --set "
+                                  f"{overrides} cannot apply; to change values start a new run from these "
+                                  f"weights: --init {last_path} --out NEW_DIR --set ...")
         blob = load_checkpoint(last_path)
         cfg = blob["config"]  # the run's own config wins over the CONFIG argument
-        if overrides:
-            log.warning("--resume: config overrides %s ignored; the checkpoint's config is used", overrides)
+    elif init:
+        init_blob = load_checkpoint(init)
+        cfg = load_config(init_blob["config"], overrides)  # the architecture must match the weights
+        if last_path.exists():
+            raise CheckpointError(f"{last_path}: {out} already holds a run; pass a new --out for the run "
+                                  f"started from {init} (or --resume to continue this one)")
     else:
         cfg = load_config(config, overrides)
     tr = cfg["train"]
@@ -92,7 +121,15 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
         start_step = int(blob["step"])
         set_rng_state(blob["rng"])
         log.info("resumed %s at step %d", last_path, start_step)
-    objective = FlowMatchingObjective(model)
+    elif init_blob is not None:
+        try:
+            model.load_state_dict(init_blob["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{init}: its weights do not fit the config with these --set values "
+                                  f"(only training/data values may change, not model shapes): {str(e)[:300]}") from e
+        log.info("initialised from %s (step %d of that run)", init, int(init_blob["step"]))
+    mouth_weight = float(tr.get("mouth_weight", 1.0))
+    objective = FlowMatchingObjective(model, mouth_weight)
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -117,6 +154,12 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
         bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
     metrics_file = open(out / "metrics.jsonl", "a") if rank == 0 else None
     step, last_loss = start_step, None
+    logged: list[dict] = []
+    # optional wall-clock budget (train.max_minutes): the run stops after the step that crosses
+    # it and saves that step's checkpoint; the result says so (a time-boxed run, e.g. a benchmark)
+    max_minutes = tr.get("max_minutes") if not distributed else None  # ranks could disagree on time
+    t_run = time.perf_counter()
+    stopped_by_budget = False
     t_data = time.perf_counter()
     try:
         for step, batch in enumerate(loader, start=start_step + 1):
@@ -141,17 +184,26 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
             last_loss = float(loss_value)
             step_s = time.perf_counter() - t0
             if rank == 0:
-                if step % log_every == 0 or step == total_steps:
+                if step % log_every == 0 or step == total_steps or step == start_step + 1:
                     rec = {"step": step, "loss": round(last_loss, 6), "lr": lr, "grad_norm": round(float(grad_norm), 4),
                            "mode": batch["mode"], "data_s": round(data_s, 4), "step_s": round(step_s, 4),
                            "world_size": world, "time": time.time()}
+                    # the same batch after the update: copy baselines and the audio-swap gap, with
+                    # one fixed noise draw shared by all variants (diagnostics RNG: rank + 2**20)
+                    diag = loss_diagnostics(model, batch, step_generator(seed, step, rank + 2 ** 20), mouth_weight)
+                    rec.update({("diag_loss" if k == "loss" else k): round(v, 6) for k, v in diag.items()})
+                    logged.append(rec)
                     metrics_file.write(json.dumps(rec) + "\n")
                     metrics_file.flush()
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{last_loss:.4f}", mode=batch["mode"][:6])
-                if step % ckpt_every == 0 or step == total_steps:
+                over_budget = bool(max_minutes) and (time.perf_counter() - t_run) / 60 >= float(max_minutes)
+                if step % ckpt_every == 0 or step == total_steps or over_budget:
                     _save(ckpt_dir, model, opt, step, cfg, frontend)
+            if max_minutes and (time.perf_counter() - t_run) / 60 >= float(max_minutes):
+                stopped_by_budget = step < total_steps
+                break
             t_data = time.perf_counter()
     finally:
         if bar is not None:
@@ -163,8 +215,17 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
 
             dist.barrier()
             dist.destroy_process_group()
+    diagnostics = _summarise_diagnostics(logged)
+    if rank == 0 and diagnostics:
+        gap = diagnostics["audio_swap_gap"]
+        log.warning("audio-swap gap (loss with another sample's audio / own audio - 1): first %.2f %%, last %.2f %%; "
+                    "loss %.4f vs copy-reference %.4f, copy-context %.4f (last fifth)", 100 * gap["first"],
+                    100 * gap["last"], diagnostics["diag_loss"]["last"], diagnostics["copy_reference"]["last"],
+                    diagnostics["copy_context"]["last"])
     return {"out": str(out), "step": step, "start_step": start_step, "loss": last_loss,
-            "checkpoint": str(last_path), "data": source.describe()}
+            "init": str(init) if init else None, "checkpoint": str(last_path), "data": source.describe(),
+            "stopped_by_time_budget": stopped_by_budget, "train_minutes": round((time.perf_counter() - t_run) / 60, 2),
+            "diagnostics": diagnostics}
 
 
 KEEP_CHECKPOINTS = 3

@@ -99,8 +99,11 @@ def init_ray(address: str | None, num_cpus: int) -> None:
     here, the owner tag on every Ray process (for ``end_orphans``)."""
     import ray
 
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "ignore_reinit_error": True, "runtime_env": runtime_env()}
+    from curation.quiet import quiet_ray, ray_init_kwargs
+
+    quiet_ray()  # Ray's start-up lines off the console unless -v (curation/quiet.py)
+    kwargs: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True,
+                              "runtime_env": runtime_env(), **ray_init_kwargs()}
     if address:
         kwargs["address"] = address
         with stdin_from_devnull():

@@ -2,7 +2,8 @@
 two-speaker recording ``audio/sample.wav`` against its reference ``audio/sample.rttm``.
 
 Scored with pyannote.metrics' DiarizationErrorRate (no forgiveness collar, overlapped speech
-scored), once with the speaker count given (oracle, 2) and once estimated. Prints DER and its
+scored), once with the speaker count given (oracle, 2) and once estimated. The same figures,
+with a collar too and on any folder: ``python -m benchmarks.validity diarization``. Prints DER and its
 components (false alarm, missed detection, confusion, as fractions of reference speech).
 
     .venv/bin/python -m benchmarks.perf.diarization_der [--data ../shared/data]
@@ -74,10 +75,11 @@ def run(data_root: Path) -> dict:
             raise SystemExit(f"{p}: missing; point --data at the shared data set (ANYTALKER_SHARED)")
     wav = load_audio(wav_path)
     reference = load_rttm(rttm_path)
-    speech = audio.vad_segments(wav)
+    voiced = audio.raw_vad_segments(wav)
+    speech = audio.postprocess_vad(voiced, len(wav) / audio.SR)
     out = {"backend": audio.diarization_backend_name("default"), "vad_backend": audio.vad_backend_name()}
     for label, n in (("oracle_2_speakers", 2), ("estimated_speakers", None)):
-        turns = audio.diarize(wav, num_speakers=n, speech=speech)
+        turns = audio.diarize(wav, num_speakers=n, speech=speech, voiced=voiced)
         out[label] = {**score(turns, reference), "num_speakers_found": len({t[2] for t in turns})}
     return out
 

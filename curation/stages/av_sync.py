@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from curation.base import Reason, Resources, Row, Stage, reject
+from curation.intervals import mask
 from curation.media import load_audio
 from curation.sync import DEFAULT_BACKEND, SyncInput, face_crops_for_syncnet, get_sync_backend, sync_score
 from curation.sync_judge import STATIC_LIP_MOTION, lip_motion, speech_fraction
@@ -68,12 +69,9 @@ class AvSyncStage(Stage):
         self._backend = get_sync_backend(self.backend, self.weights)
 
     def _valid_mask(self, times: np.ndarray, intervals: list[dict], speaker: str) -> np.ndarray:
-        m = np.zeros(len(times), bool)
-        for iv in intervals:
-            if str(iv["speaker"]) == speaker:
-                m |= (times >= float(iv["start"]) - self.interval_margin_s) & (
-                    times < float(iv["end"]) + self.interval_margin_s)
-        return m
+        m = self.interval_margin_s
+        segs = [(float(iv["start"]) - m, float(iv["end"]) + m) for iv in intervals if str(iv["speaker"]) == speaker]
+        return mask(segs, times, closed=False)
 
     def process(self, row: Row) -> Row:
         be = self._backend

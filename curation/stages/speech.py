@@ -30,6 +30,7 @@ from __future__ import annotations
 import zlib
 
 from curation import audio as speech
+from curation import intervals
 from curation.base import Reason, Resources, Row, Stage, reject
 from curation.media import load_audio
 
@@ -89,7 +90,8 @@ class SpeechStage(Stage):
         wav = load_audio(row["source_abs_path"], start_s=start_s, end_s=end_s)
         if wav.size == 0:
             return reject(row, Reason.NO_AUDIO, "audio stream decodes to no samples", self.name)
-        vad = speech.vad_segments(wav)
+        voiced = speech.raw_vad_segments(wav)
+        vad = speech.postprocess_vad(voiced, len(wav) / speech.SR)  # speech as reference RTTMs mark it
         speech_s = _speech_seconds(vad)
         row["speech_s"] = round(speech_s, 3)
         if speech_s < self.min_speech_s:
@@ -97,7 +99,7 @@ class SpeechStage(Stage):
                           self.name)
         turns = speech.diarize(wav, backend=self.diarization_backend, num_speakers=self.num_speakers,
                                pyannote_pipeline=self.pyannote_pipeline, max_speakers=max(2, int(self.max_speakers)),
-                               speech=vad)
+                               speech=vad, voiced=voiced)
         clean, overlaps = speech.remove_overlaps(turns)
         speakers = sorted({t[2] for t in turns})
         overlap_s = _speech_seconds(overlaps)
@@ -111,7 +113,7 @@ class SpeechStage(Stage):
                           self.name)
         if self.mode == "multi":
             return self._multi(row, turns, overlaps)
-        return self._single(row, clean, overlaps)
+        return self._single(row, clean, overlaps, voiced)
 
     def _multi(self, row: Row, turns, overlaps) -> Row:
         return {
@@ -121,9 +123,14 @@ class SpeechStage(Stage):
             "overlap_intervals": [[s, e] for s, e in overlaps],
         }
 
-    def _single(self, row: Row, clean, overlaps) -> Row | list[Row]:
+    def _single(self, row: Row, clean, overlaps, voiced) -> Row | list[Row]:
         seed = self._clip_seed(row)
-        spans = speech.regroup(clean, mean_s=self.regroup_mean_s, std_s=self.regroup_std_s, seed=seed,
+        # spans are cut from the voiced pieces of each turn, so they end in real pauses: the
+        # bridged turn is the annotation, the voiced pieces are what a training clip holds
+        voiced_tl = intervals.timeline(voiced)
+        pieces = [(a, b, k) for s, e, k in clean
+                  for a, b in intervals.pairs(voiced_tl.crop(intervals.Segment(s, e)), 3)] if voiced else clean
+        spans = speech.regroup(pieces, mean_s=self.regroup_mean_s, std_s=self.regroup_std_s, seed=seed,
                                max_gap_s=self.max_gap_s, barriers=overlaps)
         fps = float(row["fps"])
         a0, b0 = int(row["start_frame"]), int(row["end_frame"])

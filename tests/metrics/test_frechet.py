@@ -171,3 +171,101 @@ def test_fid_finds_a_fetched_network_and_reports_its_pin(tmp_path, videos, monke
         [Sample("a", videos["bars"], reference_path=videos["noise"])])
     assert r.backend_version == f"sha256:{sha256_file(weights)[:16]} (pinned)"
     assert np.isfinite(r.value)
+
+
+# --- parity with clean-fid ----------------------------------------------------------------------
+def _save_inception_with_layers(path):
+    """The interface of inception-2015-12-05.pt: ``forward(img, return_features)`` resizing to
+    299 inside, and the ``layers`` module that clean-fid calls directly."""
+    import torch
+    from torch import nn
+
+    class Layers(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(1)
+            self.conv = nn.Conv2d(3, 4, 9, stride=8)
+
+        def forward(self, x):
+            return torch.tanh(self.conv(x)).mean(dim=(2, 3))
+
+    class InceptionLike(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = Layers()
+
+        def forward(self, img, return_features: bool = False):
+            x = torch.nn.functional.interpolate(img.float(), size=(299, 299), mode="bilinear", align_corners=False)
+            return self.layers((x - 128) / 128)
+
+    torch.jit.script(InceptionLike()).save(str(path))
+
+
+def _clean_fid_reference(net_path, fake_files, real_files) -> float:
+    """clean-fid 0.1.35's ``compute_fid(fdir1, fdir2, mode="clean")`` steps, written out from its
+    source (clean-fid cannot be installed here: it requires torchvision, whose wheels pull
+    another torch): ``ResizeDataset.__getitem__`` (PIL ``convert("RGB")``,
+    ``make_resizer("PIL", False, "bicubic", (299, 299))``, ``ToTensor`` on float32 = CHW
+    without scaling), ``InceptionV3W.forward`` (``layers((x - 128) / 128)``),
+    ``fid_from_feats`` (mean, ``np.cov(rowvar=False)``, ``frechet_distance``)."""
+    import torch
+    from PIL import Image
+    from scipy import linalg
+
+    net = torch.jit.load(str(net_path)).eval()
+
+    def resize_single_channel(x_np):
+        img = Image.fromarray(x_np.astype(np.float32), mode="F")
+        img = img.resize((299, 299), resample=Image.BICUBIC)
+        return np.asarray(img).reshape(299, 299, 1)
+
+    def feats(files):
+        out = []
+        for f in files:
+            img_np = np.array(Image.open(f).convert("RGB"))
+            x = np.concatenate([resize_single_channel(img_np[:, :, i]) for i in range(3)], axis=2).astype(np.float32)
+            t = torch.from_numpy(x.transpose(2, 0, 1).copy())[None]
+            with torch.no_grad():
+                out.append(net.layers.forward((t - 128) / 128).view(1, -1).numpy())
+        return np.concatenate(out).astype(np.float64)
+
+    def frechet(mu1, s1, mu2, s2, eps=1e-6):
+        diff = mu1 - mu2
+        covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(s1.shape[0]) * eps
+            covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
+        if np.iscomplexobj(covmean):
+            covmean = covmean.real
+        return diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+
+    f1, f2 = feats(fake_files), feats(real_files)
+    return float(frechet(f1.mean(0), np.cov(f1, rowvar=False), f2.mean(0), np.cov(f2, rowvar=False)))
+
+
+def test_fid_equals_clean_fid_on_the_same_network(tmp_path):
+    from PIL import Image
+
+    weights = tmp_path / "inception-2015-12-05.pt"
+    _save_inception_with_layers(weights)
+    rng = np.random.default_rng(0)
+    fake, real = [], []
+    for i in range(12):
+        for kind, files, shift in (("fake", fake, 40), ("real", real, 0)):
+            h, w = int(rng.integers(48, 120)), int(rng.integers(48, 120))
+            yy, xx = np.mgrid[0:h, 0:w]
+            img = np.stack([(xx * (3 + i) + shift) % 256, (yy * (2 + i)) % 256,
+                            rng.integers(0, 256, (h, w))], -1).astype(np.uint8)
+            p = tmp_path / f"{kind}_{i}.{'jpg' if i % 2 else 'png'}"
+            Image.fromarray(img).save(p, quality=90)
+            files.append(p)
+    fid = get_metric("fid", weights=str(weights), n_boot=0)
+    ours = fid.evaluate([Sample(f"s{i}", str(f), reference_path=str(r)) for i, (f, r) in enumerate(zip(fake, real))])
+    ref = _clean_fid_reference(weights, fake, real)
+    assert ours.n_scored == 12
+    assert ref > 1e-3
+    assert ours.value == pytest.approx(ref, abs=1e-3), (ours.value, ref)
+    # the previous OpenCV resize is measurably different on the same features
+    cv = get_metric("fid", weights=str(weights), n_boot=0, resize="bicubic")
+    other = cv.evaluate([Sample(f"s{i}", str(f), reference_path=str(r)) for i, (f, r) in enumerate(zip(fake, real))])
+    assert abs(other.value - ref) > abs(ours.value - ref)

@@ -90,49 +90,71 @@ def _benchmark_sample(fmt: str, video=None) -> Sample:
     return Sample("interact_11", str(path), speaking_intervals=iv, interval_format=fmt)
 
 
-def test_benchmark_video_scores_and_frozen_listener_scores_lower(tmp_path):
-    from curation.faces import square_box
-    from curation.media import read_frames, write_video
-    from metrics import _analysis
+def test_benchmark_video_scores_and_frozen_listeners_score_near_zero(tmp_path):
+    from benchmarks.validity.interactivity import freeze_listeners
 
     src = shared_file("anytalker_benchmark/interact_11.mp4")
     metric = get_metric("interactivity")
-    results = {fmt: metric.evaluate([_benchmark_sample(fmt)]) for fmt in ("seconds", "timecode30")}
-    for fmt, r in results.items():
-        assert r.n_scored == 1, r.failures
-        assert r.backend == "mediapipe-facemesh-478" and r.backend_version
-        item = r.items[0]
-        assert item.components["interval_format"] == fmt
-        assert 0.05 < r.value < 20, r.value  # reference-crop px per frame of a real listener
-        assert len(item.components["persons"]) == 2
-    orig = results["seconds"].items[0].components["persons"]
+    real = metric.evaluate([_benchmark_sample("seconds")])
+    assert real.n_scored == 1, real.failures
+    assert real.backend == "mediapipe-facemesh-478" and real.backend_version
+    item = real.items[0]
+    assert item.components["interval_format"] == "seconds"
+    assert len(item.components["persons"]) == 2
+    # 0.586 measured (mediapipe 0.10.21); the bar: within 10 % of 0.58
+    assert 0.52 < real.value < 0.64, real.value
 
-    # freeze the left person's face while she listens (0 - 4.16 s and 8.18 s - end): copy the
-    # first frame of each listening period over the rest of it
-    frames = read_frames(src)
-    fps = 24.0
-    analysis = _analysis.analyze(src, fps=None)
-    left = analysis.tracks[0]
-    x1, y1, x2, y2 = square_box(np.nanmedian(left.boxes, axis=0), scale=2.0).round().astype(int)
-    x1, y1 = max(0, x1), max(0, y1)
-    last = int(4.16 * fps)  # frames 0..99 (t < 4.16 s)
-    frames[1:last + 1, y1:y2, x1:x2] = frames[0, y1:y2, x1:x2]
-    after = int(np.ceil(8.18 * fps))
-    frames[after + 1:, y1:y2, x1:x2] = frames[after, y1:y2, x1:x2]
-    frozen = tmp_path / "interact_11.mp4"
-    write_video(frozen, frames, fps)
+    # each person's half frozen (identical pixels, lossless) while that person listens
+    frozen_path = tmp_path / "interact_11.mp4"
+    freeze_listeners(src, _benchmark_sample("seconds").speaking_intervals, frozen_path)
+    frozen = metric.evaluate([_benchmark_sample("seconds", frozen_path)])
+    assert frozen.n_scored == 1, frozen.failures
+    # 0.018 measured: identical pixels give identical landmarks in a held crop; what is left is
+    # the one natural step into each frozen period
+    assert frozen.value <= 0.05, frozen.items[0].components["persons"]
 
-    r = metric.evaluate([_benchmark_sample("seconds", frozen)])
-    assert r.n_scored == 1, r.failures
-    persons = r.items[0].components["persons"]
-    assert r.value < results["seconds"].value
-    # every listening frame of the left person is frozen: what is left is the face mesh's own
-    # noise on a still (re-encoded) face, ~0.2 px / frame against ~0.6 for the real listener;
-    # running the mesh on smoothed track boxes instead of detections lowered it only to ~0.21
-    assert persons[0]["motion"] < 0.5 * orig[0]["motion"], (persons[0], orig[0])
-    assert persons[0]["motion"] < 0.3, persons[0]
-    # the right person is untouched
-    assert persons[1]["motion"] == pytest.approx(orig[1]["motion"], rel=0.35)
+
+def test_steps_across_gaps_are_per_frame_and_long_outlier_runs_reanchor():
+    T = 30
+    lms, boxes = _still_face(T)
+    pts = eye_brow_indices()
+    moving = lms.copy()
+    moving[:, pts, 1] += 1.0 * np.arange(T)[:, None]  # eyes drift 1 px per frame
+    gappy = moving.copy()
+    gappy[10:15] = np.nan  # a 5-frame detection gap
+    m = listening_motion(gappy, boxes, np.ones(T, bool), FPS, 224.0, (640, 480), pts)
+    # the step across the gap is 6 px over 6 frames: 1 px per frame, covering 6 frames
+    assert m.mean == pytest.approx(1.0, rel=1e-6)
+    assert m.weight_s == pytest.approx((T - 1) / FPS)  # every listening frame after the first
+    # the whole face moves 40 px at frame 12 and stays there: a real move, not a glitch; the
+    # released rule would pin the old landmarks for ever and zero the motion after it
+    shifted = moving.copy()
+    shifted[12:, :, :2] += 40.0
+    m = listening_motion(shifted, boxes, np.ones(T, bool), FPS, 224.0, (640, 480), pts, max_outlier_run=3)
+    assert m.n_reanchors == 1 and m.n_landmark_outliers == 3
+    tail = m.steps[-10:]
+    assert np.allclose(tail, 1.0), tail
+
+
+def test_a_person_with_landmarks_in_under_half_of_the_listening_frames_fails(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from metrics import _analysis
+
+    T = 109
+    lms, boxes = _still_face(T)
+    sparse = np.full_like(lms, np.nan)
+    sparse[::12] = lms[::12]  # landmarks in 10 of 109 frames; the detector box in all of them
+    tracks = [SimpleNamespace(boxes=boxes + dx, raw_boxes=boxes + dx, detected=np.ones(T, bool),
+                              landmarks=(sparse if dx == 0 else lms) + [dx, 0, 0], centre_x=np.full(T, 200.0 + dx))
+              for dx in (0.0, 300.0)]
+    fake = SimpleNamespace(frame_indices=np.arange(T), fps=FPS, width=640, height=480, tracks=tracks, backend={})
+    monkeypatch.setattr(_analysis, "analyze", lambda *a, **k: fake)
+    monkeypatch.setattr("curation.faces.order_violations", lambda tracks: 0.0)
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")  # never decoded: the analysis is replaced
+    r = get_metric("interactivity").evaluate([Sample("v", str(video), speaking_intervals=[[], [(0.0, 10.0)]])])
+    assert r.n_scored == 0 and r.items[0].reason == "track_lost", r.items[0]
 
 
 def test_missing_intervals_and_missing_faces_fail_with_a_reason(tmp_path, ffmpeg):

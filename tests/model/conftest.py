@@ -9,7 +9,8 @@ from tests.conftest import SHARED, shared_file
 MICRO = {
     "video": {"height": 32, "width": 32, "num_frames": 9, "patch": 8, "crop_scale": 3.0},
     "model": {"dim": 64, "depth": 2, "heads": 4, "face_size": 16},
-    "train": {"batch_size": 2, "lr": 2e-3, "warmup_steps": 0, "checkpoint_every": 1000, "num_workers": 0},
+    "train": {"batch_size": 2, "lr": 2e-3, "warmup_steps": 0, "checkpoint_every": 1000, "num_workers": 0,
+              "log_every": 1},
     "sample": {"steps": 2, "cfg": 2.0},
 }
 

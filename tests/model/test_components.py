@@ -98,7 +98,8 @@ def test_checkpoint_round_trip(tmp_path):
     assert blob["step"] == 7 and blob["config"] == cfg and blob["toolkit_version"]
     model2 = AnyTalkerDiT(blob["config"], 160)
     model2.load_state_dict(blob["model"])
-    inputs = (patchify(torch.randn(1, 3, 9, 32, 32), 8), torch.tensor([0.5]), torch.randn(1, 3, 32, 32))
+    inputs = (patchify(torch.randn(1, 3, 9, 32, 32), 8), torch.tensor([0.5]), torch.randn(1, 3, 32, 32),
+              torch.randn(1, 3, 32, 32))
     faces, audio = torch.randn(1, 2, 3, 16, 16), torch.randn(1, 2, 9, 5, 160)
     masks = torch.ones(1, 2, 4, 4)
     with torch.no_grad():

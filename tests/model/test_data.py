@@ -26,7 +26,7 @@ def _source(run, cfg, **train):
 
 
 def test_stage1_batches_mix_single_and_concatenated_two_person(clip_run, micro_cfg):
-    src = _source(clip_run, micro_cfg)
+    src = _source(clip_run, micro_cfg, concat_prob=0.5)
     info = src.describe()
     assert info["clips"] == 4 and info["two_person_clips"] == 1 and info["concat"]
     modes = {}
@@ -36,13 +36,26 @@ def test_stage1_batches_mix_single_and_concatenated_two_person(clip_run, micro_c
     assert set(modes) == {"single", "two_person_concat"}  # p = 0.5 over 12 steps
     single, pair = modes["single"], modes["two_person_concat"]
     assert single["video"].shape == (2, 3, 9, 32, 32) and single["faces"].shape == (2, 1, 3, 16, 16)
-    assert single["audio"].shape == (2, 1, 9, 5, 160) and single["face_masks"].shape == (2, 1, 4, 4)
+    assert single["audio"].shape[:3] == (2, 1, 9) and single["face_masks"].shape == (2, 1, 4, 4)
+    assert single["mouth_masks"].shape == (2, 4, 4) and single["mouth_masks"].sum(dim=(1, 2)).min() > 0
+    # two-person mode: two full face crops side by side (width 2W)
+    assert pair["video"].shape == (2, 3, 9, 32, 64) and pair["ref"].shape == (2, 3, 32, 64)
     assert pair["faces"].shape[1] == 2 and pair["audio"].shape[1] == 2
     m = pair["face_masks"]
-    assert m[:, 0, :, 2:].sum() == 0 and m[:, 0, :, :2].sum(dim=(1, 2)).min() > 0  # identity 0 = left half
-    assert m[:, 1, :, :2].sum() == 0 and m[:, 1, :, 2:].sum(dim=(1, 2)).min() > 0  # identity 1 = right half
-    assert torch.equal(pair["ref"], pair["video"][:, :, 0])
+    assert m[:, 0, :, 4:].sum() == 0 and m[:, 0, :, :4].sum(dim=(1, 2)).min() > 0  # identity 0 = left crop
+    assert m[:, 1, :, :4].sum() == 0 and m[:, 1, :, 4:].sum(dim=(1, 2)).min() > 0  # identity 1 = right crop
     assert pair["video"].min() >= -1 and pair["video"].max() <= 1
+
+
+def test_reference_comes_from_another_window_of_the_same_clip(clip_run, micro_cfg):
+    """With ref_is_context 0 the identity reference is never the window's own first frame, so
+    the mouth to draw cannot be copied from it."""
+    src = _source(clip_run, micro_cfg, ref_is_context=0.0, batch_size=4)
+    b = src.batch(5)
+    assert b["ref"].shape == b["video"][:, :, 0].shape
+    assert all(not torch.equal(b["ref"][k], b["video"][k, :, 0]) for k in range(4))
+    same = _source(clip_run, micro_cfg, ref_is_context=1.0, batch_size=4).batch(5)
+    assert torch.equal(same["ref"], same["video"][:, :, 0])
 
 
 def test_batches_are_a_function_of_step(clip_run, micro_cfg):

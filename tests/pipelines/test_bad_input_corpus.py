@@ -97,7 +97,10 @@ def video_corpus(tmp_path_factory, ffmpeg) -> tuple[Path, dict[str, str], dict[s
 def test_video_level_corpus_gives_one_reason_per_input(video_corpus, tmp_path):
     root, expected, speech = video_corpus
     assert len(expected) == 24 and count_kinds(expected) == 21
-    rows = run_and_check("video_only", root, tmp_path / "run", expected)
+    # video_only's stages, with audio required so that the no-audio kind has its reason
+    # (video_only itself takes silent sources)
+    cfg = _config(tmp_path, "video_level", list(EARLY_STAGES), {"probe": "{require_audio: true}"})
+    rows = run_and_check(cfg, root, tmp_path / "run", expected)
     by_source = {r["source_path"]: r for r in rows}
     # the unusual-but-valid inputs keep their real properties
     assert (by_source["aspect_9x16.mp4"]["width"], by_source["aspect_9x16.mp4"]["height"]) == (270, 480)

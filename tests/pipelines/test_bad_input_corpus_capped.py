@@ -24,7 +24,8 @@ def test_full_corpus_under_a_3gb_memory_cap(tmp_path, ffmpeg):
     assert len(expected) >= 40
     good = sorted(k for k, v in expected.items() if not v)
     t0 = time.time()
-    res = curate_capped(root, tmp_path / "run", timeout_s=1800)
+    # audio required so that no_audio.mp4 keeps its reason (video_only takes silent sources)
+    res = curate_capped(root, tmp_path / "run", "--set", "probe.require_audio=true", timeout_s=1800)
     seconds = time.time() - t0
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Traceback" not in res.stderr and "bad_alloc" not in res.stderr

@@ -26,8 +26,10 @@ def _all_rows(run: Path) -> list[dict]:
 
 def test_cli_run_writes_verified_shards_and_reports_rejects(small_inputs, tmp_path):
     out = tmp_path / "run"
+    # audio required so that the run shows a no_audio reject (video_only itself takes silent sources)
     res = subprocess.run([sys.executable, "-m", "anytalker.cli", "curate", "run", "video_only",
-                          "--input", str(small_inputs), "--output", str(out), "-q"],
+                          "--input", str(small_inputs), "--output", str(out), "-q",
+                          "--set", "probe.require_audio=true"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "rejected 4" in res.stdout and "decode_error: 2" in res.stdout, res.stdout

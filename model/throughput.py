@@ -1,7 +1,10 @@
 """Model throughput: shard loader batches/s vs training steps/s (tiny config), and AFCA tokens/s
 with 1, 2 and 4 identities, side by side in one run.
 
-    .venv/bin/python benchmarks/perf/model_throughput.py --shards RUN_DIR [--config tiny] [--json out.json]
+    .venv/bin/python -m model.throughput --shards RUN_DIR [--config tiny] [--json out.json]
+
+(It lives in ``model/`` because it drives the model's internals; ``benchmarks`` never imports
+``model``.)
 
 The loader must not be the bottleneck: its warm (cached) rate and its cold (first decode) rate
 are both compared with the training step rate on the same machine and thread count.
@@ -44,7 +47,8 @@ def measure_loader_and_training(shards: str, config: str, batches: int, steps: i
     held = [source.batch(1 + i % batches) for i in range(steps)]
 
     def step(i):
-        loss = flow_matching_loss(model, held[i], step_generator(0, i, 0), 0.1)
+        loss = flow_matching_loss(model, held[i], step_generator(0, i, 0), 0.1,
+                                  float(cfg["train"].get("mouth_weight", 1.0)))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -67,11 +71,12 @@ def measure_afca(config: str, identities=(1, 2, 4), reps: int = 5) -> list[dict]
     s = (int(v["height"]) // int(v["patch"])) * (int(v["width"]) // int(v["patch"]))
     n_tok = latent_frames(frames) * s
     b, n_face = int(cfg["train"]["batch_size"]), (int(m["face_size"]) // 8) ** 2
+    a_tok = int(m["audio_tokens"])
     block = AFCA(dim, int(m["heads"])).eval()
     inputs = {}
     for n_id in identities:
         inputs[n_id] = (torch.randn(b, n_tok, dim), torch.randn(b, n_id, n_face, dim),
-                        torch.randn(b, n_id, frames * int(m["audio_tokens"]), dim), torch.rand(b, n_id, n_tok).round())
+                        torch.randn(b, n_id, frames * a_tok, dim), torch.rand(b, n_id, n_tok).round())
     best = {n_id: float("inf") for n_id in identities}
     with torch.no_grad():
         for n_id in identities:  # warm-up
@@ -84,7 +89,7 @@ def measure_afca(config: str, identities=(1, 2, 4), reps: int = 5) -> list[dict]
     rows = []
     for n_id in identities:
         dt = best[n_id]
-        rows.append({"identities": n_id, "video_tokens": b * n_tok, "kv_tokens_per_identity": n_face + frames * 32,
+        rows.append({"identities": n_id, "video_tokens": b * n_tok, "kv_tokens_per_identity": n_face + frames * a_tok,
                      "ms_per_call": dt * 1e3, "video_tokens_per_s": b * n_tok / dt})
     return rows
 
@@ -119,5 +124,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     sys.exit(main())

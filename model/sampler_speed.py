@@ -1,0 +1,62 @@
+"""CPU seconds of the sampler per generated video second, for a checkpoint and the model code of
+a given checkout, on the geometry of ``2p-0.png`` at output height 96 (two identities).
+
+    python -m model.sampler_speed --checkpoint CKPT [--code DIR] [--threads 1]
+
+``--code`` puts another checkout's ``model`` package first (e.g. ``git archive c4ff925 | tar -x
+-C /tmp/old``, with a checkpoint trained by that code), so the code before and after a change is
+timed the same way. CPU time (``time.process_time``), not wall time: on a shared machine wall
+time mostly measures the other jobs. Old full-frame code: the whole 168 x 96 frame with both
+identities; face-centred code: the two 96 x 96 face crops as a batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import time
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--code", help="checkout whose model/ package is timed (default: this one)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=2)
+    args = ap.parse_args(argv)
+    if args.code:
+        sys.path.insert(0, args.code)
+        for name in [m for m in sys.modules if m == "model" or m.startswith("model.")]:
+            del sys.modules[name]
+    import torch
+
+    from model.flow import sample
+    from model.generate import load_model
+
+    torch.set_num_threads(args.threads)
+    model, cfg, frontend, _ = load_model(args.checkpoint)
+    v, smp = cfg["video"], cfg["sample"]
+    T, steps, cfg_scale = int(v["num_frames"]), int(smp["steps"]), float(smp["cfg"])
+    face_centred = "context" in inspect.signature(sample).parameters
+    b, h, w, n_id = (2, int(v["height"]), int(v["width"]), 1) if face_centred else (1, 96, 168, 2)
+    p = int(v["patch"])
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(b, 3, h, w, generator=g) * 2 - 1
+    faces = torch.rand(b, n_id, 3, 32, 32, generator=g) * 2 - 1
+    audio = torch.randn(b, n_id, T, int(cfg["model"]["audio_window"]), frontend.feature_dim, generator=g)
+    masks = torch.ones(b, n_id, h // p, w // p)
+    sample(model, ref, faces, audio, masks, T, steps=1, cfg_scale=cfg_scale)  # warm-up
+    t0, w0 = time.process_time(), time.perf_counter()
+    for _ in range(args.reps):
+        sample(model, ref, faces, audio, masks, T, steps=steps, cfg_scale=cfg_scale)
+    cpu, wall = (time.process_time() - t0) / args.reps, (time.perf_counter() - w0) / args.reps
+    per_s = cpu / ((T - 1) / float(v["fps"]))
+    print(f"{'face-centred' if face_centred else 'full-frame'}: chunk {T} frames ({T - 1} new), {steps} steps, "
+          f"cfg {cfg_scale}, batch {b} x {h} x {w}, {args.threads} thread(s): {cpu:.2f} CPU s per chunk, "
+          f"{per_s:.2f} CPU s per generated second (wall {wall:.2f} s per chunk)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

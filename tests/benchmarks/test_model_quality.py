@@ -1,0 +1,26 @@
+"""benchmarks.model_quality's scoring helpers (the full run trains a model: see the module doc)."""
+
+import numpy as np
+
+from benchmarks.model_quality.__main__ import SR, balanced, log_rms_envelope, pearson
+
+
+def test_envelope_follows_loudness_and_correlates_with_a_matching_mouth():
+    fps, n = 25.0, 50
+    t = np.arange(int(n / fps * SR)) / SR
+    loud = (np.sin(2 * np.pi * 2 * t) > 0).astype(np.float32)  # 2 Hz on/off speech-like gating
+    audio = (0.3 * loud * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    env = log_rms_envelope(audio, n, fps)
+    gate = np.sin(2 * np.pi * 2 * (np.arange(n) + 0.5) / fps) > 0
+    assert env[gate].mean() > env[~gate].mean() + 3
+    mouth = gate.astype(float) * 0.1
+    assert pearson(mouth, env) > 0.8
+    assert pearson(np.roll(mouth, 6), env) < 0  # half a period off: anti-correlated
+    assert np.isnan(pearson(np.zeros(n), env))  # a still mouth has no correlation, not 0
+
+
+def test_items_are_balanced_over_kinds():
+    items = [{"kind": "a", "i": i} for i in range(5)] + [{"kind": "b", "i": i} for i in range(2)] + [{"kind": "c", "i": 0}]
+    picked = balanced(items, 5)
+    assert [it["kind"] for it in picked] == ["a", "b", "c", "a", "b"]
+    assert len(balanced(items, 100)) == len(items)
