@@ -1,7 +1,7 @@
 """``anytalker metrics``: list the metrics and score a directory of generated videos.
 
     anytalker metrics ls
-    anytalker metrics run --metric interactivity --metric sync_c_star --videos DIR \\
+    anytalker metrics run --metric interactivity --metric lipsync_judge_star --videos DIR \\
         --intervals speaker_duration.json [--interval-format seconds|timecode30] \\
         [--audio-dir DIR] [--references DIR] [--backend NAME] [--weights PATH] \\
         [--set METRIC.KEY=VALUE ...] --output results.json
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     from metrics.intervals import INTERVAL_FORMATS
     from metrics.registry import metric_names
 
-    p = c.group(subparsers, "metrics", "score generated videos (Sync-C/D, Sync-C*, identity, Interactivity, FID/FVD)", [
+    p = c.group(subparsers, "metrics", "score generated videos (LSE-J lip-sync judge, SyncNet Sync-C/D/C*, identity, Interactivity, FID/FVD)", [
         "anytalker metrics ls",
         "anytalker metrics run --metric identity --videos my_outputs/ --references refs/ --output results.json",
     ])
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     ls.set_defaults(func=cmd_ls)
 
     run = c.leaf(sub, "run", "score every video of a directory", [
-        "anytalker metrics run --metric interactivity --metric sync_c_star --videos my_outputs/ \\\n"
+        "anytalker metrics run --metric interactivity --metric lipsync_judge_star --videos my_outputs/ \\\n"
         "    --intervals ../shared/data/anytalker_benchmark/speaker_duration.json \\\n"
         "    --audio-dir ../shared/data/anytalker_benchmark --output results.json",
         "anytalker metrics run --metric sync_c --backend syncnet --weights syncnet_v2.model --videos out/ "
@@ -62,7 +62,7 @@ def register(subparsers) -> None:
                      help="how to read the interval values (default: seconds, as the released scorer)")
     run.add_argument("--audio-dir", type=Path, help="per-speaker / mixed audio tracks (see the description above)")
     run.add_argument("--references", type=Path, help="real videos / images with the same stems (FID, FVD, identity)")
-    run.add_argument("--backend", help="backend for the metrics that have one (see `anytalker metrics ls`)")
+    run.add_argument("--backend", help="backend for the metrics that have one (lipsync_judge: judge; sync_c/sync_d/sync_c_star: syncnet; identity: dlib|arcface; see `anytalker metrics ls`)")
     run.add_argument("--weights", type=Path, help="model file for the chosen backend / network (syncnet_v2.model, ArcFace, Inception, I3D)")
     run.add_argument("--set", action="append", default=[], metavar="METRIC.KEY=VALUE",
                      help="override one metric parameter (repeatable), e.g. interactivity.target_size=256")
@@ -211,7 +211,8 @@ def cmd_run(args) -> int:
         results.append(res)
         ci = (f"[{_fmt(res.ci_low)}, {_fmt(res.ci_high)}] {res.ci_method}" if res.ci_method
               else "(no CI: fewer than 2 scored)")
-        print(f"{name}: {_fmt(res.value)} {ci} "
+        shown = getattr(metric, "display_name", "") or name
+        print(f"{name}{f' ({shown})' if shown != name else ''}: {_fmt(res.value)} {ci} "
               f"({res.backend} {res.backend_version}; {res.n_scored} scored, {res.n_failed} failed"
               f"{' ' + json.dumps(res.failures) if res.failures else ''})", flush=True)
 
@@ -266,7 +267,8 @@ def _backend_options(names: list[str], backend: str | None, weights: Path | None
             if "weights" not in cls.params:
                 continue
             if "backend" in cls.params:  # weights only mean something for the network backend
-                if backend and backend in cls.backends and backend != cls.params["backend"]:
+                # the default backend takes weights only when it is the metric's one network
+                if backend and backend in cls.backends and (backend != cls.params["backend"] or len(cls.backends) == 1):
                     groups.setdefault(backend, []).append(n)
             else:
                 groups.setdefault(n, []).append(n)

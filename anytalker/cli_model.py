@@ -43,13 +43,59 @@ def _parse_set(items: list[str]) -> dict:
     return out
 
 
+def cmd_train_sync_judge(args) -> int:
+    """`anytalker train sync-judge`: the offline lip-sync judge (curation.sync_judge)."""
+    import shlex
+    import sys
+
+    import torch
+
+    from curation.sync_judge import WEIGHTS_DIR
+    from curation.sync_judge.train import default_training_sources, train_and_save
+
+    torch.set_num_threads(args.threads or 2)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.shards:
+        from pipelines.shards import read_rows
+
+        if not os.path.isdir(args.shards):
+            raise UserError(f"{args.shards}: not a directory; pass the run directory of `anytalker curate run`")
+        sources = []
+        for r in read_rows(args.shards):
+            if r.get("status", "ok") != "ok" or len(r.get("persons") or []) != 1:
+                continue
+            fps = float(r.get("fps") or 25.0)
+            span = (int(r["start_frame"]) / fps, int(r["end_frame"]) / fps)
+            sources.append((r["source_abs_path"], f"{r.get('source_path')}[{r['start_frame']}:{r['end_frame']}]", span))
+        if not sources:
+            raise UserError(f"{args.shards}: no accepted single-person clip to train on; run `anytalker curate run single_person` first")
+    else:
+        from anytalker.data import resolve_data_root
+
+        sources = default_training_sources(resolve_data_root(args.data))
+        if not sources:
+            raise UserError(f"{args.data or 'data root'}: no in-sync clip found (eval/labels.csv, talking/); pass --data or --shards")
+    out = args.output or (str(WEIGHTS_DIR) if not args.shards else os.path.join("runs", "sync-judge"))
+    command = "anytalker train sync-judge " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    try:
+        summary = train_and_save(sources, out, seeds=args.seeds, steps=args.steps, device=device, command=command.strip())
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_train(args) -> int:
     import torch
 
     from model.train import train
 
+    if args.config == "sync-judge":
+        return cmd_train_sync_judge(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.shards:
+        raise UserError("--shards is required: pass the run directory of `anytalker curate run`")
     if not os.path.isdir(args.shards):
         raise UserError(f"{args.shards}: not a directory; pass the run directory of `anytalker curate run`")
     out = args.output or os.path.join("runs", f"train-{os.path.splitext(os.path.basename(args.config))[0]}")
@@ -91,11 +137,15 @@ def register(sub) -> None:
 
     p = c.leaf(sub, "train", "train the AFCA model on curated shards", [
         "anytalker train tiny --shards demo_run/single_person --output runs/tiny --steps 300 --threads 1",
+        "anytalker train sync-judge",
         "torchrun --nproc_per_node 2 -m anytalker.cli train base --shards runs/r1 --output runs/base",
     ], description="Train the Audio-Face Cross Attention model (flow matching) on a curated run "
                    "directory. Multi-process: torchrun --nproc_per_node N -m anytalker.cli train ...")
-    p.add_argument("config", help="config name (tiny, base) or a YAML path")
-    p.add_argument("--shards", required=True, help="run directory with a complete manifest.json")
+    p.add_argument("config", help="config name (tiny, base) or a YAML path; `sync-judge` trains the offline "
+                                  "lip-sync judge instead (default: on the shared clips, into the package's weights)")
+    p.add_argument("--shards", help="run directory with a complete manifest.json (sync-judge: accepted clips to train on)")
+    p.add_argument("--data", help="sync-judge: data folder with eval/labels.csv and talking/ (default ../shared/data)")
+    p.add_argument("--seeds", type=int, default=3, help="sync-judge: ensemble size (one network per seed)")
     c.add_output(p, "output directory (checkpoints/, metrics.jsonl); default runs/train-CONFIG", old=("--out",),
                  metavar="DIR")
     p.add_argument("--steps", type=int, help="total training steps (default: train.steps of the config)")

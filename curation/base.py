@@ -73,6 +73,7 @@ class Reason(str, enum.Enum):
     LOW_SYNC = "low_sync"
     SYNC_OFFSET = "sync_offset"
     SYNC_NOT_DIAGONAL = "sync_not_diagonal"
+    STATIC_MOUTH = "static_mouth"  # lips (nearly) frozen: the face does not talk
     # runner
     DUPLICATE = "duplicate"  # identical bytes to an earlier source of the run
     # adapter

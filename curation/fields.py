@@ -75,6 +75,9 @@ PERSON = pa.struct([
     _f("sync_offset", pa.int32(), "frame@25fps", "audio-visual offset of the bound voice"),
     _f("sync_conf", pa.float64(), "sync backend scale", "lip-sync confidence of the bound voice"),
     _f("sync_dist", pa.float64(), "sync backend scale", "lip-sync distance at sync_offset"),
+    _f("lip_motion", pa.float64(), "inter-ocular distance", "spread of the inner-lip opening"),
+    _f("speech_frac", pa.float64(), "1", "speech share of the bound audio under the face (silero-vad)"),
+    _f("static_mouth", pa.bool_(), None, "lips do not move: the face does not talk"),
 ])
 
 

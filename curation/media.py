@@ -203,6 +203,34 @@ def sample_indices(start_frame: int, end_frame: int, src_fps: float, target_fps:
     return np.clip(idx, start_frame, max(start_frame, end_frame - 1))
 
 
+def stream_start_times(path: str | os.PathLike, timeout_s: float = 60.0) -> tuple[float, float | None]:
+    """(video start, audio start) in seconds on the container's timeline, edit lists applied
+    (ffprobe's ``start_time`` of the first video / audio stream; 0.0 for a missing video
+    stream, None for a missing audio stream)."""
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        raise MediaError("ffprobe is not on PATH: install ffmpeg (Debian: apt-get install -y ffmpeg)")
+    cmd = [exe, "-v", "error", "-print_format", "json", "-show_streams", str(path)]
+    try:
+        res = subprocess.run(cmd, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise MediaError(f"{path}: ffprobe timed out after {timeout_s}s") from e
+    if res.returncode != 0:
+        raise MediaError(f"{path}: ffprobe failed: {res.stderr.decode(errors='replace').strip()[:500]}")
+    streams = json.loads(res.stdout or b"{}").get("streams", [])
+
+    def start(kind: str) -> float | None:
+        for st in streams:
+            if st.get("codec_type") == kind and not st.get("disposition", {}).get("attached_pic"):
+                try:
+                    return float(st.get("start_time"))
+                except (TypeError, ValueError):
+                    return 0.0
+        return None
+
+    return start("video") or 0.0, start("audio")
+
+
 def load_audio(
     path: str | os.PathLike,
     sr: int = AUDIO_SR,
@@ -210,14 +238,27 @@ def load_audio(
     end_s: float | None = None,
     timeout_s: float = 300.0,
 ) -> np.ndarray:
-    """Decode the first audio stream to mono float32 in [-1, 1] at ``sr`` Hz."""
+    """Decode the first audio stream to mono float32 in [-1, 1] at ``sr`` Hz, on the video's
+    timeline: sample 0 is the instant of the first video frame, ``start_s`` / ``end_s`` are
+    seconds after it. Audio that starts later than the video (``ffmpeg -itsoffset``, an edit
+    list, a stream ``start_time``) is preceded by silence; audio that starts earlier is cut, so
+    a k-frame delay reads the same whether it is stored in the samples or in the container.
+    For a file without video the timeline is the audio's own."""
     exe = require_ffmpeg()
+    v0, a0 = stream_start_times(path, timeout_s=min(timeout_s, 60.0))
+    a0 = v0 if a0 is None else a0
+    start = max(0.0, float(start_s or 0.0))
+    want_from = v0 + start  # container time of the first wanted sample
+    lead = max(0.0, a0 - want_from)  # silence before the audio stream begins
+    # input -ss counts from the container's first timestamp, the earliest stream start
+    seek = max(0.0, want_from - min(v0, a0))
     cmd = [exe, "-nostdin", "-v", "error"]
-    if start_s:
-        cmd += ["-ss", f"{start_s:.6f}"]
+    if seek > 0:
+        cmd += ["-ss", f"{seek:.6f}"]
     cmd += ["-i", str(path)]
     if end_s is not None:
-        cmd += ["-t", f"{max(0.0, end_s - (start_s or 0.0)):.6f}"]
+        # a margin: where -t ends depends on codec priming; the exact length is cut below
+        cmd += ["-t", f"{max(0.0, end_s - start) + 1.0:.6f}"]
     cmd += ["-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
     try:
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
@@ -225,7 +266,13 @@ def load_audio(
         raise MediaError(f"{path}: audio decode timed out") from e
     if res.returncode != 0:
         raise MediaError(f"{path}: cannot decode audio: {res.stderr.decode(errors='replace').strip()[:500]}")
-    return np.frombuffer(res.stdout, dtype=np.float32).copy()
+    audio = np.frombuffer(res.stdout, dtype=np.float32)
+    n_lead = int(round(lead * sr))
+    if n_lead:
+        audio = np.concatenate([np.zeros(n_lead, np.float32), audio])
+    if end_s is not None:
+        audio = audio[:int(round(max(0.0, end_s - start) * sr))]
+    return audio.copy()
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int = AUDIO_SR) -> None:

@@ -12,7 +12,11 @@ move) the best match of video frame i is audio frame i + k, so ``offset = -k``.
 
 Backends:
 
-* ``landmark`` (embedded default, no weights): the video feature is the normalised inner-lip
+* ``judge`` (offline default): the learned sync judge of ``curation.sync_judge`` (eye-aligned
+  mouth landmarks vs. log-mel audio, weights trained by this project and shipped in the
+  package); its conf is on its own scale and is reported as ``lipsync_judge`` / LSE-J, never as
+  Sync-C.
+* ``landmark`` (no weights, kept for comparison): the video feature is the normalised inner-lip
   opening from ``curation.faces`` and its derivative; the audio features are 6 log band
   energies of each 640-sample (40 ms) frame of 16 kHz audio and their derivatives. For each
   offset the lip signals are predicted from the shifted audio features by cross-validated ridge
@@ -43,6 +47,7 @@ class SyncInput:
     fps: float = SYNC_FPS
     mouth_open: np.ndarray | None = None  # (T,) landmark backend
     face_crops: np.ndarray | None = None  # (T, 224, 224, 3) uint8 RGB, syncnet backend
+    lips: np.ndarray | None = None  # (T, LIP_DIM) eye-aligned lip landmarks, judge backend
     valid: np.ndarray | None = None  # (T,) bool frames to score; None = all
 
 
@@ -330,16 +335,24 @@ class SyncNetSync(SyncBackend):
         return mdist.numpy().astype(np.float64), int(keep.sum())
 
 
-def get_sync_backend(name: str = "landmark", weights: str | None = None) -> SyncBackend:
+DEFAULT_BACKEND = "judge"
+BACKENDS = ("judge", "landmark", "syncnet")
+
+
+def get_sync_backend(name: str = DEFAULT_BACKEND, weights: str | None = None) -> SyncBackend:
+    if name == "judge":
+        from curation.sync_judge import JudgeSync
+
+        return JudgeSync(weights)  # shipped weights unless a sync-judge .pt is given
     if name == "landmark":
         return LandmarkSync()
     if name == "syncnet":
         if not weights:
             raise ValueError(
                 "sync backend 'syncnet' needs weights=<path to joonson's syncnet_v2.model> "
-                "(not downloadable here: no network); use backend 'landmark' otherwise")
+                "(not downloadable here: no network); use backend 'judge' (offline default) otherwise")
         return SyncNetSync(weights)
-    raise ValueError(f"unknown sync backend {name!r}; use 'landmark' or 'syncnet'")
+    raise ValueError(f"unknown sync backend {name!r}; use one of {', '.join(BACKENDS)}")
 
 
 def sync_score(backend: SyncBackend, inp: SyncInput, vshift: int = 15) -> SyncResult:

@@ -10,6 +10,8 @@ _METRICS: dict[str, str] = {
     "sync_c": "metrics.sync:SyncC",
     "sync_d": "metrics.sync:SyncD",
     "sync_c_star": "metrics.sync:SyncCStar",
+    "lipsync_judge": "metrics.sync:LipSyncJudge",
+    "lipsync_judge_star": "metrics.sync:LipSyncJudgeStar",
     "identity": "metrics.identity:IdentitySimilarity",
     "interactivity": "metrics.interactivity:Interactivity",
     "fid": "metrics.frechet:FID",

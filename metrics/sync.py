@@ -1,13 +1,22 @@
 """Lip-sync metrics on joonson's SyncNet definitions (the primitives live in ``curation.sync``).
 
+Two families with their own names, so that no number is read as what it is not:
+
+- ``sync_c`` / ``sync_d`` / ``sync_c_star`` (the paper's Sync-C, Sync-D, Sync-C*): joonson's
+  SyncNet only (``backend: syncnet`` with the user's ``syncnet_v2.model``). Without those
+  weights they refuse to run rather than report another network's number under Sync-C.
+- ``lipsync_judge`` / ``lipsync_judge_star`` (LSE-J, LSE-J*; the offline default): the same
+  curve statistics (median - min over +-15 frames) from this project's learned sync judge
+  (``curation.sync_judge``). On their own scale: never compared with Sync-C, never ranked
+  together with it. A face whose lips do not move scores 0 (not talking); a track whose audio
+  holds no speech is not scored (``no_speech``).
+
 Per face track, a distance curve over audio-video offsets -vshift..+vshift at 25 fps:
 Sync-D = minimum distance, Sync-C = median(curve) - minimum, offset = vshift - argmin
 (joonson's sign: positive offset = audio leads video; audio delayed by k frames -> offset -k).
 Videos not at 25 fps are resampled (``analyze_video(fps=25)``, nearest frame).
 
-Backends: ``landmark`` (offline default, mouth opening from the mediapipe mesh) and
-``syncnet`` (joonson's network, weights supplied by the user). A result is labelled with its
-backend; numbers of different backends are never comparable.
+A result is labelled with its backend; numbers of different backends are never comparable.
 
 - ``sync_c`` / ``sync_d``: every face track against the mixed audio (the sample's
   ``mixed_audio_path`` or the video's own track); the video value is the mean over tracks.
@@ -59,13 +68,23 @@ def _load_audio(path) -> np.ndarray:
 
 
 class _SyncBase(Metric):
-    backends = ("landmark", "syncnet")
-    params = {"backend": "landmark", "weights": None, "vshift": 15}
+    """SyncNet's metrics: joonson's network only."""
+
+    backends = ("syncnet",)
+    params = {"backend": "syncnet", "weights": None, "vshift": 15}
 
     def __init__(self, **options):
         super().__init__(**options)
         from curation.sync import get_sync_backend
 
+        if self.params["backend"] not in self.backends:
+            raise UserError(f"{self.name}: backend {self.params['backend']!r} is not one of {', '.join(self.backends)}"
+                            + ("; Sync-C/Sync-D are SyncNet's numbers: for the offline judge use the metrics "
+                               "lipsync_judge / lipsync_judge_star (LSE-J)" if "syncnet" in self.backends else ""))
+        if self.params["backend"] == "syncnet" and not self.params["weights"]:
+            raise UserError(f"{self.name}: the paper's Sync-C/Sync-D need joonson's SyncNet weights: pass "
+                            "--backend syncnet --weights syncnet_v2.model (`anytalker fetch syncnet_v2 --from FILE`); "
+                            "offline, use the metric lipsync_judge (LSE-J) instead")
         try:
             self.sync_backend = get_sync_backend(self.params["backend"], weights=self.params["weights"])
         except (ValueError, FileNotFoundError, OSError) as e:
@@ -75,7 +94,7 @@ class _SyncBase(Metric):
 
     # shared per-track scoring ----------------------------------------------------------------
     def _analysis(self, video_path):
-        needs_landmarks = getattr(self.sync_backend, "needs", "mouth_open") == "mouth_open"
+        needs_landmarks = getattr(self.sync_backend, "needs", "mouth_open") != "face_crops"
         return _analysis.analyze(video_path, fps=SYNC_FPS, with_landmarks=needs_landmarks)
 
     def _track_score(self, video_path, analysis, track, audio: np.ndarray, valid: np.ndarray):
@@ -83,12 +102,53 @@ class _SyncBase(Metric):
         from curation.sync import SyncInput, face_crops_for_syncnet, sync_score
 
         kw = {}
-        if getattr(self.sync_backend, "needs", "mouth_open") == "face_crops":
+        needs = getattr(self.sync_backend, "needs", "mouth_open")
+        if needs == "face_crops":
             kw["face_crops"] = face_crops_for_syncnet(video_path, analysis.frame_indices, track.boxes)
+        elif needs == "lips":
+            kw["lips"] = _track_lips(track)
         else:
             kw["mouth_open"] = track.mouth_open
         inp = SyncInput(audio=audio, fps=analysis.fps, valid=valid, **kw)
-        return sync_score(self.sync_backend, inp, vshift=int(self.params["vshift"]))
+        result = sync_score(self.sync_backend, inp, vshift=int(self.params["vshift"]))
+        return self._rules(result, inp, track, audio, valid)
+
+    def _rules(self, result, inp, track, audio, valid):
+        return result
+
+
+def _track_lips(track) -> np.ndarray:
+    from curation.sync_judge.features import lip_features
+
+    if track.landmarks is None:
+        raise ValueError("the face analysis has no landmarks")
+    lips = lip_features(track.landmarks)
+    lips[~np.asarray(track.detected, bool)] = np.nan
+    return lips
+
+
+class _JudgeRules:
+    """LSE-J's rules: a static mouth is not talking (score 0); no speech under the face is
+    not scored."""
+
+    backends = ("judge",)
+    params = {"backend": "judge", "weights": None, "vshift": 15}
+
+    def _rules(self, result, inp, track, audio, valid):
+        from curation.sync_judge import MIN_SPEECH_FRAC, STATIC_LIP_MOTION, lip_motion, speech_fraction
+        from curation.sync_judge.features import opening_from_lips
+
+        frames = np.flatnonzero(np.asarray(valid, bool)) if valid is not None else np.arange(len(inp.lips))
+        if frames.size:
+            lo, hi = frames[0], frames[-1] + 1
+            speech = speech_fraction(audio[int(lo * AUDIO_SR / SYNC_FPS):int(hi * AUDIO_SR / SYNC_FPS)])
+            if speech < MIN_SPEECH_FRAC:
+                raise ValueError(f"no_speech: {speech:.0%} of the audio under the face is speech")
+        motion = lip_motion(opening_from_lips(inp.lips[frames]))
+        if motion < STATIC_LIP_MOTION:
+            result.conf = 0.0  # a frozen mouth does not talk, whatever the curve says
+            result.offset = 0
+        return result
 
 
 class _TrackSync(_SyncBase):
@@ -126,14 +186,17 @@ class _TrackSync(_SyncBase):
     def score(self, sample: Sample) -> ItemResult:
         res = self._per_track(sample)
         if not res["tracks"]:
-            detail = "; ".join(e["reason"] for e in res["unscored_tracks"]) or "no track"
-            raise MetricSkip("too_short", f"no face track could be scored: {detail}")
+            reasons = [e["reason"] for e in res["unscored_tracks"]]
+            detail = "; ".join(reasons) or "no track"
+            code = "no_speech" if reasons and all(r.startswith("no_speech") for r in reasons) else "too_short"
+            raise MetricSkip(code, f"no face track could be scored: {detail}")
         value = float(np.mean([t[self.stat] for t in res["tracks"]]))
         return ItemResult(sample.item_id, True, value, dict(res))
 
 
 class SyncC(_TrackSync):
     name = "sync_c"
+    display_name = "Sync-C"
     version = "1"
     higher_is_better = True
     stat = "conf"
@@ -142,14 +205,26 @@ class SyncC(_TrackSync):
 
 class SyncD(_TrackSync):
     name = "sync_d"
+    display_name = "Sync-D"
     version = "1"
     higher_is_better = False
     stat = "min_dist"
     description = "Sync-D: minimum audio-visual distance over +-15 frames (per track, averaged); lower is better"
 
 
+class LipSyncJudge(_JudgeRules, _TrackSync):
+    name = "lipsync_judge"
+    display_name = "LSE-J"
+    version = "1"
+    higher_is_better = True
+    stat = "conf"
+    description = ("LSE-J: the offline sync judge's median - min distance over +-15 frames (per track, averaged); "
+                   "its own scale, not Sync-C")
+
+
 class SyncCStar(_SyncBase):
     name = "sync_c_star"
+    display_name = "Sync-C*"
     version = "1"
     higher_is_better = True
     requires = ("video_path", "speaking_intervals")
@@ -197,3 +272,11 @@ class SyncCStar(_SyncBase):
             "per_speaker_audio": bool(sample.audio_paths and all(sample.audio_paths)), "fps": analysis.fps,
             "face_backend": _analysis.backend_label(analysis),
         })
+
+
+class LipSyncJudgeStar(_JudgeRules, SyncCStar):
+    name = "lipsync_judge_star"
+    display_name = "LSE-J*"
+    version = "1"
+    description = ("LSE-J*: LSE-J of each person over their own speaking intervals, weighted by speaking "
+                   "duration (Sync-C*'s recipe with the offline sync judge; not Sync-C*)")

@@ -48,30 +48,34 @@ def main(argv=None) -> int:
     iv = lookup_intervals(load_speaker_durations(args.intervals), args.video) if args.intervals.is_file() else None
     sample = Sample(args.video.name, str(args.video), speaking_intervals=iv, reference_path=str(args.video))
 
-    runs = [("sync_c", {}), ("sync_d", {}), ("sync_c_star", {}), ("identity", {}), ("interactivity", {})]
+    # lipsync_judge (LSE-J) is the default lip-sync metric; Sync-C is SyncNet's and needs its weights
+    runs = [("lipsync_judge", {}), ("lipsync_judge_star", {}), ("identity", {}), ("interactivity", {})]
     if args.syncnet_weights:
         runs.append(("sync_c", {"backend": "syncnet", "weights": str(args.syncnet_weights)}))
+    else:
+        runs.append(("sync_c", None))
     runs += [("fid", {"weights": str(args.fid_weights)} if args.fid_weights else None),
              ("fvd", {"weights": str(args.fvd_weights)} if args.fvd_weights else None)]
 
     print(f"video: {args.video} ({duration:.2f} s); torch threads {args.threads}")
-    print(f"{'metric':<14} {'backend':<28} {'value':>9} {'wall s':>8} {'wall/video s':>12} {'cpu/video s':>12}")
+    print(f"{'metric':<18} {'backend':<28} {'value':>9} {'wall s':>8} {'wall/video s':>12} {'cpu/video s':>12}")
     for name, opts in runs:
         if opts is None:
-            print(f"{name:<14} {'-':<28} {'-':>9} {'-':>8} {'-':>12} {'-':>12}  not timed: needs its network file "
-                  f"(--{name}-weights); it cannot be downloaded here")
+            flag = "syncnet" if name == "sync_c" else name
+            print(f"{name:<18} {'-':<28} {'-':>9} {'-':>8} {'-':>12} {'-':>12}  not timed: needs its network file "
+                  f"(--{flag}-weights); it cannot be downloaded here")
             continue
         _analysis.clear()
         t0, c0 = time.perf_counter(), time.process_time()
         metric = get_metric(name, **opts)
         if sample.speaking_intervals is None and "speaking_intervals" in metric.requires:
-            print(f"{name:<14} skipped: no intervals for {args.video.name}")
+            print(f"{name:<18} skipped: no intervals for {args.video.name}")
             continue
         res = metric.evaluate([sample])
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         value = f"{res.value:.4f}" if res.n_scored else f"fail:{next(iter(res.failures))}"
         backend = f"{res.backend} {res.backend_version}"[:28]
-        print(f"{name:<14} {backend:<28} {value:>9} {wall:8.2f} {wall / duration:12.3f} {cpu / duration:12.3f}")
+        print(f"{name:<18} {backend:<28} {value:>9} {wall:8.2f} {wall / duration:12.3f} {cpu / duration:12.3f}")
     return 0
 
 

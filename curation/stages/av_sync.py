@@ -11,8 +11,15 @@ where too few frames could be scored), ``sync_offsets`` / ``sync_dists`` (same l
 provisional per-person ``sync_offset``/``sync_conf``/``sync_dist`` from each face's
 best-matching voice; ``person_filter`` binds voices to faces and finalises them.
 
-Params: ``backend`` "landmark" (offline default) or "syncnet" (``weights`` = path to joonson's
-syncnet_v2.model), ``vshift`` 15 (joonson's default search range, frames at 25 fps),
+Also per person: ``lip_motion`` (spread of the inner-lip opening, inter-ocular units) with
+``static_mouth`` when it is below ``curation.sync_judge.STATIC_LIP_MOTION`` (such a face scores
+conf 0: it does not talk, whatever the curve says), and ``speech_frac`` (silero-vad speech share
+of the audio under the face; ``person_filter`` rejects < ``MIN_SPEECH_FRAC`` as ``no_speech``).
+
+Params: ``backend`` "judge" (offline default: the learned sync judge shipped in
+``curation/sync_judge/weights``; ``weights`` may name other ``anytalker train sync-judge``
+weights), "landmark" (the former heuristic) or "syncnet" (``weights`` = path to joonson's
+syncnet_v2.model, the reference for the paper's Sync-C), ``vshift`` 15 (joonson's default search range, frames at 25 fps),
 ``interval_margin_s`` 0.2 (a turn's frames are extended by this much on each side: diarization
 boundaries are coarser than lip onsets).
 """
@@ -28,7 +35,20 @@ from curation.base import Reason, Resources, Row, Stage, reject
 from curation.fields import PERSON, Field
 from curation.intervals import mask
 from curation.media import load_audio
-from curation.sync import SyncInput, face_crops_for_syncnet, get_sync_backend, sync_score
+from curation.sync import DEFAULT_BACKEND, SyncInput, face_crops_for_syncnet, get_sync_backend, sync_score
+from curation.sync_judge import STATIC_LIP_MOTION, lip_motion, speech_fraction
+from curation.sync_judge.features import LIP_DIM, opening_from_lips
+
+
+def _lips_array(rows, n: int) -> np.ndarray | None:
+    """Per-frame lip features of one person as (n, LIP_DIM), NaN where the mesh is missing."""
+    if not rows:
+        return None
+    out = np.full((n, LIP_DIM), np.nan)
+    for t, v in enumerate(rows[:n]):
+        if v is not None:
+            out[t] = v
+    return out
 
 
 def speakers_in_order(intervals: list[dict]) -> list[str]:
@@ -44,7 +64,7 @@ def speakers_in_order(intervals: list[dict]) -> list[str]:
 class AvSyncParams:
     """Parameters of ``av_sync`` (see the stage docstring for the measurements behind them)."""
 
-    backend: str = "landmark"
+    backend: str = DEFAULT_BACKEND
     weights: str | None = None
     vshift: int = 15
     interval_margin_s: float = 0.2
@@ -89,6 +109,7 @@ class AvSyncStage(Stage):
         intervals = list(row.get("speech_intervals") or [])
         speakers = speakers_in_order(intervals)
         mouths = row.get("mouth_open") or [None] * len(persons)
+        lip_rows = row.get("lip_features") or [None] * len(persons)
 
         results: list[list[dict | None]] = [[None] * len(persons) for _ in (speakers or ["mix"])]
         for j, person in enumerate(persons):
@@ -101,7 +122,15 @@ class AvSyncStage(Stage):
             wav = load_audio(row["source_abs_path"], start_s=t0, end_s=t0 + n / a_fps + 0.1)
             times = (frames - start_frame) / fps  # clip-relative seconds of each analysed frame
             base = {"audio": wav, "fps": a_fps}
-            if be.needs == "mouth_open":
+            lips = _lips_array(lip_rows[j] if j < len(lip_rows) else None, n)
+            # explicit rules, every backend: a frozen mouth does not talk; silence is not a sync failure
+            motion = lip_motion(opening_from_lips(lips)) if lips is not None else None
+            speech = speech_fraction(wav)
+            if be.needs == "lips":
+                if lips is None:
+                    continue
+                base["lips"] = lips
+            elif be.needs == "mouth_open":
                 mo = mouths[j] if j < len(mouths) else None
                 if mo is None:
                     continue
@@ -115,8 +144,10 @@ class AvSyncStage(Stage):
                 except ValueError as e:  # too few frames for this voice on this face
                     results[k][j] = {"error": str(e)}
                     continue
-                results[k][j] = {"offset": res.offset, "conf": res.conf, "min_dist": res.min_dist,
-                                 "n_frames": res.n_frames, "dists": res.dists}
+                static = motion is not None and motion < STATIC_LIP_MOTION
+                results[k][j] = {"offset": res.offset, "conf": 0.0 if static else res.conf,
+                                 "min_dist": res.min_dist, "n_frames": res.n_frames, "dists": res.dists,
+                                 "lip_motion": motion, "speech_frac": round(speech, 3), "static_mouth": static}
 
         def grid(key):
             return [[(r or {}).get(key) for r in row_] for row_ in results]
@@ -130,9 +161,13 @@ class AvSyncStage(Stage):
                 "sync_offset": best["offset"] if best else None,
                 "sync_conf": best["conf"] if best else None,
                 "sync_dist": best["min_dist"] if best else None,
+                "lip_motion": best["lip_motion"] if best else None,
+                "speech_frac": best["speech_frac"] if best else None,
+                "static_mouth": best["static_mouth"] if best else None,
             })
+        # the per-frame lip landmarks are the judge's input, not a result: keep shards small
         out = {
-            **row,
+            **{k: v for k, v in row.items() if k != "lip_features"},
             "persons": new_persons,
             "sync_speakers": speakers or ["mix"],
             "sync_matrix": grid("conf"),

@@ -43,6 +43,17 @@ class FacesParams:
     landmarks: bool = True
 
 
+def _lip_rows(landmarks: np.ndarray | None, detected: np.ndarray) -> list[list[float] | None]:
+    """Per frame: ``curation.sync_judge.features.lip_features`` (None where no mesh)."""
+    from curation.sync_judge.features import lip_features
+
+    if landmarks is None:
+        return [None] * len(detected)
+    feats = lip_features(landmarks)
+    return [[round(float(v), _SIGNAL_DECIMALS) for v in f] if ok and np.isfinite(f).all() else None
+            for f, ok in zip(feats, detected)]
+
+
 class FacesStage(Filter):
     """Detect, track and identify the faces of a clip; keep clips with exactly
     ``expected_persons`` stable, large-enough people who keep their left/right order and
@@ -54,7 +65,8 @@ class FacesStage(Filter):
     ``analysis_fps`` (25 fps, the rate of the sync stage and SyncNet; None = every source
     frame). ``persons[i].frames`` holds the source frame index of each analysed frame, so a
     24 fps source analysed at 25 fps repeats about one frame in 24; ``boxes`` and the extra
-    key ``mouth_open`` (inner-lip opening / face height, per person) are aligned with it.
+    keys ``mouth_open`` (inner-lip opening / face height, per person) and ``lip_features``
+    (per person and frame, the sync judge's eye-aligned lip landmarks) are aligned with it.
 
     Frames come from the shared decode of the clip (``curation.decode``: upright, bounded
     size, constant-rate timeline); boxes are in full-size upright pixels. Cost controls,
@@ -113,6 +125,9 @@ class FacesStage(Filter):
         "persons": Field(pa.list_(PERSON), None, "left to right"),
         "mouth_open": Field(pa.list_(pa.list_(pa.float64())), "face height",
                             "inner-lip opening per person, aligned with persons.frames (null without landmarks)"),
+        "lip_features": Field(pa.list_(pa.list_(pa.list_(pa.float32()))), "inter-ocular distance",
+                              "per person and analysed frame: the sync judge's eye-aligned lip points "
+                              "(curation.sync_judge.features), null where the mesh missed"),
         "faces_if_rotated": Field(pa.int32(), "degree",
                                   "clockwise turn that makes faces appear when none is upright (no_face)"),
     }
@@ -155,6 +170,10 @@ class FacesStage(Filter):
         out["persons"] = [self._person(i, fa, tr) for i, tr in enumerate(fa.tracks)]
         out["mouth_open"] = [
             [_finite_or_none(v, _SIGNAL_DECIMALS) for v in tr.mouth_open] for tr in fa.tracks
+        ] if self.landmarks else None
+        # the sync judge's inputs: eye-aligned lip landmarks per person and frame
+        out["lip_features"] = [
+            _lip_rows(tr.landmarks, tr.detected) for tr in fa.tracks
         ] if self.landmarks else None
         if not fa.tracks:
             out["faces_if_rotated"] = self._faces_if_rotated(clip, fa)

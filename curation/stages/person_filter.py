@@ -15,14 +15,18 @@ and ``|sync_offset| <= max_abs_offset`` (else ``sync_offset``). Persons get ``au
 voice's turns, clip-relative seconds), ``speaking_s`` and the bound ``sync_*`` values; the
 ``sync_matrix`` rows are reordered so that row i is the voice bound to person i.
 
-Defaults, measured with the landmark backend on 4 s windows (the regrouped span length) of
-the shared talking clips, own audio vs. the other clips' audio (docs/calibration.md):
-``min_sync_conf`` 0.2 and ``max_abs_offset`` 4 frames accept 19/26 (0.73) in-sync windows and
-10/65 (0.15) mismatched ones: the best balanced accuracy (0.79) among the settings that accept
-at most 15 % of mismatched windows. ``require_diagonal`` is the paper's two-person rule. Two
-or more bound voices share one recording and so one AV offset: the offset minimising their
-mean distance curve is used, and each person's ``sync_conf`` / ``sync_dist`` are read at it.
-The syncnet backend has joonson's scale: set ``min_sync_conf`` for it (docs/calibration.md).
+Explicit rules before the thresholds, every backend: a bound person whose lips do not move
+(``static_mouth`` from ``av_sync``) is rejected as ``static_mouth``; a person whose audio holds
+less than ``min_speech_frac`` (default ``MIN_SPEECH_FRAC`` 0.2) speech is rejected as ``no_speech`` (not a sync failure).
+
+Thresholds are per sync backend (``SYNC_THRESHOLDS``; ``min_sync_conf`` / ``max_abs_offset``
+None = the backend's). ``judge``: chosen out of fold by ``python -m benchmarks.validity sync``
+(docs/calibration.md, docs/sync_judge.md): min_sync_conf 0.339 (90th percentile of out-of-fold mismatched 4 s window confs), max_abs_offset 3 (set a priori); out of fold this keeps 67 % of in-sync and rejects 98 % of mismatched windows, AUC 0.92. ``landmark``: 0.2 / 4, measured on 4 s
+windows of the shared talking clips (0.73 of in-sync and 0.15 of mismatched windows accepted).
+``syncnet``: joonson's scale, no weights here to measure with: set ``min_sync_conf`` yourself.
+``require_diagonal`` is the paper's two-person rule. Two or more bound voices share one
+recording and so one AV offset: the offset minimising their mean distance curve is used, and
+each person's ``sync_conf`` / ``sync_dist`` are read at it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,16 @@ import pyarrow as pa
 
 from curation.base import Filter, Reason, Resources, Row
 from curation.fields import PERSON, Field
+from curation.sync import DEFAULT_BACKEND
+from curation.sync_judge import MIN_SPEECH_FRAC
+
+# Per sync backend: (min_sync_conf, max_abs_offset), chosen out of fold (docs/calibration.md).
+# syncnet: no weights here to measure with: the user sets min_sync_conf for it.
+SYNC_THRESHOLDS: dict[str, tuple[float | None, int | None]] = {
+    "judge": (0.339, 3),
+    "landmark": (0.2, 4),
+    "syncnet": (None, 4),
+}
 
 
 def _joint_offset(curves: list, binding: list) -> int | None:
@@ -66,10 +80,16 @@ class PersonFilterParams:
     """Parameters of ``person_filter`` (see the stage docstring for the measurements behind them)."""
 
     expected_persons: int | None = 1
-    # per sync backend: their confidence scales differ; only landmark's is measured here
-    min_sync_conf: dict[str, float] = field(default_factory=lambda: {"landmark": 0.2})
-    max_abs_offset: int = 4
+    # per sync backend: their confidence scales differ (SYNC_THRESHOLDS, docs/calibration.md);
+    # syncnet has no default: no weights here to measure its threshold with
+    min_sync_conf: dict[str, float] = field(default_factory=lambda: {
+        b: c for b, (c, _) in SYNC_THRESHOLDS.items() if c is not None})
+    # per sync backend, frames at 25 fps; a backend not listed gets 4
+    max_abs_offset: dict[str, int] = field(default_factory=lambda: {
+        b: o for b, (_, o) in SYNC_THRESHOLDS.items() if o is not None})
     require_diagonal: bool = True
+    # below this speech share under the face a window is no_speech, not a sync failure
+    min_speech_frac: float = MIN_SPEECH_FRAC
 
 
 class PersonFilter(Filter):
@@ -107,12 +127,15 @@ class PersonFilter(Filter):
                 f"(given: {sorted(thresholds)}); add min_sync_conf: {{{backend}: VALUE}} measured as in "
                 "docs/calibration.md")
 
-    def _min_conf(self, row: Row) -> float:
-        backend = str(row.get("sync_backend") or "landmark").split()[0]
+    def thresholds(self, row: Row) -> tuple[float, int]:
+        """(min_sync_conf, max_abs_offset) for the sync backend that made the row."""
+        backend = str(row.get("sync_backend") or DEFAULT_BACKEND).split()[0]
         try:
-            return float(self.min_sync_conf[backend])
+            conf = float(self.min_sync_conf[backend])
         except KeyError:
-            raise ValueError(f"person_filter.min_sync_conf has no threshold for sync backend {backend!r}") from None
+            raise ValueError(f"person_filter.min_sync_conf has no threshold for sync backend {backend!r}; "
+                             "set person_filter.min_sync_conf: {BACKEND: VALUE} (docs/calibration.md)") from None
+        return conf, int(self.max_abs_offset.get(backend, 4))
 
     def measure(self, row: Row) -> Row:
         persons = [dict(p) for p in row.get("persons") or []]
@@ -184,13 +207,22 @@ class PersonFilter(Filter):
         speaking = [p for p in persons if p.get("sync_conf") is not None]
         if not speaking:
             return False, Reason.LOW_SYNC, "no person could be bound to a voice"
-        min_conf = self._min_conf(row)
+        min_conf, max_off = self.thresholds(row)
+        for p in speaking:
+            if p.get("static_mouth"):
+                return False, Reason.STATIC_MOUTH, (
+                    f"person {p.get('index')}: lips do not move (lip motion {p.get('lip_motion')})")
+        for p in speaking:
+            if p.get("speech_frac") is not None and p["speech_frac"] < float(self.min_speech_frac):
+                return False, Reason.NO_SPEECH, (
+                    f"person {p.get('index')}: {p['speech_frac']:.0%} of the audio under the face is speech "
+                    f"(< min_speech_frac={self.min_speech_frac})")
         for p in speaking:
             if p["sync_conf"] < min_conf:
                 return False, Reason.LOW_SYNC, (
                     f"person {p.get('index')}: sync conf {p['sync_conf']:.3f} < min_sync_conf={min_conf}")
         for p in speaking:
-            if p["sync_offset"] is not None and abs(p["sync_offset"]) > self.max_abs_offset:
+            if p["sync_offset"] is not None and abs(p["sync_offset"]) > max_off:
                 return False, Reason.SYNC_OFFSET, (
-                    f"person {p.get('index')}: AV offset {p['sync_offset']} frames > max_abs_offset={self.max_abs_offset}")
+                    f"person {p.get('index')}: AV offset {p['sync_offset']} frames > max_abs_offset={max_off}")
         return True, None, ""

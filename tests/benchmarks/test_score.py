@@ -135,14 +135,14 @@ def test_upstream_wav_copy_verifies_too(tmp_path):
 def test_unpinned_backend_is_refused(tmp_path, audio_root, capsys):
     sub = make_submission(tmp_path)
     text = (V1 / "scoring.yaml").read_text().replace(
-        "  - name: sync_c\n    version: \"1\"\n    backend: landmark", "  - name: sync_c\n    version: \"1\"\n    backend: syncnet")
-    assert "backend: syncnet" in text
+        "    backend: judge\n    options: {backend: judge}", "    backend: other-judge\n    options: {backend: judge}", 1)
+    assert "backend: other-judge" in text
     alt = tmp_path / "scoring.yaml"
     alt.write_text(text)
-    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metric", "sync_c", "--scoring", str(alt),
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metric", "lipsync_judge_star", "--scoring", str(alt),
                  "--audio-dir", str(audio_root), "--output", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
-    assert "sync_c: backend 'landmark' != pinned 'syncnet'" in err and "--allow-unpinned" in err
+    assert "lipsync_judge_star: backend 'judge' != pinned 'other-judge'" in err and "--allow-unpinned" in err
     assert not (tmp_path / "r.json").exists()
 
 
@@ -151,13 +151,14 @@ def test_allow_unpinned_scores_and_marks_the_results(tmp_path, audio_root):
     sub = make_submission(tmp_path)
     alt = tmp_path / "scoring.yaml"
     alt.write_text((V1 / "scoring.yaml").read_text().replace(
-        "  - name: sync_c\n    version: \"1\"\n    backend: landmark", "  - name: sync_c\n    version: \"1\"\n    backend: syncnet"))
+        "    backend: judge\n    options: {backend: judge}", "    backend: other-judge\n    options: {backend: judge}", 1))
     out = tmp_path / "r.json"
-    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metric", "sync_c", "--scoring", str(alt),
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metric", "lipsync_judge_star", "--scoring", str(alt),
                  "--audio-dir", str(audio_root), "--output", str(out), "--allow-unpinned"]) == 0
     doc = json.loads(out.read_text())
-    assert doc["pinning"] == {"ok": False, "differences": ["sync_c: backend 'landmark' != pinned 'syncnet'"]}
-    assert doc["metrics"]["sync_c"]["backend"] == "landmark"
+    assert doc["pinning"] == {"ok": False,
+                              "differences": ["lipsync_judge_star: backend 'judge' != pinned 'other-judge'"]}
+    assert doc["metrics"]["lipsync_judge_star"]["backend"] == "judge"
 
 
 def test_reference_scoring_needs_weights_variable(tmp_path, audio_root, monkeypatch, capsys):
@@ -196,7 +197,7 @@ def test_full_scoring_ranks_real_clip_above_frozen_copy(tmp_path, audio_root, ff
                      "--output", str(out)]) == 0
         outs.append(out)
     docs = [json.loads(p.read_text()) for p in outs]
-    assert set(docs[0]["metrics"]) == {"interactivity", "sync_c_star", "sync_c", "sync_d", "identity"}
+    assert set(docs[0]["metrics"]) == {"interactivity", "lipsync_judge_star", "lipsync_judge", "identity"}
     assert docs[0]["metrics"]["interactivity"]["value"] > docs[1]["metrics"]["interactivity"]["value"] + 0.1
     board_json = tmp_path / "lb.json"
     assert main(["bench", "leaderboard", *map(str, outs), "--output", str(board_json),

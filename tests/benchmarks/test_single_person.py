@@ -59,7 +59,7 @@ def test_single_person_score_uses_packaged_default_scoring(tmp_path, ffmpeg):
     assert main(["bench", "score", str(sub), "--manifest", str(manifest), "--output", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert (doc["benchmark"], doc["version"], doc["items"]) == ("my_hdtf", "v1", [ITEM])
-    assert set(doc["metrics"]) == {"sync_c", "sync_d", "identity"}
+    assert set(doc["metrics"]) == {"lipsync_judge", "identity"}
     for m in doc["metrics"].values():
         assert m["n_scored"] == 1 and math.isfinite(m["value"]), m
     assert doc["metrics"]["identity"]["value"] > 0.8  # the same real person throughout

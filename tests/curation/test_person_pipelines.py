@@ -84,7 +84,7 @@ def test_interact_11_is_one_two_person_clip_with_voices_bound_to_faces(interact_
         assert p["audio_ref"] == "mix:anytalker_benchmark/interact_11.mp4"
         assert p["sync_conf"] >= 0.2 and abs(p["sync_offset"]) <= 4 and p["sync_dist"] is not None
         assert len(p["boxes"]) == len(p["frames"]) > 150
-    assert row["sync_backend"].startswith("landmark ")
+    assert row["sync_backend"].startswith("judge ")
     assert row["vad_backend"].startswith("silero-vad ") and row["diarization_backend"].startswith("resemblyzer")
     assert {iv["speaker"] for iv in row["speech_intervals"]} == set(row["speaker_of_person"])
     json.dumps(row)  # rows hold plain JSON values only
@@ -177,7 +177,7 @@ def test_multi_person_yaml_pipeline_through_the_runner(tmp_path):
     assert len(clips) >= 1, summary.describe()
     for row in clips:
         left, right = row["persons"]
-        assert row["sync_backend"].startswith("landmark ") and row["diarization_backend"]
+        assert row["sync_backend"].startswith("judge ") and row["diarization_backend"]
         assert left["speaking_intervals"] and right["speaking_intervals"]
         # within this clip the right person speaks first (source 0-4.16 s)
         assert right["speaking_intervals"][0]["start"] < left["speaking_intervals"][0]["start"]

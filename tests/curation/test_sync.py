@@ -55,8 +55,8 @@ def test_landmark_backend_recovers_a_known_delay_with_joonson_sign(delay):
 def test_landmark_backend_gives_low_confidence_to_unrelated_audio():
     mouth, _ = _talking_signals(seed=1)
     _, other = _talking_signals(seed=2)
-    matched = sync_score(get_sync_backend(), SyncInput(audio=_talking_signals(seed=1)[1], mouth_open=mouth))
-    res = sync_score(get_sync_backend(), SyncInput(audio=other, mouth_open=mouth))
+    matched = sync_score(get_sync_backend("landmark"), SyncInput(audio=_talking_signals(seed=1)[1], mouth_open=mouth))
+    res = sync_score(get_sync_backend("landmark"), SyncInput(audio=other, mouth_open=mouth))
     assert res.conf < 0.3 < matched.conf
 
 
@@ -64,14 +64,14 @@ def test_landmark_valid_mask_and_too_few_frames():
     mouth, audio = _talking_signals()
     valid = np.zeros(250, bool)
     valid[100:200] = True
-    res = sync_score(get_sync_backend(), SyncInput(audio=_delay(audio, 2), mouth_open=mouth, valid=valid))
+    res = sync_score(get_sync_backend("landmark"), SyncInput(audio=_delay(audio, 2), mouth_open=mouth, valid=valid))
     assert res.n_frames == 100 and res.offset == -2
     valid[:] = False
     valid[:10] = True
     with pytest.raises(ValueError, match="valid frames"):
-        sync_score(get_sync_backend(), SyncInput(audio=audio, mouth_open=mouth, valid=valid))
+        sync_score(get_sync_backend("landmark"), SyncInput(audio=audio, mouth_open=mouth, valid=valid))
     with pytest.raises(ValueError, match="mouth_open"):
-        sync_score(get_sync_backend(), SyncInput(audio=audio))
+        sync_score(get_sync_backend("landmark"), SyncInput(audio=audio))
     with pytest.raises(ValueError, match="unknown sync backend"):
         get_sync_backend("lipnet")
     with pytest.raises(ValueError, match="syncnet_v2.model"):

@@ -91,10 +91,12 @@ def test_options_override_params_and_unknown_options_are_rejected():
 
 def test_registry_lists_every_metric_with_its_direction():
     rows = {r["name"]: r for r in list_metrics()}
-    assert set(rows) == {"sync_c", "sync_d", "sync_c_star", "identity", "interactivity", "fid", "fvd"}
+    assert set(rows) == {"lipsync_judge", "lipsync_judge_star", "sync_c", "sync_d", "sync_c_star", "identity",
+                         "interactivity", "fid", "fvd"}
     assert rows["sync_d"]["higher_is_better"] is False and rows["fid"]["higher_is_better"] is False
     assert rows["interactivity"]["higher_is_better"] is True
-    assert "landmark" in rows["sync_c"]["backends"]
+    assert list(rows["sync_c"]["backends"]) == ["syncnet"]  # Sync-C is SyncNet's number only
+    assert list(rows["lipsync_judge"]["backends"]) == ["judge"]
     with pytest.raises(KeyError, match="unknown metric"):
         get_metric("psnr")
 

@@ -14,7 +14,8 @@ from tests.conftest import shared_file
 def test_ls_lists_every_metric(capsys):
     assert main(["metrics", "ls"]) == 0
     out = capsys.readouterr().out
-    for name in ("sync_c", "sync_d", "sync_c_star", "identity", "interactivity", "fid", "fvd"):
+    for name in ("lipsync_judge", "lipsync_judge_star", "sync_c", "sync_d", "sync_c_star", "identity",
+                 "interactivity", "fid", "fvd"):
         assert name in out
     assert main(["metrics", "ls", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -28,7 +29,7 @@ def test_run_on_the_benchmark_layout(tmp_path, capsys):
     videos.mkdir()
     (videos / "interact_11.mp4").symlink_to(video)  # the generated-videos dir; media stays in place
     out = tmp_path / "results.json"
-    code = main(["metrics", "run", "--metric", "interactivity", "--metric", "sync_c_star",
+    code = main(["metrics", "run", "--metric", "interactivity", "--metric", "lipsync_judge_star",
                  "--videos", str(videos), "--intervals", str(bench / "speaker_duration.json"),
                  "--interval-format", "timecode30", "--audio-dir", str(bench), "--output", str(out)])
     assert code == 0, capsys.readouterr().err
@@ -36,8 +37,9 @@ def test_run_on_the_benchmark_layout(tmp_path, capsys):
     assert doc["interval_format"] == "timecode30"
     res = {r["name"]: r for r in doc["results"]}
     assert res["interactivity"]["n_scored"] == 1 and res["interactivity"]["value"] > 0
-    star = res["sync_c_star"]
-    assert star["n_scored"] == 1 and star["backend"] == "landmark"
+    star = res["lipsync_judge_star"]
+    assert star["n_scored"] == 1 and star["backend"] == "judge"
+    assert "Sync-C" not in capsys.readouterr().out  # the judge's number is never shown as Sync-C
     item = star["items"][0]
     assert item["components"]["per_speaker_audio"] is True
     assert item["components"]["persons"][0]["audio"].endswith("interact_11_left.flac")

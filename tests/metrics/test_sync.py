@@ -1,4 +1,5 @@
-"""Sync-C / Sync-D / Sync-C* on real clips (landmark backend, offline).
+"""LSE-J / LSE-J* (the offline sync judge) on real clips; Sync-C / Sync-D / Sync-C* are
+SyncNet-only and refuse any other backend.
 
 Sign convention (joonson's, see curation.sync): positive offset = audio leads video. Audio
 advanced by k frames (its sound comes k frames early) gives offset +k; audio delayed by k
@@ -34,15 +35,33 @@ def test_own_audio_beats_mismatched_audio():
     mismatched = shared_file("talking/latentsync_demo1_audio.wav")
     samples = [Sample("own", str(video)),  # the video's own audio track
                Sample("mismatched", str(video), mixed_audio_path=str(mismatched))]
-    c = get_metric("sync_c").evaluate(samples)
-    d = get_metric("sync_d").evaluate(samples)
-    assert c.backend == "landmark" and c.backend_version
-    assert c.n_scored == 2 and d.n_scored == 2, (c.failures, d.failures)
+    c = get_metric("lipsync_judge").evaluate(samples)
+    assert c.name == "lipsync_judge" and c.backend == "judge" and c.backend_version
+    assert c.n_scored == 2, c.failures
     own_c, mis_c = (it.value for it in c.items)
-    own_d, mis_d = (it.value for it in d.items)
     assert own_c > mis_c + 0.05, (own_c, mis_c)
-    assert own_d < mis_d, (own_d, mis_d)
-    assert c.higher_is_better and not d.higher_is_better
+    assert c.higher_is_better
+
+
+def test_a_frozen_face_scores_as_not_talking(tmp_path, ffmpeg):
+    from tests.conftest import run_ffmpeg
+
+    video = shared_file("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4")
+    frozen = tmp_path / "frozen.mp4"
+    run_ffmpeg("-i", str(video), "-t", "3", "-vf", "select=eq(n\\,0),loop=loop=-1:size=1,setpts=N/25/TB",
+               "-map", "0:v", "-map", "0:a", "-r", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(frozen))
+    r = get_metric("lipsync_judge").evaluate([Sample("frozen", str(frozen))])
+    assert r.n_scored == 1, r.failures
+    assert r.items[0].value == 0.0
+
+
+def test_sync_c_is_syncnet_only():
+    from anytalker.errors import UserError
+
+    with pytest.raises(UserError, match="lipsync_judge"):
+        get_metric("sync_c")
+    with pytest.raises(UserError, match="lipsync_judge"):
+        get_metric("sync_c_star", backend="landmark")
 
 
 @pytest.mark.parametrize("k", [-6, -3, 3, 6])
@@ -52,7 +71,7 @@ def test_shifted_audio_gives_offset_k(tmp_path, syncnet_clip, k):
     video, speech = syncnet_clip
     shifted = tmp_path / f"shift_{k}.wav"
     write_wav(shifted, _shift(load_audio(speech), k))
-    r = get_metric("sync_c").evaluate([Sample(f"shift{k}", str(video), mixed_audio_path=str(shifted))])
+    r = get_metric("lipsync_judge").evaluate([Sample(f"shift{k}", str(video), mixed_audio_path=str(shifted))])
     assert r.n_scored == 1, r.failures
     offset = r.items[0].components["tracks"][0]["offset"]
     assert abs(offset - k) <= 1, (k, offset)
@@ -64,7 +83,7 @@ def test_sync_c_star_prefers_each_persons_own_track():
     right = shared_file("anytalker_benchmark/audio_right/interact_11_right.flac")
     table = load_speaker_durations(shared_file("anytalker_benchmark/speaker_duration.json"))
     iv = lookup_intervals(table, video)
-    metric = get_metric("sync_c_star")
+    metric = get_metric("lipsync_judge_star")
     r = metric.evaluate([
         Sample("own", str(video), audio_paths=[str(left), str(right)], speaking_intervals=iv),
         Sample("mixed", str(video), speaking_intervals=iv),
@@ -75,7 +94,7 @@ def test_sync_c_star_prefers_each_persons_own_track():
     assert bad.reason == "missing_input" and r.n_failed == 1
     persons = own.components["persons"]
     assert [p["speaking_s"] for p in persons] == pytest.approx([8.18 - 4.16, 4.16], abs=0.05)
-    # Eq. 7: duration-weighted mean of the per-person Sync-C
+    # Eq. 7's recipe: duration-weighted mean of the per-person LSE-J
     w = np.array([p["speaking_s"] for p in persons])
     c = np.array([p["conf"] for p in persons])
     assert own.value == pytest.approx(float((w * c).sum() / w.sum()))
@@ -88,7 +107,7 @@ def test_missing_audio_is_a_failed_item_not_a_crash(tmp_path, ffmpeg):
 
     silent = tmp_path / "silent.mp4"
     run_ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120:d=1:r=25", "-pix_fmt", "yuv420p", str(silent))
-    r = get_metric("sync_c").evaluate([Sample("silent", str(silent))])
+    r = get_metric("lipsync_judge").evaluate([Sample("silent", str(silent))])
     assert r.n_failed == 1 and r.items[0].reason == "no_audio"
     assert np.isnan(r.value)
 

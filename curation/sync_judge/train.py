@@ -1,0 +1,247 @@
+"""Training of the sync judge: contrastive lip/audio pairs with shifted and foreign audio.
+
+For a batch of B in-sync segments of L frames, each lip frame sequence is compared with its own
+audio at every shift k in -K..K and with the other segments' audio at shift 0; the mean cosine
+over the segment's frames, times a learnt scale, is a logit, and cross-entropy asks for the own
+audio at k = 0 (InfoNCE). The same loss is also taken on 1 s chunks of the segment, so that
+short windows are judged too. Everything is seeded: the same clips, seed and step count give
+the same weights on the same torch build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curation.sync_judge.features import (AUDIO_DIM, FPS, audio_features, face_tracks, fill_gaps,
+                                          lip_features, lip_opening, main_track)
+
+MAX_SHIFT = 12  # training shifts (frames); the judge searches +-15 at inference
+SEGMENT = 75  # 3 s segments
+CHUNK = 25  # 1 s chunks
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 300
+    batch: int = 24
+    lr: float = 2e-3
+    weight_decay: float = 1e-3
+    width: int = 96
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ClipData:
+    """One face track with its audio on the same 25 fps timeline."""
+
+    name: str
+    sha256: str
+    lips: np.ndarray  # (T, LIP_DIM) gaps filled
+    valid: np.ndarray  # (T,) frames with a mesh
+    audio: np.ndarray  # (T, AUDIO_DIM) log-mel
+    opening: np.ndarray  # (T,) inner-lip opening / IOD (NaN where missing)
+    wav: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.lips)
+
+
+def clip_from_file(path, name: str | None = None, sha256: str | None = None, keep_wav: bool = False,
+                   span: tuple[float, float] | None = None) -> ClipData | None:
+    """Main face track of ``path`` (cached analysis) and its audio; None without a usable track.
+    ``span`` = (start_s, end_s) keeps only that part (a curated clip of a longer source)."""
+    from curation.media import load_audio, sha256_file
+
+    ana = face_tracks(path)
+    tr = main_track(ana)
+    if tr is None:
+        return None
+    lm = tr["landmarks"]
+    lips_raw = lip_features(lm)
+    lips_raw[~tr["detected"]] = np.nan
+    opening = lip_opening(lm)
+    opening[~tr["detected"]] = np.nan
+    wav = load_audio(path)
+    if span is not None:
+        a, b = int(round(span[0] * FPS)), int(round(span[1] * FPS))
+        lips_raw, opening = lips_raw[a:b], opening[a:b]
+        wav = wav[int(round(span[0] * 16000)):int(round(span[1] * 16000))]
+    lips, valid = fill_gaps(lips_raw)
+    if valid.sum() < 2 * CHUNK:
+        return None
+    return ClipData(name=name or str(path), sha256=sha256 or sha256_file(path), lips=lips, valid=valid,
+                    audio=audio_features(wav, len(lips)), opening=opening, wav=wav if keep_wav else None)
+
+
+def _silence_row() -> np.ndarray:
+    return audio_features(np.zeros(640, np.float32), 1)[0]
+
+
+def train_judge(clips: list[ClipData], config: TrainConfig, device: str = "cpu", log=None):
+    """Train one SyncJudgeNet on in-sync ``clips``; returns (net, history)."""
+    import torch
+
+    from curation.sync_judge.model import SyncJudgeNet
+
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    net = SyncJudgeNet(width=config.width).to(device)
+    scale = torch.nn.Parameter(torch.tensor(np.log(10.0), dtype=torch.float32, device=device))
+    opt = torch.optim.AdamW(list(net.parameters()) + [scale], lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
+    usable = [c for c in clips if c.n >= SEGMENT + 1]
+    if not usable:
+        raise ValueError(f"no clip has {SEGMENT} frames ({SEGMENT / FPS:.0f} s) with a face: nothing to train on")
+    silence = _silence_row()
+    weights = np.array([c.n - SEGMENT for c in usable], dtype=np.float64) + 1
+    weights /= weights.sum()
+    k = MAX_SHIFT
+    history = []
+    net.train()
+    t0 = time.time()
+    for step in range(config.steps):
+        lips, mask, aud = [], [], []
+        picks = rng.choice(len(usable), size=config.batch, p=weights)
+        for ci in picks:
+            c = usable[ci]
+            s = int(rng.integers(0, c.n - SEGMENT + 1))
+            lip = c.lips[s:s + SEGMENT] * rng.uniform(0.9, 1.1)
+            lip = lip + rng.normal(0, 0.004, lip.shape)
+            a_lo, a_hi = s - k, s + SEGMENT + k
+            a = c.audio[max(0, a_lo):min(c.n, a_hi)]
+            a = np.concatenate([np.repeat(silence[None], max(0, -a_lo), 0), a,
+                                np.repeat(silence[None], max(0, a_hi - c.n), 0)])
+            a = a + rng.normal(0, 0.3, a.shape)
+            lips.append(lip)
+            mask.append(c.valid[s:s + SEGMENT])
+            aud.append(a)
+        lips_t = torch.tensor(np.stack(lips), dtype=torch.float32, device=device)
+        mask_t = torch.tensor(np.stack(mask), device=device)
+        aud_t = torch.tensor(np.stack(aud), dtype=torch.float32, device=device)
+        v = net.embed_lips(lips_t, mask_t)  # (B, L, E)
+        a = net.embed_audio(aud_t)  # (B, L + 2K, E)
+        loss = _contrastive_loss(v, a, mask_t, scale.exp(), k)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 50 == 0 or step == config.steps - 1:
+            history.append({"step": step, "loss": round(loss.item(), 4), "s": round(time.time() - t0, 1)})
+            if log:
+                log(f"step {step} loss {loss.item():.3f} ({time.time() - t0:.0f} s)")
+    net.eval()
+    return net, history
+
+
+def _contrastive_loss(v, a, mask, scale, k):
+    import torch
+
+    b, length, _ = v.shape
+    m = mask.float()
+    # own audio at every shift: sims[b, j, t] = <v[b, t], a[b, t + j]>, j = 0..2K (shift j - K)
+    windows = a.unfold(1, length, 1)  # (B, 2K+1, E, L)
+    own = torch.einsum("bte,bjet->bjt", v, windows)  # (B, 2K+1, L)
+    # other segments' audio at shift 0
+    a0 = a[:, k:k + length]  # (B, L, E)
+    foreign = torch.einsum("bte,cte->bct", v, a0)  # (B, B, L)
+    eye = torch.eye(b, dtype=torch.bool, device=v.device)
+    foreign = foreign[~eye].view(b, b - 1, length)
+    sims = torch.cat([own, foreign], 1)  # (B, 2K+1 + B-1, L); target index K
+    losses = []
+    for lo, hi in [(0, length)] + [(s, s + CHUNK) for s in range(0, length - CHUNK + 1, CHUNK)]:
+        w = m[:, None, lo:hi]
+        logits = (sims[:, :, lo:hi] * w).sum(-1) / w.sum(-1).clamp(min=1.0) * scale
+        losses.append(torch.nn.functional.cross_entropy(logits, torch.full((b,), k, device=v.device)))
+    return torch.stack(losses).mean()
+
+
+def state_for_file(net, config: TrainConfig, clips: list[ClipData], history: list, command: str) -> dict:
+    """What is saved: half-precision weights and how they were made."""
+    return {
+        "format": "anytalker-sync-judge-1",
+        "state_dict": {n: t.detach().cpu().half() for n, t in net.state_dict().items()},
+        "config": config.to_dict(),
+        "training_clips": [{"name": c.name, "sha256": c.sha256, "frames": int(c.n)} for c in clips],
+        "history": history,
+        "command": command,
+    }
+
+
+def clips_key(clips: list[ClipData], config: TrainConfig) -> str:
+    """Identity of a training run: its clips' sha256 and its configuration."""
+    h = hashlib.sha256()
+    h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    for s in sorted(c.sha256 for c in clips):
+        h.update(s.encode())
+    return h.hexdigest()[:16]
+
+
+def save(path: Path, payload: dict) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, str(path))
+
+
+def default_training_sources(data_root) -> list[tuple[Path, str, None]]:
+    """The shared clips the shipped judge is trained on: every in-sync single-person row of
+    ``eval/labels.csv`` and every video of ``talking/`` (real talkers with their own audio)."""
+    import csv
+
+    root = Path(data_root)
+    out = []
+    labels = root / "eval" / "labels.csv"
+    if labels.is_file():
+        for r in csv.DictReader(labels.open()):
+            if r.get("in_sync") == "1" and r.get("persons") == "1":
+                out.append((root / "eval" / r["file"], f"eval/{r['file']}", None))
+    talking = root / "talking"
+    if talking.is_dir():
+        for f in sorted(talking.iterdir()):
+            if f.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov", ".webm"):
+                out.append((f, f"talking/{f.name}", None))
+    return out
+
+
+def train_and_save(sources, out_dir, seeds: int = 3, steps: int | None = None, device: str = "cpu",
+                   command: str = "", log=print) -> dict:
+    """Read ``sources`` ((path, name, span or None)), train ``seeds`` judges, write
+    ``out_dir/judge_seed{N}.pt`` and ``out_dir/training_clips.json``; returns a summary."""
+    out_dir = Path(out_dir)
+    clips, skipped = [], []
+    for path, name, span in sources:
+        try:
+            c = clip_from_file(path, name=name, span=span)
+        except Exception as e:  # an unreadable source is reported, not fatal
+            skipped.append({"name": name, "reason": f"{type(e).__name__}: {e}"[:200]})
+            continue
+        if c is None:
+            skipped.append({"name": name, "reason": "no face track with 2 s of mesh"})
+            continue
+        clips.append(c)
+        log(f"  {name}: {c.n} frames")
+    if not clips:
+        raise ValueError("no usable training clip (each needs a face track with its own audio)")
+    summary = {"clips": len(clips), "seconds": round(sum(c.n for c in clips) / FPS, 1), "skipped": skipped,
+               "weights": []}
+    for seed in range(seeds):
+        cfg = TrainConfig(seed=seed) if steps is None else TrainConfig(seed=seed, steps=steps)
+        net, hist = train_judge(clips, cfg, device=device, log=log)
+        path = out_dir / f"judge_seed{seed}.pt"
+        save(path, state_for_file(net.cpu(), cfg, clips, hist, command))
+        summary["weights"].append(str(path))
+    (out_dir / "training_clips.json").write_text(json.dumps({
+        "command": command, "config": TrainConfig(steps=steps or TrainConfig.steps).to_dict() | {"seeds": seeds},
+        "clips": [{"name": c.name, "sha256": c.sha256, "frames": int(c.n)} for c in clips],
+        "skipped": skipped}, indent=2) + "\n")
+    return summary
