@@ -1,3 +1,8 @@
-"""AnyTalker toolkit: curate talking videos, train the AFCA model, score any model's videos."""
+"""AnyTalker toolkit CLI: curate talking videos, train the AFCA model, score any model's videos.
 
-__version__ = "0.1.0"
+The version lives in the kernel package (the bottom layer); it is re-exported here for the CLI.
+"""
+
+from kernel import __version__
+
+__all__ = ["__version__"]

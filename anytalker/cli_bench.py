@@ -6,55 +6,78 @@ import json
 import sys
 from pathlib import Path
 
+from anytalker.cli_common import progress_enabled, write_json_report
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="benchmark submissions: validate, score, leaderboard",
-                              description=__doc__)
+    from anytalker import cli_common as c
+
+    p = c.group(subparsers, "bench", "benchmark submissions: validate, score, leaderboard", [
+        "anytalker bench validate submission.zip",
+        "anytalker bench score submission/ --output results.json",
+        "anytalker bench leaderboard results/*.json --output leaderboard.json --html leaderboard.html",
+    ])
     sub = p.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
 
     def add_manifest_args(sp):
         sp.add_argument("--benchmark", default="interactive_eyes", help="packaged benchmark (default: %(default)s)")
-        sp.add_argument("--version", dest="bench_version", default="v1", help="benchmark version (default: %(default)s)")
+        sp.add_argument("--bench-version", dest="bench_version", default="v1",
+                        help="benchmark version (default: %(default)s)")
+        c.old_spelling(sp, "--version", "bench_version", "--bench-version")
         sp.add_argument("--manifest", type=Path, help="use this manifest.json instead of a packaged benchmark "
                                                       "(e.g. a single-person HDTF-style manifest)")
         sp.add_argument("--items", help="comma-separated item ids to check/score (default: all)")
 
-    v = sub.add_parser("validate", help="check a submission folder or zip against the benchmark protocol")
+    v = c.leaf(sub, "validate", "check a submission folder or zip against the benchmark protocol", [
+        "anytalker bench validate submission.zip",
+        "anytalker bench validate submission/ --items interact_11 --json report.json",
+    ])
     v.add_argument("submission", type=Path, help="folder or .zip holding submission.json + one video per item")
     add_manifest_args(v)
-    v.add_argument("--json", type=Path, help="also write the report as JSON here")
+    c.add_json(v, "the validation report", old_switch=False)
     v.set_defaults(func=cmd_validate)
 
-    s = sub.add_parser("score", help="validate, then run the benchmark's pinned metrics")
-    s.add_argument("submission", type=Path)
+    s = c.leaf(sub, "score", "validate, then run the benchmark's pinned metrics", [
+        "anytalker bench score submission/ --output results.json",
+        "anytalker bench score submission.zip --items interact_11 --metric interactivity --output r.json",
+        "anytalker bench score my_videos/ --manifest my_hdtf/manifest.json --output results.json",
+    ])
+    s.add_argument("submission", type=Path, help="folder or .zip holding submission.json + one video per item")
     add_manifest_args(s)
-    s.add_argument("--out", type=Path, required=True, help="results JSON to write")
+    c.add_output(s, "results JSON to write", required=True, old=("--out",), type=Path, metavar="FILE")
     s.add_argument("--scoring", type=Path, help="scoring.yaml (default: next to the manifest)")
-    s.add_argument("--audio-root", type=Path, help="folder with the benchmark audio (audio_left/, audio_right/); "
-                                                    "default $ANYTALKER_DATA/anytalker_benchmark, then "
-                                                    "../shared/data/anytalker_benchmark")
-    s.add_argument("--reference-root", type=Path, help="folder with <item_id>.png reference frames (identity)")
-    s.add_argument("--metrics", help="comma-separated subset of the scoring metrics (default: all)")
+    c.add_data(s, "data root holding anytalker_benchmark/ (default: $ANYTALKER_DATA, then ../shared/data)")
+    s.add_argument("--audio-dir", dest="audio_dir", type=Path,
+                   help="folder with the benchmark audio (audio_left/, audio_right/); default DATA/anytalker_benchmark")
+    c.old_spelling(s, "--audio-root", "audio_dir", "--audio-dir", type=Path)
+    s.add_argument("--references", dest="references", type=Path,
+                   help="folder with <item_id>.png reference frames (identity)")
+    c.old_spelling(s, "--reference-root", "references", "--references", type=Path)
+    c.add_metric(s, "score only this metric of the scoring file; repeat for several (default: all)",
+                 old_comma="--metrics")
     s.add_argument("--interval-format", choices=["seconds", "timecode30"],
                    help="how to read the manifest's speaking intervals (default: the scoring file's, "
                         "'seconds' for InteractiveEyes); recorded in the results")
-    s.add_argument("--no-per-sample", action="store_true", help="omit per-item records from the results")
+    s.add_argument("--no-items", dest="no_items", action="store_true", help="omit per-item records from the results")
+    c.old_spelling(s, "--no-per-sample", "no_items", "--no-items", switch=True, const=True)
     s.add_argument("--allow-unpinned", action="store_true",
                    help="score even when an installed metric version/backend differs from the pinned one")
-    s.add_argument("--progress", action="store_true", help="print one line per scored item")
+    # progress is on by default now (-q turns it off); the old opt-in switch does nothing
+    c.old_spelling(s, "--progress", "_progress", "(progress is on by default; -q turns it off)", switch=True,
+                   const=True)
     s.set_defaults(func=cmd_score)
 
-    lb = sub.add_parser("leaderboard", help="rank results files into JSON + a sortable HTML page")
+    lb = c.leaf(sub, "leaderboard", "rank results files into JSON + a sortable HTML page", [
+        "anytalker bench leaderboard results/*.json --output leaderboard.json --html leaderboard.html",
+        "anytalker bench leaderboard a.json b.json --output lb.json --group",
+    ])
     lb.add_argument("results", nargs="+", type=Path, help="results.json files from `anytalker bench score`")
-    lb.add_argument("--out", type=Path, required=True, help="leaderboard JSON to write")
-    lb.add_argument("--html", type=Path, help="self-contained HTML page to write")
-    lb.add_argument("--title", default="AnyTalker leaderboard")
+    c.add_output(lb, "leaderboard JSON to write", required=True, old=("--out",), type=Path, metavar="FILE")
+    lb.add_argument("--html", type=Path, help="also write a self-contained HTML page here")
+    lb.add_argument("--title", default="AnyTalker leaderboard", help="page title (default: %(default)s)")
     lb.add_argument("--group", action="store_true",
                     help="rank each comparable set separately instead of refusing a mix")
     lb.set_defaults(func=cmd_leaderboard)
-
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _manifest(args):
@@ -83,7 +106,7 @@ def cmd_validate(args) -> int:
     report, _ = validate_submission(args.submission, manifest, _items(args))
     print(report.render())
     if args.json:
-        _write_json(args.json, report.to_dict())
+        write_json_report(args.json, report.to_dict())
     return 0 if report.ok else 1
 
 
@@ -94,12 +117,13 @@ def cmd_score(args) -> int:
     scoring = load_scoring(args.scoring or default_scoring_path(manifest))
     if args.interval_format:
         scoring.interval_format = args.interval_format
-    metric_names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    doc = score_submission(args.submission, manifest, scoring, _items(args), args.audio_root,
-                           args.reference_root, metric_names, per_sample=not args.no_per_sample,
-                           allow_unpinned=args.allow_unpinned, progress=args.progress)
-    _write_json(args.out, doc)
-    print(f"{args.out}: {doc['benchmark']} {doc['version']}, {len(doc['items'])} item(s), "
+    metric_names = list(dict.fromkeys(args.metric)) if args.metric else None
+    audio_dir = args.audio_dir or (Path(args.data) / "anytalker_benchmark" if args.data else None)
+    doc = score_submission(args.submission, manifest, scoring, _items(args), audio_dir,
+                           args.references, metric_names, per_sample=not args.no_items,
+                           allow_unpinned=args.allow_unpinned, progress=progress_enabled(args))
+    _write_json(args.output, doc)
+    print(f"{args.output}: {doc['benchmark']} {doc['version']}, {len(doc['items'])} item(s), "
           f"model {doc['submission']['model']!r}")
     for name, m in doc["metrics"].items():
         value = "n/a" if m["value"] is None else f"{m['value']:.4f}"
@@ -129,7 +153,7 @@ def cmd_leaderboard(args) -> int:
 
     results = load_results(args.results)
     board = build_leaderboard(results, on_mismatch="group" if args.group else "refuse")
-    _write_json(args.out, board)
+    _write_json(args.output, board)
     if args.html:
         args.html.parent.mkdir(parents=True, exist_ok=True)
         args.html.write_text(render_html(board, args.title), encoding="utf-8")
@@ -140,7 +164,7 @@ def cmd_leaderboard(args) -> int:
             v = (row["metrics"].get(primary) or {}).get("value") if primary else None
             print(f"  {row['rank']:>3}. {row['model']} ({row['revision']})  {primary}="
                   f"{'n/a' if v is None else f'{v:.4f}'}")
-    print(f"wrote {args.out}" + (f" and {args.html}" if args.html else ""))
+    print(f"wrote {args.output}" + (f" and {args.html}" if args.html else ""))
     if len(board["groups"]) > 1:
         print(f"note: {len(board['groups'])} separate rankings (results not comparable across them)")
     return 0

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
-from anytalker.errors import UserError
+from anytalker.cli_common import JSON_STDOUT, progress_enabled, write_json_report
+from kernel.errors import UserError
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -28,9 +27,9 @@ def cmd_run(args) -> int:
     try:
         summary = run_curation(
             args.config, args.input, args.output, executor=args.executor, limit=args.limit,
-            retry_failed=args.retry_failed, overwrite=args.overwrite, data_root=args.data_root,
+            retry_failed=args.retry_failed, overwrite=args.overwrite, data_root=args.data,
             workers=args.workers, ray_address=args.ray_address, overrides=_overrides(args.set),
-            progress=not args.quiet,
+            progress=progress_enabled(args),
         )
     except StageConfigError as e:
         raise UserError(f"{args.config}: {e}") from e
@@ -43,8 +42,9 @@ def cmd_status(args) -> int:
 
     st = run_status(args.run)
     if args.json:
-        print(json.dumps(st, indent=2))
-        return 0
+        write_json_report(args.json, st)
+        if args.json == JSON_STDOUT:
+            return 0
     state = "complete" if st["complete"] else "incomplete (re-run the same command to resume)"
     print(f"{st['run_dir']}: {st['config']}, {st['sources']} sources, "
           f"{st['partitions_complete']}/{st['partitions']} partitions, {state}")
@@ -69,16 +69,17 @@ def cmd_rejects(args) -> int:
     for r in rows:
         by.setdefault(r.get("reason") or "?", []).append(r)
     if args.json:
-        print(json.dumps({k: {"count": len(v), "examples": [
+        write_json_report(args.json, {k: {"count": len(v), "examples": [
             {"source_path": x["source_path"], "status": x["status"], "start_s": x.get("start_s"),
              "end_s": x.get("end_s"), "failed_stage": x.get("failed_stage"),
-             "detail": (x.get("error_detail") or "")[:200]} for x in v[: args.examples]]}
-            for k, v in sorted(by.items(), key=lambda kv: -len(kv[1]))}, indent=2))
-        return 0
+             "detail": (x.get("error_detail") or "")[:200]} for x in v[: args.samples]]}
+            for k, v in sorted(by.items(), key=lambda kv: -len(kv[1]))})
+        if args.json == JSON_STDOUT:
+            return 0
     print(f"{len(rows)} rejected rows in {args.run}")
     for reason, rs in sorted(by.items(), key=lambda kv: -len(kv[1])):
         print(f"{reason}: {len(rs)}")
-        for x in rs[: args.examples]:
+        for x in rs[: args.samples]:
             span = "" if x.get("start_s") is None else f" [{x['start_s']:.2f}-{x['end_s']:.2f}s]"
             detail = (x.get("error_detail") or "").splitlines()[0][:120] if x.get("error_detail") else ""
             print(f"    {x['source_path']}{span} ({x.get('failed_stage')}) {detail}")
@@ -111,52 +112,78 @@ def cmd_cleanup(args) -> int:
 def cmd_report(args) -> int:
     from pipelines.report import write_report
 
-    out = write_report(args.run, args.html)
+    out = write_report(args.run, args.output)
     print(f"report: {out}")
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("curate", help="run curation pipelines into Parquet shards")
+    from anytalker import cli_common as c
+
+    p = c.group(sub, "curate", "run curation pipelines into Parquet shards", [
+        "anytalker curate run single_person --input VIDEOS/ --output runs/r1",
+        "anytalker curate status runs/r1",
+    ])
     s = p.add_subparsers(dest="curate_command", metavar="SUBCOMMAND")
 
-    r = s.add_parser("run", help="run a pipeline config over a folder or list of videos")
-    r.add_argument("config", help="pipeline YAML (path, or built-in name: single_person, multi_person)")
-    r.add_argument("--input", required=True, help="folder of videos, or a text file with one path per line")
-    r.add_argument("--output", required=True, help="run folder (created; an existing run is resumed)")
-    r.add_argument("--executor", choices=["local", "ray"], default="local")
+    r = c.leaf(s, "run", "run a pipeline config over a folder or list of videos", [
+        "anytalker curate run single_person --input VIDEOS/ --output runs/r1",
+        "anytalker curate run multi_person --input list.txt --output runs/r2 --executor ray --workers 2",
+        "anytalker curate run single_person --input VIDEOS/ --output runs/r1 --set probe.min_duration_s=2",
+    ])
+    r.add_argument("config", help="pipeline YAML (path, or built-in name: single_person, multi_person, video_only)")
+    r.add_argument("--input", required=True,
+                   help="folder of videos (scanned recursively), a text file with one path per line, or a URI")
+    c.add_output(r, "run folder (created; an existing run is resumed)", required=True, metavar="DIR")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: Ray Data (actor pools for model stages) (default: %(default)s)")
     r.add_argument("--limit", type=int, default=None, help="only the first N inputs (sorted)")
     r.add_argument("--retry-failed", action="store_true", help="re-run sources with status=failed rows only")
     r.add_argument("--overwrite", action="store_true", help="delete the run's shards and start over")
-    r.add_argument("--data-root", default=None, help="root that source paths are stored relative to")
+    c.add_data(r, "data root: source paths are stored relative to it (default: the common folder of the inputs)",
+               old=("--data-root",))
     r.add_argument("--workers", type=int, default=None, help="Ray: CPUs of the local runtime / actor pool size")
     r.add_argument("--ray-address", default=None, help="Ray: connect to an existing cluster (e.g. auto)")
-    r.add_argument("--set", action="append", metavar="STAGE.PARAM=VALUE", help="override a stage parameter")
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--set", action="append", metavar="STAGE.PARAM=VALUE",
+                   help="override a stage parameter (repeatable), e.g. probe.min_duration_s=2")
     r.set_defaults(func=cmd_run)
 
-    st = s.add_parser("status", help="progress and totals of a run folder")
-    st.add_argument("run")
-    st.add_argument("--json", action="store_true")
+    st = c.leaf(s, "status", "progress and totals of a run folder (works mid-run)", [
+        "anytalker curate status runs/r1",
+        "anytalker curate status runs/r1 --json status.json",
+    ])
+    st.add_argument("run", help="run folder (the --output of `curate run`)")
+    c.add_json(st, "the status")
     st.set_defaults(func=cmd_status)
 
-    rj = s.add_parser("rejects", help="reject reason histogram with example rows")
-    rj.add_argument("run")
-    rj.add_argument("--examples", type=int, default=3)
-    rj.add_argument("--json", action="store_true")
+    rj = c.leaf(s, "rejects", "reject reason histogram with example rows", [
+        "anytalker curate rejects runs/r1",
+        "anytalker curate rejects runs/r1 --samples 10 --json -",
+    ])
+    rj.add_argument("run", help="run folder (the --output of `curate run`)")
+    rj.add_argument("--samples", dest="samples", type=int, default=3,
+                    help="example rows per reason (default: %(default)s)")
+    c.old_spelling(rj, "--examples", "samples", "--samples", type=int)
+    c.add_json(rj, "the histogram with the example rows")
     rj.set_defaults(func=cmd_rejects)
 
-    d = s.add_parser("describe", help="print a pipeline's stages, resources and column contracts")
-    d.add_argument("config")
+    d = c.leaf(s, "describe", "print a pipeline's stages, resources and column contracts", [
+        "anytalker curate describe single_person",
+        "anytalker curate describe my_pipeline.yaml",
+    ])
+    d.add_argument("config", help="pipeline YAML (path, or built-in name: single_person, multi_person, video_only)")
     d.set_defaults(func=cmd_describe)
 
-    rp = s.add_parser("report", help="self-contained HTML report of a run")
-    rp.add_argument("run")
-    rp.add_argument("--html", required=True, help="output .html file")
+    rp = c.leaf(s, "report", "self-contained HTML report of a run", [
+        "anytalker curate report runs/r1 --output report.html",
+    ])
+    rp.add_argument("run", help="run folder (the --output of `curate run`)")
+    c.add_output(rp, "HTML page to write", required=True, old=("--html",), metavar="FILE")
     rp.set_defaults(func=cmd_report)
 
-    cl = s.add_parser("cleanup", help="end Ray processes left by runs whose driver was killed (kill -9)")
+    cl = c.leaf(s, "cleanup", "end Ray processes left by runs whose driver was killed (kill -9)", [
+        "anytalker curate cleanup --dry-run",
+        "anytalker curate cleanup",
+    ])
     cl.add_argument("--dry-run", action="store_true", help="only list them")
     cl.set_defaults(func=cmd_cleanup)
-
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

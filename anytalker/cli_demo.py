@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SINGLE = (
-    "talking/latentsync_demo1_video.mp4",
-    "talking/infinitetalk_ref_video.mp4",
-    "talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4",
-)
-MULTI = ("anytalker_benchmark/interact_11.mp4",)
+from kernel.data import DEMO_MULTI_PERSON as MULTI
+from kernel.data import DEMO_SINGLE_PERSON as SINGLE
 
 
 def cmd_demo(args) -> int:
-    from anytalker.data import resolve_data_root
+    from kernel.data import resolve_data_root
     from pipelines.runner import run_curation
 
     root = resolve_data_root(args.data, need=SINGLE + MULTI).absolute()
@@ -24,7 +20,8 @@ def cmd_demo(args) -> int:
         listing = out / f"{config}.inputs.txt"
         listing.write_text("".join(f"{root / f}\n" for f in files))
         summary = run_curation(config, listing, out / config, executor=args.executor, data_root=root,
-                               overwrite=args.overwrite, progress=not args.quiet)
+                               overwrite=args.overwrite,
+                               progress=not getattr(args, "quiet", False))
         print(f"\n== {config} ==")
         print(summary.describe())
     print(f"\ninspect: anytalker curate status {out / 'single_person'}; "
@@ -33,11 +30,15 @@ def cmd_demo(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="curate the example talking clips (single- and two-person pipelines)")
-    p.add_argument("--data", default=None,
-                   help="data folder (default: $ANYTALKER_DATA, ../shared/data, then the fetched example set)")
-    p.add_argument("--output", default="demo_run", help="where the runs go (default ./demo_run)")
-    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    from anytalker import cli_common as c
+
+    p = c.leaf(sub, "demo", "curate the example talking clips (single- and two-person pipelines)", [
+        "anytalker demo",
+        "anytalker demo --data ../shared/data --output demo_run --executor ray",
+    ])
+    c.add_data(p)
+    c.add_output(p, "folder for the two runs (default: %(default)s)", default="demo_run", metavar="DIR")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: Ray Data (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="start the runs over")
-    p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)

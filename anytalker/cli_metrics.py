@@ -4,7 +4,7 @@
     anytalker metrics run --metric interactivity --metric sync_c_star --videos DIR \\
         --intervals speaker_duration.json [--interval-format seconds|timecode30] \\
         [--audio-dir DIR] [--references DIR] [--backend NAME] [--weights PATH] \\
-        [--set METRIC.KEY=VALUE ...] --out results.json
+        [--set METRIC.KEY=VALUE ...] --output results.json
 
 Audio lookup in ``--audio-dir`` (searched recursively) for a video ``NAME.mp4``: per-person
 tracks ``NAME_left.*`` / ``NAME_right.*`` (or ``NAME_0.*``, ``NAME_1.*`` ...; the benchmark's
@@ -20,7 +20,8 @@ import re
 import sys
 from pathlib import Path
 
-from anytalker.errors import UserError
+from anytalker.cli_common import JSON_STDOUT, progress_enabled, write_json_report
+from kernel.errors import UserError
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 AUDIO_EXTS = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg"}
@@ -29,33 +30,45 @@ _POSITIONS = ["left", "middle", "center", "right"]
 
 
 def register(subparsers) -> None:
+    from anytalker import cli_common as c
     from metrics.intervals import INTERVAL_FORMATS
     from metrics.registry import metric_names
 
-    p = subparsers.add_parser("metrics", help="score generated videos (Sync-C/D, Sync-C*, identity, Interactivity, FID/FVD)")
+    p = c.group(subparsers, "metrics", "score generated videos (Sync-C/D, Sync-C*, identity, Interactivity, FID/FVD)", [
+        "anytalker metrics ls",
+        "anytalker metrics run --metric identity --videos my_outputs/ --references refs/ --output results.json",
+    ])
     sub = p.add_subparsers(dest="metrics_command", metavar="SUBCOMMAND")
 
-    ls = sub.add_parser("ls", help="list the metrics")
-    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls = c.leaf(sub, "ls", "list the metrics, their versions and backends", [
+        "anytalker metrics ls",
+        "anytalker metrics ls --json metrics.json",
+    ])
+    c.add_json(ls, "the metric list")
     ls.set_defaults(func=cmd_ls)
 
-    run = sub.add_parser("run", help="score every video of a directory")
-    run.add_argument("--metric", action="append", required=True, choices=metric_names(), metavar="NAME",
-                     help=f"metric to compute (repeatable): {', '.join(metric_names())}")
+    run = c.leaf(sub, "run", "score every video of a directory", [
+        "anytalker metrics run --metric interactivity --metric sync_c_star --videos my_outputs/ \\\n"
+        "    --intervals ../shared/data/anytalker_benchmark/speaker_duration.json \\\n"
+        "    --audio-dir ../shared/data/anytalker_benchmark --output results.json",
+        "anytalker metrics run --metric sync_c --backend syncnet --weights syncnet_v2.model --videos out/ "
+        "--output r.json",
+    ], description=__doc__)
+    c.add_metric(run, f"metric to compute; repeat for several: {', '.join(metric_names())}",
+                 choices=metric_names(), required=True, old_comma="--metrics")
     run.add_argument("--videos", required=True, type=Path, help="directory of generated videos")
     run.add_argument("--intervals", type=Path, help="speaker_duration.json (speaking intervals per person)")
     run.add_argument("--interval-format", default="seconds", choices=INTERVAL_FORMATS,
                      help="how to read the interval values (default: seconds, as the released scorer)")
-    run.add_argument("--audio-dir", type=Path, help="per-speaker / mixed audio tracks (see the module help)")
-    run.add_argument("--references", type=Path, help="real videos / images with the same stems (FID, FVD)")
-    run.add_argument("--backend", help="backend for the metrics that have one (sync: landmark|syncnet, identity: dlib|arcface)")
+    run.add_argument("--audio-dir", type=Path, help="per-speaker / mixed audio tracks (see the description above)")
+    run.add_argument("--references", type=Path, help="real videos / images with the same stems (FID, FVD, identity)")
+    run.add_argument("--backend", help="backend for the metrics that have one (see `anytalker metrics ls`)")
     run.add_argument("--weights", type=Path, help="model file for the chosen backend / network (syncnet_v2.model, ArcFace, Inception, I3D)")
     run.add_argument("--set", action="append", default=[], metavar="METRIC.KEY=VALUE",
-                     help="override one metric parameter, e.g. interactivity.target_size=256")
-    run.add_argument("--out", required=True, type=Path, help="results JSON to write")
-    run.add_argument("--no-items", action="store_true", help="omit per-video items from the JSON")
+                     help="override one metric parameter (repeatable), e.g. interactivity.target_size=256")
+    c.add_output(run, "results JSON to write", required=True, old=("--out",), type=Path, metavar="FILE")
+    run.add_argument("--no-items", action="store_true", help="omit per-video items from the results JSON")
     run.set_defaults(func=cmd_run)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def cmd_ls(args) -> int:
@@ -63,8 +76,9 @@ def cmd_ls(args) -> int:
 
     rows = list_metrics()
     if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
+        write_json_report(args.json, rows)
+        if args.json == JSON_STDOUT:
+            return 0
     header = ("name", "version", "better", "backends", "description")
     table = [(r["name"], r["version"], "higher" if r["higher_is_better"] else "lower",
               ",".join(r["backends"]), r["description"]) for r in rows]
@@ -167,7 +181,7 @@ def build_samples(videos_dir: Path, intervals: Path | None, fmt: str, audio_dir:
 
 
 def cmd_run(args) -> int:
-    from anytalker import __version__
+    from kernel import __version__
     from metrics.registry import get_metric
 
     names = list(dict.fromkeys(args.metric))
@@ -193,9 +207,11 @@ def cmd_run(args) -> int:
             metric = get_metric(name, **opts)
         except ValueError as e:
             raise UserError(f"--set for {name}: {e}") from None
-        res = metric.evaluate(samples, progress=True)
+        res = metric.evaluate(samples, progress=progress_enabled(args))
         results.append(res)
-        print(f"{name}: {_fmt(res.value)} [{_fmt(res.ci_low)}, {_fmt(res.ci_high)}] "
+        ci = (f"[{_fmt(res.ci_low)}, {_fmt(res.ci_high)}] {res.ci_method}" if res.ci_method
+              else "(no CI: fewer than 2 scored)")
+        print(f"{name}: {_fmt(res.value)} {ci} "
               f"({res.backend} {res.backend_version}; {res.n_scored} scored, {res.n_failed} failed"
               f"{' ' + json.dumps(res.failures) if res.failures else ''})", flush=True)
 
@@ -211,9 +227,9 @@ def cmd_run(args) -> int:
         "skipped": scan_videos(args.videos)[1],
         "results": [r.to_dict(with_items=not args.no_items) for r in results],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2, allow_nan=False))
-    print(f"wrote {args.out}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(doc, indent=2, allow_nan=False))
+    print(f"wrote {args.output}")
     skipped = doc["skipped"]
     if skipped:
         print(f"skipped (not scored, not items): {sum(skipped.values())} " + json.dumps(skipped))

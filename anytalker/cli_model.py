@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from anytalker.errors import UserError
+from anytalker.cli_common import progress_enabled
+from kernel.errors import UserError
 
 
 def _model_errors():
@@ -51,10 +52,10 @@ def cmd_train(args) -> int:
         torch.set_num_threads(args.threads)
     if not os.path.isdir(args.shards):
         raise UserError(f"{args.shards}: not a directory; pass the run directory of `anytalker curate run`")
-    out = args.out or os.path.join("runs", f"train-{os.path.splitext(os.path.basename(args.config))[0]}")
+    out = args.output or os.path.join("runs", f"train-{os.path.splitext(os.path.basename(args.config))[0]}")
     try:
         result = train(args.config, args.shards, out, steps=args.steps, resume=args.resume,
-                       overrides=_parse_set(args.set), progress=not args.no_progress, init=args.init)
+                       overrides=_parse_set(args.set), progress=progress_enabled(args), init=args.init)
     except _model_errors() as e:
         raise UserError(str(e)) from e
     if int(os.environ.get("RANK", 0)) == 0:
@@ -76,9 +77,9 @@ def cmd_generate(args) -> int:
         raise UserError(f"{args.image}: reference image not found; pass a PNG/JPEG with the people's faces")
     try:
         boxes = parse_boxes(args.boxes) if args.boxes else None
-        record = generate(args.checkpoint, args.image, args.audio, args.out, seconds=args.seconds,
+        record = generate(args.checkpoint, args.image, args.audio, args.output, seconds=args.seconds,
                           steps=args.steps, cfg_scale=args.cfg, boxes=boxes, seed=args.seed,
-                          height=args.height, progress=not args.no_progress)
+                          height=args.height, progress=progress_enabled(args))
     except _model_errors() as e:
         raise UserError(str(e)) from e
     print(json.dumps(record, indent=2))
@@ -86,38 +87,49 @@ def cmd_generate(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train the AFCA model on curated shards",
-                       description="Train the Audio-Face Cross Attention model (flow matching) on a curated run "
-                                   "directory. Multi-process: torchrun --nproc_per_node N -m anytalker.cli train ...")
+    from anytalker import cli_common as c
+
+    p = c.leaf(sub, "train", "train the AFCA model on curated shards", [
+        "anytalker train tiny --shards demo_run/single_person --output runs/tiny --steps 300 --threads 1",
+        "torchrun --nproc_per_node 2 -m anytalker.cli train base --shards runs/r1 --output runs/base",
+    ], description="Train the Audio-Face Cross Attention model (flow matching) on a curated run "
+                   "directory. Multi-process: torchrun --nproc_per_node N -m anytalker.cli train ...")
     p.add_argument("config", help="config name (tiny, base) or a YAML path")
     p.add_argument("--shards", required=True, help="run directory with a complete manifest.json")
-    p.add_argument("--out", help="output directory (checkpoints/, metrics.jsonl); default runs/train-CONFIG")
+    c.add_output(p, "output directory (checkpoints/, metrics.jsonl); default runs/train-CONFIG", old=("--out",),
+                 metavar="DIR")
     p.add_argument("--steps", type=int, help="total training steps (default: train.steps of the config)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/last.pt")
     p.add_argument("--init", metavar="CKPT", help="start a new run (step 0, fresh optimizer) from these weights, "
                                                   "e.g. stage 2 from stage 1: --init S1/checkpoints/last.pt "
                                                   "--set train.stage=2 --set train.lr=5e-6 (config = CKPT's + --set)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. train.lr=1e-4 (refused with --resume: use --init)")
+                   help="override a config value (repeatable), e.g. train.lr=1e-4 (refused with --resume: use --init)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.old_spelling(p, "--no-progress", "quiet", "-q/--quiet", switch=True, const=True)
     p.set_defaults(func=cmd_train)
 
-    g = sub.add_parser("generate", help="generate a talking video from a reference image and audios",
-                       description="Generate a talking video: faces in the reference image are bound to the "
-                                   "--audio files from left to right.")
+    g = c.leaf(sub, "generate", "generate a talking video from a reference image and audios", [
+        "anytalker generate --checkpoint runs/tiny/checkpoints/last.pt --image ../shared/data/images/anytalker/2p-0.png \\\n"
+        "    --audio ../shared/data/anytalker_benchmark/audio_left/interact_11_left.flac \\\n"
+        "    --audio ../shared/data/anytalker_benchmark/audio_right/interact_11_right.flac --output generated/interact_11.mp4",
+    ], description="Generate a talking video: faces in the reference image are bound to the "
+                   "--audio files from left to right.")
     g.add_argument("--checkpoint", required=True, help="checkpoint .pt written by `anytalker train`")
     g.add_argument("--image", required=True, help="reference image (first frame)")
     g.add_argument("--audio", action="append", required=True, help="audio of one person; repeat, left to right")
-    g.add_argument("--out", required=True, help="output .mp4 (a .json sidecar records how it was made)")
+    c.add_output(g, "output .mp4 (a .json sidecar records how it was made)", required=True, old=("--out",),
+                 metavar="FILE")
     g.add_argument("--seconds", type=float, help="video length (default: the longest audio)")
-    g.add_argument("--steps", type=int, help="sampling steps (default: sample.steps of the config)")
+    g.add_argument("--sample-steps", dest="steps", type=int,
+                   help="sampling (ODE) steps per chunk (default: sample.steps of the config)")
+    c.old_spelling(g, "--steps", "steps", "--sample-steps", type=int)
     g.add_argument("--cfg", type=float, help="audio classifier-free guidance scale (default: sample.cfg)")
     g.add_argument("--boxes", help="face boxes 'x1,y1,x2,y2;...' in image pixels instead of detection")
     g.add_argument("--height", type=int, help="output height (default: the config's; width keeps the aspect)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default: %(default)s)")
     g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores; use 1 on a shared machine)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.old_spelling(g, "--no-progress", "quiet", "-q/--quiet", switch=True, const=True)
     g.set_defaults(func=cmd_generate)
     register_train_set(sub)
 
@@ -126,18 +138,18 @@ def cmd_train_set(args) -> int:
     from curation.media import MediaError
     from model.trainset import build_train_set
 
-    root = args.data_root
+    root = args.data
     for v in args.videos:
         if not os.path.isfile(os.path.join(root, v)):
-            raise UserError(f"{os.path.join(root, v)}: video not found; pass paths relative to --data-root")
+            raise UserError(f"{os.path.join(root, v)}: video not found; pass paths relative to --data")
     audio_refs = {}
     for spec in args.person_audio or []:
         video, _, files = spec.partition("=")
         if not files:
-            raise UserError(f"--person-audio {spec!r}: expected VIDEO=LEFT.wav,RIGHT.wav (paths relative to --data-root)")
+            raise UserError(f"--person-audio {spec!r}: expected VIDEO=LEFT.wav,RIGHT.wav (paths relative to --data)")
         audio_refs[video] = files.split(",")
     try:
-        result = build_train_set(args.videos, root, args.out, holdout=args.holdout, audio_refs=audio_refs)
+        result = build_train_set(args.videos, root, args.output, holdout=args.holdout, audio_refs=audio_refs)
     except MediaError as e:
         raise UserError(str(e)) from e
     print(json.dumps(result, indent=2))
@@ -145,13 +157,20 @@ def cmd_train_set(args) -> int:
 
 
 def register_train_set(sub) -> None:
-    t = sub.add_parser("train-set", help="build a training set (clips shards) from face tracks of talking videos",
-                       description="Detect the face(s) of each video, write its first (1 - holdout) as a training "
-                                   "clip row (engine manifest format) and list the held-out tail in split.json.")
-    t.add_argument("videos", nargs="+", help="videos, relative to --data-root")
-    t.add_argument("--data-root", required=True, help="directory the video paths are relative to")
-    t.add_argument("--out", required=True, help="output run directory (manifest.json, clips/, split.json)")
-    t.add_argument("--holdout", type=float, default=0.3, help="fraction of each video held out at its end")
+    from anytalker import cli_common as c
+
+    t = c.leaf(sub, "train-set", "build a training set (clips shards) from face tracks of talking videos", [
+        "anytalker train-set talking/latentsync_demo1_video.mp4 --data ../shared/data --output runs/trainset",
+    ], description="Detect the face(s) of each video, write its first (1 - holdout) as a training clip row "
+                   "(engine manifest format) and list the held-out tail in split.json.")
+    t.add_argument("videos", nargs="+", help="videos, relative to --data")
+    g = t.add_mutually_exclusive_group(required=True)
+    g.add_argument("--data", dest="data", metavar="DIR", help="data root the video paths are relative to")
+    c.old_spelling(t, "--data-root", "data", "--data", group=g)
+    c.add_output(t, "output run directory (manifest.json, clips/, split.json)", required=True, old=("--out",),
+                 metavar="DIR")
+    t.add_argument("--holdout", type=float, default=0.3,
+                   help="fraction of each video held out at its end (default: %(default)s)")
     t.add_argument("--person-audio", action="append", metavar="VIDEO=A.wav,B.wav",
                    help="per-person audio files of a multi-person video, left to right")
     t.set_defaults(func=cmd_train_set)

@@ -1,5 +1,11 @@
-"""Errors shown to users as one line: they name the file and what to do."""
+"""Compatibility shim: ``UserError`` lives in ``kernel.errors``. Import it from there.
 
+This name is the kernel module itself (not a copy of its names), so ``monkeypatch.setattr`` on
+``anytalker.errors`` reaches the code that uses it.
+"""
 
-class UserError(Exception):
-    """An error the user can fix; its message names the file and the fix."""
+import sys
+
+from kernel import errors as _kernel_module
+
+sys.modules[__name__] = _kernel_module

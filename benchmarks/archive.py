@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 
 MiB = 1 << 20
 GiB = 1 << 30

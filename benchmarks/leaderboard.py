@@ -8,15 +8,14 @@ which field differs, or, with ``on_mismatch="group"``, ranks each comparable gro
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from anytalker import __version__
-from anytalker.errors import UserError
+from kernel import __version__
+from kernel.errors import UserError
 from benchmarks.scoring import RESULTS_FORMAT
 
 LEADERBOARD_FORMAT = "anytalker-leaderboard/1"
@@ -149,7 +148,7 @@ def rank_group(group: list[LoadedResult]) -> list[dict]:
             "date": r.doc.get("date"),
             "toolkit_version": (r.doc.get("toolkit") or {}).get("version"),
             "metrics": {n: {f: r.doc["metrics"][n].get(f) for f in
-                            ("value", "ci_low", "ci_high", "ci_level", "n_scored", "n_failed")}
+                            ("value", "ci_low", "ci_high", "ci_level", "ci_method", "n_scored", "n_failed")}
                         for n in metric_names},
         })
     return rows
@@ -191,124 +190,83 @@ def build_leaderboard(results: list[LoadedResult], on_mismatch: str = "refuse") 
 
 
 # --- HTML --------------------------------------------------------------------------------------------
+# The page is benchmarks/templates/leaderboard.html.j2 (jinja2, autoescaped: model names come from
+# untrusted submissions); here only the numbers the template draws are computed.
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1b1f24}
-h1{font-size:1.4em;margin:0 0 4px}
-h2{font-size:1.1em;margin:28px 0 4px}
-p.meta{color:#57606a;font-size:.85em;margin:2px 0}
-table{border-collapse:collapse;margin-top:10px;font-size:.92em}
-th,td{border:1px solid #d0d7de;padding:6px 10px;text-align:right;white-space:nowrap}
-th{background:#f6f8fa;cursor:pointer;user-select:none}
-th.text,td.text{text-align:left}
-th[aria-sort=ascending]::after{content:" \\25B2"}
-th[aria-sort=descending]::after{content:" \\25BC"}
-tbody tr:nth-child(even){background:#fafbfc}
-td .ci{color:#57606a;font-size:.85em}
-td.na{color:#8c959f}
-"""
-
-# sorts the table whose header was clicked; "#sort=<column>:<asc|desc>" in the URL pre-sorts the
-# first table (lets a headless browser check the sorting without clicks)
-_JS = """
-(function(){
-  function cellValue(td, type){
-    var raw = td.getAttribute('data-value');
-    if(type === 'number'){ return (raw === null || raw === '') ? null : parseFloat(raw); }
-    return (raw === null ? td.textContent : raw).toLowerCase();
-  }
-  function sortTable(table, col, dir){
-    var th = table.tHead.rows[0].cells[col];
-    var type = th.getAttribute('data-type');
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function(a, b){
-      var x = cellValue(a.cells[col], type), y = cellValue(b.cells[col], type);
-      if(x === null && y === null) return 0;
-      if(x === null) return 1;           // missing values always last
-      if(y === null) return -1;
-      var c = x < y ? -1 : (x > y ? 1 : 0);
-      return dir === 'ascending' ? c : -c;
-    });
-    rows.forEach(function(r){ body.appendChild(r); });
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function(h){ h.setAttribute('aria-sort', 'none'); });
-    th.setAttribute('aria-sort', dir);
-  }
-  document.querySelectorAll('table.leaderboard').forEach(function(table){
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, col){
-      th.addEventListener('click', function(){
-        var now = th.getAttribute('aria-sort');
-        var dir = now === 'none' ? (th.getAttribute('data-default') || 'descending')
-                                  : (now === 'ascending' ? 'descending' : 'ascending');
-        sortTable(table, col, dir);
-      });
-    });
-  });
-  var m = /#sort=([^:&]+):(asc|desc)/.exec(window.location.hash);
-  var first = document.querySelector('table.leaderboard');
-  if(m && first){
-    var cells = first.tHead.rows[0].cells;
-    for(var i = 0; i < cells.length; i++){
-      if(cells[i].getAttribute('data-key') === decodeURIComponent(m[1])){
-        sortTable(first, i, m[2] === 'asc' ? 'ascending' : 'descending');
-      }
-    }
-  }
-})();
-"""
+CHART_WIDTH, CHART_LABEL_W, CHART_VALUE_W, CHART_BAR_H = 440, 112, 58, 24
 
 
-def _fmt(v, digits: int = 3) -> str:
-    return "" if v is None else f"{float(v):.{digits}f}"
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("benchmarks", "templates"),
+                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=False,
+                              undefined=jinja2.StrictUndefined)
+
+
+def _num(x) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def metric_chart(group: dict, metric: dict) -> dict:
+    """Geometry of one horizontal bar chart: a bar per model (value) with its CI as whiskers."""
+    name = metric["name"]
+    rows = group["rows"]
+    vals = []
+    for row in rows:
+        r = row["metrics"].get(name) or {}
+        vals += [v for v in (_num(r.get("value")), _num(r.get("ci_low")), _num(r.get("ci_high"))) if v is not None]
+    lo = min([0.0, *vals]) if vals else 0.0
+    hi = max([0.0, *vals]) if vals else 1.0
+    if hi - lo < 1e-12:
+        hi = lo + 1.0
+    plot_w = CHART_WIDTH - CHART_LABEL_W - CHART_VALUE_W
+
+    def x(v: float) -> float:
+        return round(CHART_LABEL_W + plot_w * (v - lo) / (hi - lo), 1)
+
+    bars, methods = [], set()
+    for i, row in enumerate(rows):
+        r = row["metrics"].get(name) or {}
+        v, cl, ch = _num(r.get("value")), _num(r.get("ci_low")), _num(r.get("ci_high"))
+        model = str(row.get("model"))
+        bar = {"model": model, "short": model if len(model) <= 18 else model[:17] + "…", "y": 4 + i * CHART_BAR_H,
+               "value": v, "label": "n/a" if v is None else f"{v:.3f}", "x0": None, "w": None,
+               "lo_x": None, "hi_x": None}
+        if v is not None:
+            a, b = sorted((x(0.0), x(v)))
+            bar.update(x0=a, w=max(1.0, round(b - a, 1)))
+            if cl is not None and ch is not None:
+                bar.update(lo_x=x(cl), hi_x=x(ch))
+                bar["label"] = f"{v:.3f}"
+                methods.add(r.get("ci_method") or "bootstrap")
+        bars.append(bar)
+    level = next((r["metrics"][name].get("ci_level") for r in rows if (r["metrics"].get(name) or {}).get("ci_level")),
+                 None)
+    ci_text = (f"{int(round(100 * level))} % CI, {', '.join(sorted(methods))}" if methods and level
+               else "no CI: fewer than 2 items scored")
+    return {"name": name, "higher_is_better": metric["higher_is_better"],
+            "backend": f"{metric.get('backend')} {metric.get('backend_version')}", "ci_text": ci_text,
+            "width": CHART_WIDTH, "height": 4 + len(rows) * CHART_BAR_H + 18, "label_w": CHART_LABEL_W,
+            "plot_w": plot_w, "bar_h": CHART_BAR_H, "zero_x": x(0.0), "axis_lo": f"{lo:g}", "axis_hi": f"{hi:.3g}",
+            "bars": bars}
 
 
 def render_html(board: dict, title: str = "AnyTalker leaderboard") -> str:
-    """A self-contained page: inline CSS + JS, no external requests. Every value taken from a
-    results file (model names come from untrusted submissions) is HTML-escaped."""
-    e = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{e(title)}</title>", f"<style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
-             f'<p class="meta">anytalker-toolkit {e(str(board["toolkit"]["version"]))}. Click a column header '
-             "to sort; values are means over scored items with bootstrap confidence intervals.</p>"]
-    for gi, g in enumerate(board["groups"]):
-        metric_desc = ", ".join(f"{m['name']} v{m['version']} ({m['backend']} {m['backend_version']})"
-                                for m in g["metrics"])
-        parts.append(f"<h2>{e(g['benchmark'])} {e(g['version'])} &mdash; {g['n_items']} item(s)</h2>")
-        parts.append(f'<p class="meta">manifest sha256 {e(str(g["manifest_sha256"])[:16])}&hellip;, '
-                     f'intervals read as {e(str(g["interval_format"]))}; metrics: {e(metric_desc)}</p>')
-        if g["differs_from_first_group"]:
-            parts.append(f'<p class="meta">Not comparable with the first table: '
-                         f'{e("; ".join(g["differs_from_first_group"]))}</p>')
-        head = ['<th data-key="rank" data-type="number" data-default="ascending" aria-sort="ascending">Rank</th>',
-                '<th class="text" data-key="model" data-type="text" data-default="ascending" aria-sort="none">Model</th>',
-                '<th class="text" data-key="revision" data-type="text" data-default="ascending" aria-sort="none">Revision</th>']
-        for m in g["metrics"]:
-            arrow = "&uarr;" if m["higher_is_better"] else "&darr;"
-            default = "descending" if m["higher_is_better"] else "ascending"
-            head.append(f'<th data-key="{e(m["name"])}" data-type="number" data-default="{default}" aria-sort="none" '
-                        f'title="{e(m["name"])} v{e(str(m["version"]))}, {e(str(m["backend"]))}">'
-                        f"{e(m['name'])} {arrow}</th>")
-        head.append('<th data-key="n_items" data-type="number" data-default="descending" aria-sort="none">Scored</th>')
-        head.append('<th class="text" data-key="date" data-type="text" data-default="descending" aria-sort="none">Date</th>')
-        parts.append(f'<table class="leaderboard" id="group-{gi}"><thead><tr>{"".join(head)}</tr></thead><tbody>')
+    """A self-contained page (inline CSS, JS and SVG; no external requests): a sortable table and a
+    bar chart with CI whiskers per metric for every comparable group."""
+    groups = []
+    for g in board["groups"]:
+        rows = []
         for row in g["rows"]:
-            cells = [f'<td data-value="{row["rank"]}">{row["rank"]}</td>',
-                     f'<td class="text">{e(str(row["model"]))}</td>',
-                     f'<td class="text">{e(str(row["revision"]))}</td>']
-            n_scored = []
-            for m in g["metrics"]:
-                r = row["metrics"].get(m["name"]) or {}
-                v = r.get("value")
-                if v is None:
-                    cells.append(f'<td class="na" data-value="">n/a ({r.get("n_failed", 0)} failed)</td>')
-                else:
-                    cells.append(f'<td data-value="{float(v)!r}">{_fmt(v)} <span class="ci">[{_fmt(r.get("ci_low"))}, '
-                                 f'{_fmt(r.get("ci_high"))}]</span></td>')
-                n_scored.append(r.get("n_scored") or 0)
-            n = min(n_scored) if n_scored else 0
-            cells.append(f'<td data-value="{n}">{n}/{g["n_items"]}</td>')
-            cells.append(f'<td class="text">{e(str(row["date"] or ""))}</td>')
-            parts.append(f"<tr>{''.join(cells)}</tr>")
-        parts.append("</tbody></table>")
-    parts.append(f"<script>{_JS}</script></body></html>")
-    return "\n".join(parts) + "\n"
+            n_scored = [(row["metrics"].get(m["name"]) or {}).get("n_scored") or 0 for m in g["metrics"]]
+            rows.append({**row, "n_scored": min(n_scored) if n_scored else 0})
+        g2 = {**g, "rows": rows}
+        g2["charts"] = [metric_chart(g2, m) for m in g["metrics"]]
+        groups.append(g2)
+    env = _environment()
+    js = env.get_template("leaderboard_sort.js.j2").render()
+    return env.get_template("leaderboard.html.j2").render(board=board, groups=groups, title=title, js=js)

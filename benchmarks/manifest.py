@@ -19,11 +19,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# the shared data checkout next to the repo (../shared/data), the default place for benchmark audio
-REPO_DATA_DEFAULT = PACKAGE_DIR.parent.parent / "shared" / "data"
 SCHEMA_DIR = PACKAGE_DIR / "schemas"
 BENCHMARK_FORMAT = "anytalker-benchmark-manifest/1"
 SINGLE_PERSON_FORMAT = "anytalker-single-person-manifest/1"

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from anytalker import __version__
-from anytalker.errors import UserError
+from kernel import __version__
+from kernel.data import candidate_roots
+from kernel.errors import UserError
 from benchmarks.archive import Limits
-from benchmarks.manifest import REPO_DATA_DEFAULT, DataFile, Item, Manifest, benchmark_dir, sha256_bytes
+from benchmarks.manifest import DataFile, Item, Manifest, benchmark_dir, sha256_bytes
 from benchmarks.submission import submission_sha256, validate_submission
 
 log = logging.getLogger(__name__)
@@ -131,12 +132,8 @@ def audio_root_candidates(manifest: Manifest, audio_root: str | os.PathLike | No
         return [Path(audio_root)]
     if manifest.data_root is not None:  # single-person manifests say where their files are
         return [manifest.data_root]
-    out = []
-    env = os.environ.get("ANYTALKER_DATA")
-    if env:
-        out.append(Path(env) / "anytalker_benchmark")
-    out.append(REPO_DATA_DEFAULT / "anytalker_benchmark")
-    return out
+    # the data roots in the kernel resolver's order ($ANYTALKER_DATA, ../shared/data, fetched set)
+    return [root / "anytalker_benchmark" for _label, root in candidate_roots()]
 
 
 def resolve_audio_root(manifest: Manifest, audio_root: str | os.PathLike | None) -> Path:
@@ -146,13 +143,13 @@ def resolve_audio_root(manifest: Manifest, audio_root: str | os.PathLike | None)
             return c
     looked = ", ".join(str(c) for c in candidates)
     raise UserError(f"{looked}: benchmark audio folder not found; {UPSTREAM_AUDIO_HINT}. Put them under "
-                    f"DIR/audio_left/ and DIR/audio_right/ and pass --audio-root DIR (or set ANYTALKER_DATA "
+                    f"DIR/audio_left/ and DIR/audio_right/ and pass --audio-dir DIR (or --data ROOT, or set ANYTALKER_DATA "
                     f"so that $ANYTALKER_DATA/anytalker_benchmark is that folder)")
 
 
 def verify_file(root: Path, f: DataFile, what: str) -> tuple[Path | None, str | None]:
     """First existing copy whose sha256 matches (unpinned copies only need to exist)."""
-    from curation.media import sha256_file
+    from kernel.media import sha256_file
 
     seen = []
     for rel, sha in f.copies:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.archive import Limits, OpenedSubmission, Problem, open_submission
-from anytalker.errors import UserError
+from kernel.errors import UserError
 from benchmarks.manifest import Item, Manifest, schema_errors
 
 SUBMISSION_JSON = "submission.json"
@@ -205,7 +205,7 @@ def submission_sha256(root: Path, video_files: list[str]) -> tuple[str, dict[str
     Canonical text hashed: ``submission.json <sha>\\n`` then ``<name> <sha>\\n`` per video, sorted
     by name. Returns (digest, {name: sha256}).
     """
-    from curation.media import sha256_file
+    from kernel.media import sha256_file
 
     shas = {f: sha256_file(root / f) for f in sorted(video_files)}
     h = hashlib.sha256()

@@ -135,14 +135,18 @@ class FaceDetector:
     name = "mediapipe_face_detection_full_range"
 
     def __init__(self, min_score: float = 0.5, max_side: int = 640):
-        import mediapipe as mp
+        from curation.quiet import apply_env, native_stderr_quiet
 
-        self.version = _mediapipe_version()
-        self.min_score = float(min_score)
-        self.max_side = int(max_side)
-        self._det = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=self.min_score
-        )
+        apply_env()
+        with native_stderr_quiet():  # TFLite / absl print start-up lines on fd 2
+            import mediapipe as mp
+
+            self.version = _mediapipe_version()
+            self.min_score = float(min_score)
+            self.max_side = int(max_side)
+            self._det = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=self.min_score
+            )
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         import cv2
@@ -151,7 +155,10 @@ class FaceDetector:
         scale = min(1.0, self.max_side / max(h, w))
         img = rgb if scale >= 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)),
                                                   interpolation=cv2.INTER_AREA)
-        res = self._det.process(np.ascontiguousarray(img))
+        from curation.quiet import native_stderr_quiet
+
+        with native_stderr_quiet():  # graph threads log absl warnings while processing
+            res = self._det.process(np.ascontiguousarray(img))
         out: list[Detection] = []
         for d in res.detections or []:
             rb = d.location_data.relative_bounding_box
@@ -174,17 +181,21 @@ class FaceMesh:
     name = "mediapipe_face_mesh_refined"
 
     def __init__(self, crop_scale: float = 1.8, crop_max_side: int = 384, min_score: float = 0.5):
-        import mediapipe as mp
+        from curation.quiet import apply_env, native_stderr_quiet
 
+        apply_env()
         self.version = _mediapipe_version()
         self.crop_scale = float(crop_scale)
         self.crop_max_side = int(crop_max_side)
         # static mode: every call detects afresh (crops of different people come in turn);
         # two faces allowed so that a neighbour's face in the padding cannot hide ours.
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=2, refine_landmarks=True,
-            min_detection_confidence=min_score,
-        )
+        with native_stderr_quiet():  # TFLite / absl print start-up lines on fd 2
+            import mediapipe as mp
+
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=2, refine_landmarks=True,
+                min_detection_confidence=min_score,
+            )
 
     def landmarks(self, rgb: np.ndarray, box: np.ndarray | None = None) -> np.ndarray | None:
         """(478, 3) landmarks in full-frame px (x, y, z * width) for the face in ``box`` (or the
@@ -206,7 +217,10 @@ class FaceMesh:
         if scale < 1.0:
             crop = cv2.resize(crop, (max(1, round(cw * scale)), max(1, round(ch * scale))),
                               interpolation=cv2.INTER_AREA)
-        res = self._mesh.process(np.ascontiguousarray(crop))
+        from curation.quiet import native_stderr_quiet
+
+        with native_stderr_quiet():  # graph threads log absl warnings while processing
+            res = self._mesh.process(np.ascontiguousarray(crop))
         if not res.multi_face_landmarks:
             return None
         best, best_d = None, np.inf

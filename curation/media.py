@@ -6,7 +6,6 @@ mono float32 at the requested rate. Errors raise ``MediaError`` with the file na
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,29 +17,10 @@ from pathlib import Path
 import cv2  # noqa: F401 - must load before decord, or cv2 cannot read PNGs afterwards (libpng/zlib clash)
 import numpy as np
 
+# the generic helpers live in the kernel; re-exported here because every stage imports them from here
+from kernel.media import MediaError, require_ffmpeg, sha256_file  # noqa: F401
+
 AUDIO_SR = 16000
-
-
-class MediaError(RuntimeError):
-    """A media file cannot be read; the message names the file."""
-
-
-def require_ffmpeg() -> str:
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        raise MediaError("ffmpeg is not on PATH: install it (Debian: apt-get install -y ffmpeg)")
-    return exe
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 @dataclass

@@ -6,7 +6,8 @@ Rules every metric follows:
   ``n_failed`` with its reason (``failures`` histogram);
 - every result names the backend and backend version that produced it (numbers from different
   backends are not comparable);
-- the aggregate carries a bootstrap confidence interval over items.
+- the aggregate carries a bootstrap confidence interval over items (``scipy.stats.bootstrap``,
+  BCa; the method is recorded; null when fewer than 2 items were scored).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class MetricResult:
     failures: dict[str, int]
     params: dict
     items: list[ItemResult]
+    ci_method: str | None = None  # "BCa" or "percentile" (scipy.stats.bootstrap); None: no interval (n < 2)
 
     def to_dict(self, with_items: bool = True) -> dict:
         d = {
@@ -87,6 +89,7 @@ class MetricResult:
             "ci_low": _json_float(self.ci_low),
             "ci_high": _json_float(self.ci_high),
             "ci_level": self.ci_level,
+            "ci_method": self.ci_method,
             "n_scored": self.n_scored,
             "n_failed": self.n_failed,
             "failures": dict(self.failures),
@@ -121,20 +124,44 @@ def _jsonable(obj):
     return obj
 
 
-def bootstrap_ci(values, level: float = 0.95, n_boot: int = 2000, seed: int = 0, stat=np.mean
-                 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``stat`` over items. One item -> (v, v); none -> (NaN, NaN)."""
+def confidence_interval(values, level: float = 0.95, n_boot: int = 2000, seed: int = 0, stat=np.mean,
+                        method: str = "BCa") -> tuple[float, float, str | None]:
+    """Bootstrap CI of ``stat`` over items with ``scipy.stats.bootstrap``: (low, high, method used).
+
+    Fewer than 2 items: no interval (NaN, NaN, None), written as null. BCa is the default; when it
+    is undefined (all values equal, or a jackknife without spread) the percentile interval is used
+    and the method says so.
+    """
+    from scipy.stats import bootstrap
+
     v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return NAN, NAN
-    if v.size == 1:
-        return float(v[0]), float(v[0])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, v.size, size=(n_boot, v.size))
-    stats = np.array([stat(v[i]) for i in idx]) if stat is not np.mean else v[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return NAN, NAN, None
+    if np.ptp(v) == 0:  # every resample has the same statistic: the interval is that point
+        x = float(stat(v))
+        return x, x, "percentile"
+    vectorized = stat in (np.mean, np.median)
+
+    def run(m: str):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an undefined BCa interval comes back as NaN: handled below
+            return bootstrap((v,), stat, n_resamples=int(n_boot), confidence_level=level, method=m,
+                             vectorized=vectorized, rng=np.random.default_rng(seed)).confidence_interval
+
+    ci, used = run(method), method
+    if not (np.isfinite(ci.low) and np.isfinite(ci.high)) and method != "percentile":
+        ci, used = run("percentile"), "percentile"
+    return float(ci.low), float(ci.high), used
+
+
+def bootstrap_ci(values, level: float = 0.95, n_boot: int = 2000, seed: int = 0, stat=np.mean,
+                 method: str = "BCa") -> tuple[float, float]:
+    """(low, high) of :func:`confidence_interval`; NaN when there are fewer than 2 items."""
+    lo, hi, _ = confidence_interval(values, level, n_boot, seed, stat, method)
+    return lo, hi
 
 
 class Metric:
@@ -191,11 +218,11 @@ class Metric:
         ok = [it for it in items if it.ok and not math.isnan(it.value)]
         values = [it.value for it in ok]
         value = float(np.mean(values)) if values else NAN
-        lo, hi = bootstrap_ci(values, self.ci_level, self.n_boot)
-        return self._result(items, value, lo, hi)
+        lo, hi, method = confidence_interval(values, self.ci_level, self.n_boot)
+        return self._result(items, value, lo, hi, ci_method=method)
 
     def _result(self, items: list[ItemResult], value: float, lo: float, hi: float,
-                extra_params: dict | None = None) -> MetricResult:
+                extra_params: dict | None = None, ci_method: str | None = None) -> MetricResult:
         failed = [it for it in items if not it.ok]
         failures = Counter(it.reason or "unknown" for it in failed)
         params = dict(self.params)
@@ -206,7 +233,7 @@ class Metric:
             backend_version=self.backend_version, higher_is_better=self.higher_is_better,
             value=value, ci_low=lo, ci_high=hi, ci_level=self.ci_level,
             n_scored=len(items) - len(failed), n_failed=len(failed), failures=dict(failures),
-            params=params, items=list(items),
+            params=params, items=list(items), ci_method=ci_method if math.isfinite(lo) else None,
         )
 
     def score_safe(self, sample: Sample) -> ItemResult:
@@ -231,12 +258,21 @@ class Metric:
     def evaluate(self, samples: list[Sample], progress: bool = False) -> MetricResult:
         items = []
         t0 = time.perf_counter()
-        for i, s in enumerate(samples):
-            items.append(self.score_safe(s))
-            if progress:
-                it = items[-1]
-                status = f"{it.value:.4f}" if it.ok else f"failed ({it.reason})"
-                print(f"[{self.name}] {i + 1}/{len(samples)} {s.item_id}: {status}", flush=True)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(samples), desc=self.name, unit="video", dynamic_ncols=True)
+        try:
+            for s in samples:
+                items.append(self.score_safe(s))
+                if bar is not None:
+                    n_failed = sum(1 for it in items if not it.ok)
+                    bar.set_postfix(ok=len(items) - n_failed, failed=n_failed, refresh=False)
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         res = self.aggregate(items)
         res.params.setdefault("wall_s", round(time.perf_counter() - t0, 3))
         return res

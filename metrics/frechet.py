@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 from metrics.assets import asset, find_asset, pinned_sha256
 from metrics.base import NAN, ItemResult, Metric, MetricResult, MetricSkip, Sample
 
@@ -79,7 +79,7 @@ class TorchScriptFeatureNet:
     def __init__(self, path, asset_name: str, call_kwargs: dict):
         import torch
 
-        from curation.media import sha256_file
+        from kernel.media import sha256_file
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -254,31 +254,37 @@ class _FrechetMetric(Metric):
                 lo, hi = self._bootstrap(fakes, reals, value, eps)
             else:
                 extra["note"] = "fewer than 2 feature vectors in a set: distance undefined"
-        res = self._result(items, value, lo, hi, extra)
+        res = self._result(items, value, lo, hi, extra, ci_method="percentile (resampling items)")
         return res
 
     def _bootstrap(self, fakes, reals, value, eps) -> tuple[float, float]:
+        """Percentile interval (``scipy.stats.bootstrap``) over items: each resample redraws the
+        items, and the real set is the distinct references of the drawn items."""
+        from scipy.stats import bootstrap
+
         n_boot = int(self.params["n_boot"])
-        if len(fakes) < 2 or n_boot <= 0:
-            return value, value
-        rng = np.random.default_rng(0)
-        stats = []
-        for _ in range(n_boot):
-            idx = rng.integers(0, len(fakes), len(fakes))
+        if len(fakes) < 2 or n_boot <= 0:  # no spread to resample: no interval (null), not [v, v]
+            return NAN, NAN
+
+        def distance(idx) -> float:
+            idx = np.asarray(idx, dtype=int)
             f = np.concatenate([fakes[i] for i in idx])
             r = np.concatenate(list({id(reals[i]): reals[i] for i in idx}.values()))
             if len(f) < 2 or len(r) < 2:
-                continue
+                return NAN
             try:
-                stats.append(frechet_distance(*gaussian_stats(f), *gaussian_stats(r), eps=eps))
+                return frechet_distance(*gaussian_stats(f), *gaussian_stats(r), eps=eps)
             except ValueError:
-                continue
-        if not stats:
-            return value, value
-        a = (1 - self.ci_level) / 2
-        lo, hi = np.quantile(stats, [a, 1 - a])
+                return NAN
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ci = bootstrap((np.arange(len(fakes)),), distance, n_resamples=n_boot, confidence_level=self.ci_level,
+                           method="percentile", vectorized=False, rng=np.random.default_rng(0)).confidence_interval
+        if not (np.isfinite(ci.low) and np.isfinite(ci.high)):
+            return NAN, NAN
         # percentile bootstrap of a biased statistic can exclude the point estimate; widen to keep it
-        return float(min(lo, value)), float(max(hi, value))
+        return float(min(ci.low, value)), float(max(ci.high, value))
 
 
 class FID(_FrechetMetric):

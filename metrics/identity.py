@@ -36,7 +36,7 @@ class IdentitySimilarity(Metric):
         super().__init__(**options)
         from curation.identity import IdentityModelError, get_embedder
 
-        from anytalker.errors import UserError
+        from kernel.errors import UserError
 
         try:
             self.embedder = get_embedder(self.params["backend"], self.params["weights"])

@@ -15,7 +15,7 @@ import math
 import re
 from pathlib import Path
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 
 INTERVAL_FORMATS = ("seconds", "timecode30")
 

@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 from metrics import _analysis
 from metrics.base import ItemResult, Metric, MetricSkip, Sample
 from metrics.intervals import intervals_to_mask

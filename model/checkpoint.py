@@ -32,7 +32,7 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer, step: int, cfg: dict,
                     frontend: dict, extra: dict | None = None) -> Path:
-    from anytalker import __version__
+    from kernel import __version__
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from curation.media import sha256_file
+from kernel.media import sha256_file
 from pipelines import shards as engine_shards
 from pipelines.schema import SchemaVersionError
 
@@ -38,7 +38,7 @@ def write_test_run(run_dir: str | Path, rows: list[dict], data_root: str | Path)
     """
     import pyarrow.parquet as pq_w
 
-    from anytalker import __version__
+    from kernel import __version__
     from pipelines.schema import SCHEMA_VERSION, rows_to_table
 
     run_dir = Path(run_dir)

@@ -99,8 +99,11 @@ def init_ray(address: str | None, num_cpus: int) -> None:
     here, the owner tag on every Ray process (for ``end_orphans``)."""
     import ray
 
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "ignore_reinit_error": True, "runtime_env": runtime_env()}
+    from curation.quiet import quiet_ray, ray_init_kwargs
+
+    quiet_ray()  # Ray's start-up lines off the console unless -v (curation/quiet.py)
+    kwargs: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True,
+                              "runtime_env": runtime_env(), **ray_init_kwargs()}
     if address:
         kwargs["address"] = address
         with stdin_from_devnull():
@@ -144,7 +147,7 @@ def preflight(timeout_s: float | None = None) -> None:
     one-line ``UserError`` with the likely cause instead of letting the run hang."""
     import ray
 
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
 
     # a bare worker starts in seconds; never wait less than a minute for one (the actor bound
     # below that is for model set-up, which a low setting is meant to cut short)
@@ -192,7 +195,7 @@ def first_line(e: BaseException) -> str:
 def explain_run_error(e: BaseException):
     """A failed Ray dataset execution as a one-line ``UserError`` (stage set-up errors, actors
     that did not come up in time); anything else is returned unchanged."""
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
 
     chain = _chain(e)
     text = " ".join(str(x) for x in chain).lower()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import bisect
 import collections
-import html
 import json
 import os
 import tempfile
@@ -25,8 +24,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from anytalker import __version__
-from anytalker.errors import UserError
+from kernel import __version__
+from kernel.errors import UserError
 from curation.base import Reason
 from curation.media import MediaError, VideoReader
 from pipelines import shards
@@ -59,10 +58,6 @@ def _colour(index: int) -> tuple[int, int, int]:
 
 def _hex(rgb: tuple[int, int, int]) -> str:
     return "#%02x%02x%02x" % rgb
-
-
-def _esc(v: Any) -> str:
-    return html.escape("" if v is None else str(v), quote=True)
 
 
 def _shown_path(path: Any) -> str:
@@ -242,74 +237,67 @@ def make_thumbs(row: dict, cache: _SourceCache, n: int, thumb_width: int) -> lis
     return out
 
 
-# --------------------------------------------------------------------------- SVG charts
+# --------------------------------------------------------------------------- chart geometry
+# The HTML is pipelines/templates/report.html.j2 and report_macros.html.j2 (jinja2, autoescaped);
+# these functions compute the numbers the templates draw.
 
 
-def svg_bar_chart(items: list[tuple[str, float, str]], css_id: str, item_class: str, unit: str = "",
-                  width: int = 640, bar_h: int = 20, label_w: int = 170) -> str:
-    """Horizontal bars ``(label, value, colour)``; each bar group carries ``data-label``/``data-value``."""
-    if not items:
-        return f'<p class="empty" id="{css_id}">nothing to show</p>'
-    vmax = max(v for _, v, _ in items) or 1.0
+def bar_chart(items: list[tuple], css_id: str, item_class: str, unit: str = "", width: int = 640,
+              bar_h: int = 20, label_w: int = 170) -> dict:
+    """Horizontal bars from ``(label, value, colour)`` or ``(label, value, colour, ci_low, ci_high)``
+    (the interval is drawn as whiskers)."""
+    vmax = max([float(it[1]) for it in items] + [float(it[4]) for it in items if len(it) > 4 and it[4] is not None]
+               or [1.0]) or 1.0
     plot_w = width - label_w - 80
-    h = bar_h * len(items) + 8
-    parts = [f'<svg id="{css_id}" class="bar-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{h}" viewBox="0 0 {width} {h}" role="img">']
-    for i, (label, value, colour) in enumerate(items):
+    bars = []
+    for i, it in enumerate(items):
+        label, value, colour = it[0], it[1], it[2]
+        lo, hi = (it[3], it[4]) if len(it) > 4 else (None, None)
         y = 4 + i * bar_h
         bw = max(1.0, plot_w * value / vmax) if value > 0 else 0.0
         shown = f"{value:.2f}{unit}" if isinstance(value, float) and unit else f"{value:g}{unit}"
-        parts.append(
-            f'<g class="{item_class}" data-label="{_esc(label)}" data-value="{value:g}">'
-            f'<title>{_esc(label)}: {_esc(shown)}</title>'
-            f'<text x="{label_w - 6}" y="{y + bar_h * 0.68:.1f}" text-anchor="end">{_esc(label)}</text>'
-            f'<rect x="{label_w}" y="{y + 2}" width="{bw:.1f}" height="{bar_h - 5}" fill="{colour}"/>'
-            f'<text x="{label_w + bw + 5:.1f}" y="{y + bar_h * 0.68:.1f}">{_esc(shown)}</text></g>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+        right = label_w + bw if lo is None else label_w + plot_w * max(value, hi) / vmax
+        bars.append({
+            "label": str(label), "value_attr": f"{value:g}", "shown": shown, "colour": colour, "y": y,
+            "text_y": f"{y + bar_h * 0.68:.1f}", "mid_y": f"{y + bar_h / 2:.1f}", "w": f"{bw:.1f}",
+            "value_x": f"{right + 5:.1f}",
+            "lo_x": None if lo is None else f"{label_w + plot_w * lo / vmax:.1f}",
+            "hi_x": None if hi is None else f"{label_w + plot_w * hi / vmax:.1f}",
+        })
+    return {"css_id": css_id, "item_class": item_class, "width": width, "height": bar_h * len(items) + 8,
+            "label_w": label_w, "bar_h": bar_h, "bars": bars}
 
 
-def svg_timeline(persons: list[dict], duration_s: float, marks_s: Iterable[float] = (), width: int = 640) -> str:
+def timeline(persons: list[dict], duration_s: float, marks_s: Iterable[float] = (), width: int = 640) -> dict:
     """One lane per person with a bar per speaking interval (clip-relative seconds)."""
     label_w, lane_h, axis_h = 90, 18, 18
     plot_w = width - label_w - 10
     dur = max(duration_s, 1e-6)
-    h = lane_h * max(1, len(persons)) + axis_h + 4
 
     def x(t: float) -> float:
         return label_w + plot_w * min(max(t, 0.0), dur) / dur
 
-    parts = [f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" '
-             f'viewBox="0 0 {width} {h}" data-duration="{duration_s:.3f}" role="img">']
+    lanes = []
     for lane, p in enumerate(persons):
         idx = int(p.get("index") or 0)
         y = 2 + lane * lane_h
-        parts.append(f'<g class="lane" data-person="{idx}">'
-                     f'<text x="{label_w - 6}" y="{y + lane_h * 0.7:.1f}" text-anchor="end">{_esc(person_label(idx))}</text>'
-                     f'<rect x="{label_w}" y="{y + 3}" width="{plot_w}" height="{lane_h - 6}" fill="#eee"/>')
+        spans = []
         for iv in p.get("speaking_intervals") or []:
             if not iv or len(iv) < 2 or iv[0] is None or iv[1] is None:
                 continue
             a, b = float(iv[0]), float(iv[1])
-            parts.append(f'<rect class="speaking" data-start="{a:.3f}" data-end="{b:.3f}" x="{x(a):.1f}" '
-                         f'y="{y + 3}" width="{max(1.0, x(b) - x(a)):.1f}" height="{lane_h - 6}" '
-                         f'fill="{_hex(_colour(idx))}"><title>{_esc(person_label(idx))} speaks '
-                         f'{a:.2f}-{b:.2f} s</title></rect>')
-        parts.append("</g>")
+            spans.append({"start_attr": f"{a:.3f}", "end_attr": f"{b:.3f}", "x": f"{x(a):.1f}",
+                          "w": f"{max(1.0, x(b) - x(a)):.1f}", "text": f"{a:.2f}-{b:.2f}"})
+        lanes.append({"index": idx, "label": person_label(idx), "y": y, "text_y": f"{y + lane_h * 0.7:.1f}",
+                      "colour": _hex(_colour(idx)), "spans": spans})
     ay = 2 + lane_h * max(1, len(persons))
-    parts.append(f'<line x1="{label_w}" y1="{ay}" x2="{label_w + plot_w}" y2="{ay}" stroke="#888"/>')
-    step = _nice_step(dur)
-    t = 0.0
+    ticks, step, t = [], _nice_step(dur), 0.0
     while t <= dur + 1e-9:
-        parts.append(f'<line x1="{x(t):.1f}" y1="{ay}" x2="{x(t):.1f}" y2="{ay + 4}" stroke="#888"/>'
-                     f'<text class="tick" x="{x(t):.1f}" y="{ay + 15}" text-anchor="middle">{t:g}s</text>')
+        ticks.append({"x": f"{x(t):.1f}", "label": f"{t:g}s"})
         t += step
-    for m in marks_s:  # where the thumbnails were taken
-        parts.append(f'<line class="thumb-mark" x1="{x(m):.1f}" y1="0" x2="{x(m):.1f}" y2="{ay}" '
-                     f'stroke="#444" stroke-dasharray="2,2"/>')
-    parts.append("</svg>")
-    return "".join(parts)
+    return {"width": width, "height": lane_h * max(1, len(persons)) + axis_h + 4, "duration_attr": f"{duration_s:.3f}",
+            "label_w": label_w, "plot_w": plot_w, "lane_h": lane_h, "lanes": lanes, "axis_y": ay, "ticks": ticks,
+            "marks": [f"{x(mk):.1f}" for mk in marks_s]}
 
 
 def _nice_step(duration: float) -> float:
@@ -321,47 +309,15 @@ def _nice_step(duration: float) -> float:
 
 # --------------------------------------------------------------------------- sections
 
-CSS = """
-figure{margin:0}body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#222}
-header{background:#1f2937;color:#fff;padding:14px 24px}header h1{margin:0 0 4px;font-size:22px}
-header .meta{color:#cbd5e1;font-size:12px}main{padding:12px 24px}
-section{background:#fff;border:1px solid #e2e5ea;border-radius:6px;padding:12px 16px;margin:0 0 14px}
-h2{font-size:17px;margin:0 0 10px}.totals{display:flex;gap:12px;flex-wrap:wrap}
-.total{border-radius:6px;padding:8px 16px;min-width:110px;color:#fff}
-.total b{display:block;font-size:26px}.total.ok{background:#15803d}.total.filtered{background:#b45309}
-.total.failed{background:#b91c1c}.total.sources{background:#334155}
-svg text{font-size:12px;fill:#222}table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left;border-bottom:1px solid #eee}
-.clip{border-top:1px solid #e2e5ea;padding:10px 0}.clip h3{font-size:14px;margin:0 0 4px;word-break:break-all}
-.clip .facts{font-size:12px;color:#555;margin-bottom:6px}.sheet{display:flex;gap:4px;flex-wrap:wrap}
-.sheet figure{margin:0}.sheet figcaption{font-size:11px;color:#666;text-align:center}
-.placeholder{width:236px;min-height:100px;border:2px dashed #b91c1c;color:#7f1d1d;background:#fef2f2;
-font-size:11px;padding:4px;overflow:hidden;word-break:break-all}
-.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
-.rejects{display:flex;gap:12px;flex-wrap:wrap}.reject{width:250px;font-size:12px}.reject.wide{width:100%}.reject pre{white-space:pre-wrap;
-word-break:break-all;font-size:10px;background:#f3f4f6;padding:4px;max-height:90px;overflow:auto}
-.row{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start}.row section{flex:1 1 500px;min-width:0}svg.bar-chart{max-width:100%;height:auto}
-.note{background:#fffbeb;border-left:4px solid #f59e0b;padding:6px 10px}#filter{padding:4px;width:300px}
-"""
 
-JS = """
-document.getElementById('filter').addEventListener('input', function (e) {
-  var q = e.target.value.toLowerCase();
-  document.querySelectorAll('.clip').forEach(function (c) {
-    c.style.display = c.dataset.source.toLowerCase().indexOf(q) >= 0 ? '' : 'none';
-  });
-});
-"""
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("pipelines", "templates"),
+                              autoescape=jinja2.select_autoescape(["html", "j2"]))
 
 
-def _totals_section(manifest: dict, n_sources: int) -> str:
-    t = manifest.get("totals", {})
-    cards = [f'<div class="total sources" data-status="sources"><b>{n_sources}</b>inputs</div>']
-    for k in ("ok", "filtered", "failed"):
-        cards.append(f'<div class="total {k}" data-status="{k}"><b>{int(t.get(k, 0))}</b>{k}</div>')
-    return f'<section id="totals"><h2>Totals</h2><div class="totals">{"".join(cards)}</div></section>'
-
-
-def _reasons_section(manifest: dict, rejects: list[dict]) -> str:
+def _reason_chart(manifest: dict, rejects: list[dict]) -> dict:
     reasons = manifest.get("reasons", {}) or {}
     stages: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for r in rejects:
@@ -371,87 +327,100 @@ def _reasons_section(manifest: dict, rejects: list[dict]) -> str:
         transient = reason in (Reason.TIMEOUT.value, Reason.OUT_OF_MEMORY.value)
         stage = stages[reason].most_common(1)[0][0] if stages.get(reason) else "?"
         items.append((f"{reason} ({stage})", float(n), "#b91c1c" if transient else "#d97706"))
-    chart = svg_bar_chart(items, "reason-chart", "reason-bar")
-    # the unit-less value of a count reads better as an integer
-    return (f'<section id="reasons"><h2>Reject reasons</h2><p>Each rejected row carries one reason code '
-            f'(stage that rejected it in brackets); orange = filtered, red = failed (transient, re-run with '
-            f'<code>--retry-failed</code>).</p>{chart}</section>')
+    return bar_chart(items, "reason-chart", "reason-bar")
 
 
-def _timings_section(manifest: dict, run_info: dict, n_sources: int) -> str:
+def _row_stage_seconds(rows: list[dict]) -> dict[str, list[float]]:
+    """Per-stage seconds of each source (rows of one source summed): the spread behind the means."""
+    per_source: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
+    for r in rows:
+        timings = r.get("stage_seconds") or r.get("stage_timings") or {}
+        if isinstance(timings, str):
+            try:
+                timings = json.loads(timings)
+            except ValueError:
+                continue
+        if isinstance(timings, list):  # map column read back as (key, value) pairs
+            timings = dict(timings)
+        for k, v in (timings or {}).items():
+            if v is not None:
+                per_source[str(r.get("source_path"))][k] += float(v)
+    out: dict[str, list[float]] = collections.defaultdict(list)
+    for by_stage in per_source.values():
+        for k, v in by_stage.items():
+            out[k].append(v)
+    return out
+
+
+def _timings(manifest: dict, run_info: dict, n_sources: int, rows: list[dict]) -> tuple[dict, list[dict], str]:
     seconds = manifest.get("stage_seconds", {}) or {}
     order = [s.get("name") for s in (run_info.get("config") or {}).get("stages", [])]
     names = [n for n in order if n in seconds] + sorted(n for n in seconds if n not in order)
     total = sum(seconds.values()) or 1.0
-    chart = svg_bar_chart([(n, float(seconds[n]), "#2563eb") for n in names], "stage-chart", "stage-bar", unit=" s")
-    rows = "".join(
-        f'<tr class="stage-row" data-stage="{_esc(n)}"><td>{_esc(n)}</td><td>{seconds[n]:.2f}</td>'
-        f'<td>{100 * seconds[n] / total:.1f}%</td><td>{seconds[n] / max(1, n_sources):.3f}</td></tr>'
-        for n in names)
-    return (f'<section id="timings"><h2>Stage timings</h2><p>Wall seconds per stage summed over all rows '
-            f'(from manifest.json); worker time, so with parallel executors the sum exceeds the run\'s '
-            f'elapsed time.</p>{chart}<table><tr><th>stage</th><th>seconds</th><th>share</th>'
-            f'<th>s / input</th></tr>{rows}</table></section>')
+    spread = _row_stage_seconds(rows)
+    items, method = [], ""
+    for n in names:
+        vals = spread.get(n) or []
+        lo = hi = None
+        if len(vals) >= 2:
+            from scipy.stats import bootstrap
+
+            v = np.asarray(vals, dtype=float)
+            if np.ptp(v) > 0:
+                ci = bootstrap((v,), np.mean, n_resamples=1000, method="percentile",
+                               rng=np.random.default_rng(0)).confidence_interval
+                lo, hi = float(ci.low) * len(v), float(ci.high) * len(v)  # as totals, like the bar
+                method = ("95 % percentile bootstrap interval of each total when the inputs are resampled "
+                          "(scipy.stats.bootstrap)")
+        items.append((n, float(seconds[n]), "#2563eb", lo, hi) if lo is not None else (n, float(seconds[n]), "#2563eb"))
+    stages = [{"name": n, "seconds": f"{seconds[n]:.2f}", "share": f"{100 * seconds[n] / total:.1f}%",
+               "per_input": f"{seconds[n] / max(1, n_sources):.3f}"} for n in names]
+    return bar_chart(items, "stage-chart", "stage-bar", unit=" s"), stages, method
 
 
-def _figure(t: Thumb, fps: float | None, start_frame: int | None) -> str:
-    if t.data_uri:
-        cap = f"frame {t.frame}"
-        if fps and start_frame is not None and t.frame is not None:
-            cap += f" · {(t.frame - start_frame) / fps:.2f} s"
-        return (f'<figure><img class="thumb" data-frame="{t.frame}" src="{t.data_uri}" alt="frame {t.frame}">'
-                f'<figcaption>{_esc(cap)}</figcaption></figure>')
-    return f'<figure><div class="placeholder" data-error="{_esc(t.error)}">{_esc(t.error)}</div></figure>'
+def _figure(t: Thumb, fps: float | None, start_frame: int | None) -> dict:
+    cap = f"frame {t.frame}"
+    if fps and start_frame is not None and t.frame is not None:
+        cap += f" · {(t.frame - start_frame) / fps:.2f} s"
+    return {"data_uri": t.data_uri, "frame": t.frame, "caption": cap, "error": t.error}
 
 
-def _persons_table(row: dict) -> str:
+def _persons(row: dict) -> dict:
     persons = row.get("persons") or []
-    if not persons:
-        return ""
-    body = []
+    rows = []
     for p in sorted(persons, key=lambda q: int(q.get("index") or 0)):
         idx = int(p.get("index") or 0)
-        body.append(
-            f'<tr class="person" data-person="{idx}"><td><span class="swatch" style="background:'
-            f'{_hex(_colour(idx))}"></span>{_esc(person_label(idx))}</td>'
-            f'<td class="sync-conf">{_fmt(p.get("sync_conf"))}</td><td>{_fmt(p.get("sync_offset"))}</td>'
-            f'<td>{_fmt(p.get("speaking_s"))}</td><td>{_fmt(p.get("face_size"), 0)}</td>'
-            f'<td>{_esc(p.get("audio_ref") or "–")}</td></tr>')
-    matrix = ""
+        rows.append({"index": idx, "colour": _hex(_colour(idx)), "label": person_label(idx),
+                     "sync_conf": _fmt(p.get("sync_conf")), "sync_offset": _fmt(p.get("sync_offset")),
+                     "speaking_s": _fmt(p.get("speaking_s")), "face_size": _fmt(p.get("face_size"), 0),
+                     "audio_ref": p.get("audio_ref") or "–"})
+    matrix = None
     m = row.get("sync_matrix")
-    if m:
-        cells = "".join("<tr><th>audio " + str(i) + "</th>" + "".join(f"<td>{_fmt(v)}</td>" for v in r) + "</tr>"
-                        for i, r in enumerate(m))
-        head = "".join(f"<th>{_esc(person_label(j))}</th>" for j in range(max(len(r) for r in m)))
-        matrix = f'<table class="sync-matrix"><tr><th>sync conf</th>{head}</tr>{cells}</table>'
-    return (f'<table class="persons"><tr><th>person</th><th>sync conf</th><th>offset (frames)</th>'
-            f'<th>speaking s</th><th>face px</th><th>audio</th></tr>{"".join(body)}</table>{matrix}')
+    if persons and m:
+        matrix = {"head": [person_label(j) for j in range(max(len(r) for r in m))],
+                  "rows": [[_fmt(v) for v in r] for r in m]}
+    return {"rows": rows, "matrix": matrix}
 
 
-def _clip_card(row: dict, thumbs: list[Thumb]) -> str:
+def _clip_card(row: dict, thumbs: list[Thumb]) -> dict:
     fps = row.get("fps")
     start, end = row.get("start_frame"), row.get("end_frame")
-    start_s, end_s = row.get("start_s"), row.get("end_s")
-    duration = _clip_duration(row)
-    facts = [f"frames [{start}, {end})", f"{_fmt(start_s)}–{_fmt(end_s)} s", f"{_fmt(fps)} fps",
+    facts = [f"frames [{start}, {end})", f"{_fmt(row.get('start_s'))}–{_fmt(row.get('end_s'))} s", f"{_fmt(fps)} fps",
              f"{row.get('width')}x{row.get('height')}", f"shake {_fmt(row.get('shake_score'), 4)}"]
     if row.get("num_persons") is not None:
         facts.append(f"{row.get('num_persons')} person(s)")
     backends = [f"{k.replace('_backend', '')}: {row[k]}" for k in ("sync_backend", "vad_backend", "diarization_backend")
                 if row.get(k)]
-    sync = (f'<div class="sync-backend" data-backend="{_esc(row.get("sync_backend"))}">sync backend: '
-            f'{_esc(row.get("sync_backend"))}</div>') if row.get("sync_backend") else ""
     persons = row.get("persons") or []
-    timeline = ""
+    tl = None
     if persons:
         marks = [(t.frame - int(start)) / float(fps) for t in thumbs if t.frame is not None and fps and start is not None]
-        timeline = svg_timeline(sorted(persons, key=lambda q: int(q.get("index") or 0)), duration, marks)
-    figs = "".join(_figure(t, fps, start) for t in thumbs)
-    return (f'<div class="clip" data-clip-id="{_esc(row.get("clip_id"))}" data-source="{_esc(row.get("source_path"))}" '
-            f'data-persons="{len(persons)}"><h3>{_esc(_shown_path(row.get("source_path")))}</h3>'
-            f'<div class="facts">{_esc(" · ".join(facts))}{" · " + _esc(", ".join(backends)) if backends else ""}'
-            f' · clip {_esc(row.get("clip_id"))}</div>'
-            f'<div class="sheet">{figs}</div>{sync}{_persons_table(row)}{timeline}</div>')
+        tl = timeline(sorted(persons, key=lambda q: int(q.get("index") or 0)), _clip_duration(row), marks)
+    return {"clip_id": row.get("clip_id"), "source": row.get("source_path"), "n_persons": len(persons),
+            "shown_path": _shown_path(row.get("source_path")),
+            "facts": " · ".join(facts) + (" · " + ", ".join(backends) if backends else ""),
+            "figures": [_figure(t, fps, start) for t in thumbs], "sync_backend": row.get("sync_backend"),
+            "persons": _persons(row), "timeline": tl}
 
 
 def _clip_duration(row: dict) -> float:
@@ -464,23 +433,19 @@ def _clip_duration(row: dict) -> float:
     return float(row.get("duration_s") or 0.0)
 
 
-def _reject_card(row: dict, thumbs: list[Thumb]) -> str:
-    detail = (row.get("error_detail") or "").strip()[:ERROR_SNIPPET_CHARS]
-    span = "" if row.get("start_frame") is None else f" · frames [{row['start_frame']}, {row.get('end_frame')})"
+def _reject_card(row: dict, thumbs: list[Thumb]) -> dict:
     persons = sorted(row.get("persons") or [], key=lambda q: int(q.get("index") or 0))
-    people = ""
-    if persons:  # rejected by a person stage: show what it measured, so the reason can be judged
-        sync = f'<div class="sync-backend" data-backend="{_esc(row.get("sync_backend"))}">sync backend: ' \
-               f'{_esc(row.get("sync_backend"))}</div>' if row.get("sync_backend") else ""
-        people = f'<div class="reject-persons">{sync}{_persons_table(row)}' \
-                 f'{svg_timeline(persons, _clip_duration(row), width=480)}</div>'
-    return (f'<div class="reject{" wide" if persons else ""}" data-reason="{_esc(row.get("reason"))}" '
-            f'data-source="{_esc(row.get("source_path"))}" data-persons="{len(persons)}">'
-            f'<div class="sheet">{"".join(_figure(t, row.get("fps"), row.get("start_frame")) for t in thumbs)}</div>'
-            f'<div><b>{_esc(_shown_path(row.get("source_path")))}</b></div>'
-            f'<div>{_esc(row.get("status"))} by <code>{_esc(row.get("failed_stage") or "?")}</code>'
-            f'{span}</div>'
-            f'{f"<pre>{_esc(detail)}</pre>" if detail else ""}{people}</div>')
+    return {
+        "reason": row.get("reason"), "source": row.get("source_path"), "n_persons": len(persons),
+        "figures": [_figure(t, row.get("fps"), row.get("start_frame")) for t in thumbs],
+        "shown_path": _shown_path(row.get("source_path")), "status": row.get("status"),
+        "failed_stage": row.get("failed_stage") or "?",
+        "span": "" if row.get("start_frame") is None else f" · frames [{row['start_frame']}, {row.get('end_frame')})",
+        "detail": (row.get("error_detail") or "").strip()[:ERROR_SNIPPET_CHARS],
+        # rejected by a person stage: show what it measured, so the reason can be judged
+        "sync_backend": row.get("sync_backend"), "persons": _persons(row),
+        "timeline": timeline(persons, _clip_duration(row), width=480) if persons else None,
+    }
 
 
 # --------------------------------------------------------------------------- entry point
@@ -499,7 +464,7 @@ def _load_run(run_dir: str | os.PathLike) -> tuple[dict, dict]:
 
 
 def _reject_blocks(rejects: list[dict], cache: _SourceCache, samples_per_reason: int, thumb_width: int,
-                   thumbs_per_clip: int) -> list[str]:
+                   thumbs_per_clip: int) -> list[dict]:
     by_reason: dict[str, list[dict]] = collections.defaultdict(list)
     for r in sorted(rejects, key=_row_key):
         by_reason[str(r.get("reason"))].append(r)
@@ -514,11 +479,10 @@ def _reject_blocks(rejects: list[dict], cache: _SourceCache, samples_per_reason:
             if len(picked) >= samples_per_reason:
                 break
         # a reject with persons gets a contact sheet like an accepted clip: its boxes are evidence
-        cards = "".join(_reject_card(r, safe_thumbs(r, cache, thumbs_per_clip if r.get("persons") else 1, thumb_width))
-                        for r in picked)
+        cards = [_reject_card(r, safe_thumbs(r, cache, thumbs_per_clip if r.get("persons") else 1, thumb_width))
+                 for r in picked]
         more = f" (showing {len(picked)})" if len(rows) > len(picked) else ""
-        blocks.append(f'<div class="reason-samples" data-reason="{_esc(reason)}"><h3>{_esc(reason)}: '
-                      f'{len(rows)} row(s){more}</h3><div class="rejects">{cards}</div></div>')
+        blocks.append({"reason": reason, "count": len(rows), "more": more, "cards": cards})
     return blocks
 
 
@@ -551,41 +515,27 @@ def write_report(run_dir: str | os.PathLike, html_path: str | os.PathLike, max_c
         reject_blocks = _reject_blocks(rejects, cache, samples_per_reason, thumb_width, thumbs_per_clip)
     finally:
         cache.close()
-    truncated = ""
+    truncated = None
     if len(clips) > len(shown):
-        truncated = (f'<p class="note truncated">Showing the first {len(shown)} of {len(clips)} accepted clips '
-                     f'(sorted by source); read the rest from {_esc(str(run_dir).rstrip("/") + "/clips")} or raise max_clips.</p>')
-
-
-    stages = (run_info.get("config") or {}).get("stages", [])
-    stage_list = ", ".join(_esc(s.get("name")) for s in stages)
-    title = f"Curation report: {run_info.get('config_name')} ({run_name})"
-    page = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>",
-        f'<header><h1>{_esc(title)}</h1><div class="meta">run {_esc(run_info.get("run_id"))} · toolkit '
-        f'{_esc(run_info.get("toolkit_version"))} · config sha256 {_esc(str(run_info.get("config_sha256"))[:12])} · '
-        f'stages: {stage_list} · executor {_esc(run_info.get("executor"))} · data root {_esc(data_root)} · '
-        f'finished {_esc(manifest.get("finished_at"))}</div></header><main>',
-        _totals_section(manifest, n_sources),
-        '<div class="row">', _reasons_section(manifest, rejects),
-        _timings_section(manifest, run_info, n_sources), "</div>",
-        f'<section id="clips"><h2>Accepted clips ({len(clips)})</h2><p>{thumbs_per_clip} frames per clip spread over '
-        f'[start_frame, end_frame); face boxes labelled P0 (left), P1, ... as in the <code>persons</code> column; '
-        f'the timeline shows each person\'s speaking intervals over the clip (dashed lines: thumbnail times).</p>'
-        f'<input id="filter" placeholder="filter by source path">{truncated}{"".join(cards) or "<p>none</p>"}</section>',
-        f'<section id="rejects"><h2>Rejects by reason ({len(rejects)})</h2>{"".join(reject_blocks) or "<p>none</p>"}'
-        f'</section>',
-        f'<footer class="meta" style="padding:0 24px 16px;color:#666;font-size:11px">written by anytalker '
-        f'{_esc(__version__)} pipelines.report in {time.perf_counter() - t0:.1f} s at '
-        f'{time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}</footer>',
-        f"</main><script>{JS}</script></body></html>",
-    ]
+        truncated = {"shown": len(shown), "total": len(clips), "where": str(run_dir).rstrip("/") + "/clips"}
+    stage_chart, stage_rows, timing_ci = _timings(manifest, run_info, n_sources, clips + rejects)
+    t = manifest.get("totals", {})
+    page = _environment().get_template("report.html.j2").render(
+        title=f"Curation report: {run_info.get('config_name')} ({run_name})",
+        run={"run_id": run_info.get("run_id"), "toolkit_version": run_info.get("toolkit_version"),
+             "config_sha12": str(run_info.get("config_sha256"))[:12],
+             "stage_list": ", ".join(str(s.get("name")) for s in (run_info.get("config") or {}).get("stages", [])),
+             "executor": run_info.get("executor"), "data_root": data_root, "finished_at": manifest.get("finished_at")},
+        totals={"sources": n_sources, **{k: int(t.get(k, 0)) for k in ("ok", "filtered", "failed")}},
+        reason_chart=_reason_chart(manifest, rejects), stage_chart=stage_chart, stages=stage_rows,
+        timing_ci=timing_ci, n_clips=len(clips), thumbs_per_clip=thumbs_per_clip, truncated=truncated, clips=cards,
+        n_rejects=len(rejects), reject_blocks=reject_blocks, version=__version__,
+        elapsed=f"{time.perf_counter() - t0:.1f}", written_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
     try:
         html_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = html_path.with_name(f".{html_path.name}.tmp-{os.getpid()}")
-        tmp.write_bytes("\n".join(page).encode("utf-8"))
+        tmp.write_bytes(page.encode("utf-8"))
         os.replace(tmp, html_path)
     except OSError as e:
         raise UserError(f"{html_path}: cannot write the report ({e.strerror}); choose a writable --html path") from e

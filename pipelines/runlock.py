@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Iterator
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 from pipelines.storage import Storage, is_uri
 
 LOCK_NAME = ".anytalker-run.lock"

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from anytalker import __version__
-from anytalker.errors import UserError
+from kernel import __version__
+from kernel.errors import UserError
 from pipelines import shards
 from pipelines.storage import Storage, is_uri
 from pipelines.executors import make_executor, sort_rows

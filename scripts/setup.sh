@@ -33,7 +33,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
   .venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
-  .venv/bin/python -m pip install -q --no-deps -e .
+  # requirements.txt pins the runtime set AND the test/bench extras (both README commands need
+  # them); the extras named here only record that intent, --no-deps keeps the pins
+  .venv/bin/python -m pip install -q --no-deps -e ".[test,bench]"
   echo "$want" > "$stamp"
 fi
-.venv/bin/python -c 'import anytalker, curation, pipelines' || { rm -f "$stamp"; echo "setup: import check failed; rerun" >&2; exit 1; }
+.venv/bin/python -c 'import kernel, anytalker, curation, pipelines, jinja2, pooch' || { rm -f "$stamp"; echo "setup: import check failed; rerun" >&2; exit 1; }
+# the test/bench extras (pytest, moto, psutil, pandas, duckdb, pyannote.metrics) must be there too
+.venv/bin/python -c 'import pytest, pytest_timeout, moto, psutil, pandas, duckdb, pyannote.metrics, onnx' \
+  || { rm -f "$stamp"; echo "setup: test/bench extras missing; rerun" >&2; exit 1; }

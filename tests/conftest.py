@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from kernel.data import default_data_root
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("ANYTALKER_SHARED", REPO.parent / "shared" / "data"))
+# the one data-root resolver ($ANYTALKER_DATA, deprecated $ANYTALKER_SHARED, ../shared/data, fetched set)
+SHARED = default_data_root()
 
 
 def shared_file(rel: str) -> Path:
     p = SHARED / rel
     if not p.exists():
         pytest.skip(f"real test media {p} is absent: put the shared data set at {SHARED} "
-                    "(or set ANYTALKER_SHARED) to run this test")
+                    "(or set ANYTALKER_DATA) to run this test")
     return p
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"shared data directory {SHARED} is absent (set ANYTALKER_SHARED)")
+        pytest.skip(f"shared data directory {SHARED} is absent (set ANYTALKER_DATA)")
     return SHARED
 
 

@@ -19,9 +19,10 @@ import re
 import sys
 from pathlib import Path
 
+from kernel.data import default_data_root
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data"
 DEFAULT_OUT = HERE / "v1" / "manifest.json"
 
 UPSTREAM_REPO = "HKUST-C4G/AnyTalker"
@@ -161,11 +162,12 @@ def render(manifest: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder (holds SOURCES.md)")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="shared data folder (holds SOURCES.md; default: the kernel.data resolver)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--check", action="store_true", help="exit 1 if the committed file differs from a rebuild")
     args = ap.parse_args(argv)
-    text = render(build(args.data))
+    text = render(build(args.data or default_data_root(need=("SOURCES.md",))))
     if args.check:
         same = args.out.is_file() and args.out.read_text(encoding="utf-8") == text
         print(f"{args.out}: {'up to date' if same else 'differs from a rebuild'}")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from anytalker.cli_demo import SINGLE  # noqa: E402
-from anytalker.data import resolve_data_root  # noqa: E402
+from kernel.data import DEMO_SINGLE_PERSON as SINGLE  # noqa: E402
+from kernel.data import resolve_data_root  # noqa: E402
 from curation.media import VideoReader  # noqa: E402
 from pipelines.runner import run_curation  # noqa: E402
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = Path(os.environ.get("ANYTALKER_SHARED", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO))
+
+from kernel.data import default_data_root  # noqa: E402
+
+DEFAULT_DATA = default_data_root()
 
 
 def load_rttm(path: Path):
@@ -72,7 +75,7 @@ def run(data_root: Path) -> dict:
     wav_path, rttm_path = data_root / "audio" / "sample.wav", data_root / "audio" / "sample.rttm"
     for p in (wav_path, rttm_path):
         if not p.is_file():
-            raise SystemExit(f"{p}: missing; point --data at the shared data set (ANYTALKER_SHARED)")
+            raise SystemExit(f"{p}: missing; point --data at the shared data set (or set ANYTALKER_DATA)")
     wav = load_audio(wav_path)
     reference = load_rttm(rttm_path)
     voiced = audio.raw_vad_segments(wav)

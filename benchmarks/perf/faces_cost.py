@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from kernel.data import default_data_root  # noqa: E402
 
 CLIPS = [
     "talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4",
@@ -65,8 +70,9 @@ def measure(path: Path, n_frames: int, detector, mesh, embedder) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=50)
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+    ap.add_argument("--data", default=None, help="data root (default: kernel.data resolver: $ANYTALKER_DATA, ../shared/data, fetched set)")
     args = ap.parse_args()
+    args.data = args.data or default_data_root()
 
     import torch
 

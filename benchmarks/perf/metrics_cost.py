@@ -12,14 +12,16 @@ the line says so instead of timing a stand-in network.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-SHARED = Path(os.environ.get("ANYTALKER_SHARED", REPO.parent / "shared" / "data"))
+
+from kernel.data import default_data_root  # noqa: E402
+
+SHARED = default_data_root()
 
 
 def main(argv=None) -> int:
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
     from metrics.intervals import load_speaker_durations, lookup_intervals
 
     if not args.video.is_file():
-        print(f"{args.video}: video not found; pass --video or set ANYTALKER_SHARED", file=sys.stderr)
+        print(f"{args.video}: video not found; pass --video or set ANYTALKER_DATA", file=sys.stderr)
         return 2
     duration = probe(args.video).duration_s
     iv = lookup_intervals(load_speaker_durations(args.intervals), args.video) if args.intervals.is_file() else None

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from anytalker.data import resolve_data_root  # noqa: E402
+from kernel.data import resolve_data_root  # noqa: E402
 from pipelines import shards  # noqa: E402
 from pipelines.runner import run_curation  # noqa: E402
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -28,7 +27,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = Path(os.environ.get("ANYTALKER_SHARED", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO))
+
+from kernel.data import default_data_root  # noqa: E402
+
+DEFAULT_DATA = default_data_root()
 DEFAULT_VIDEO = DEFAULT_DATA / "talking" / "sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"
 
 
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if not args.video.is_file():
-        raise SystemExit(f"{args.video}: not found; pass --video or set ANYTALKER_SHARED")
+        raise SystemExit(f"{args.video}: not found; pass --video or set ANYTALKER_DATA")
     out = run(args.video, args.repeat)
     if args.json:
         print(json.dumps(out))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -30,7 +29,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-SHARED = Path(os.environ.get("ANYTALKER_SHARED", REPO.parent / "shared" / "data"))
+
+from kernel.data import default_data_root  # noqa: E402
+
+SHARED = default_data_root()
 
 
 def _timed(fn):
@@ -63,7 +65,7 @@ def main(argv=None) -> int:
 
     for f in (args.video, args.audio):
         if not f.is_file():
-            print(f"{f}: not found; pass --video / --audio or set ANYTALKER_SHARED", file=sys.stderr)
+            print(f"{f}: not found; pass --video / --audio or set ANYTALKER_DATA", file=sys.stderr)
             return 2
     work = Path(tempfile.mkdtemp(prefix="syncnet_parity_"))
     weights_note = []

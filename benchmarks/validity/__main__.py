@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import benchmarks.validity as package
+from kernel.data import resolve_data_root
+from kernel.errors import UserError
 
 
 def discover_checks() -> dict[str, object]:
@@ -31,13 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="check", required=True, metavar="CHECK")
     for name, module in sorted(checks.items()):
         p = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else "")
+        # required: a check's labelled folder is often a subfolder or a built set, not the data root
         p.add_argument("--data", required=True, help="labelled data folder (layout as ../shared/data)")
         p.add_argument("--json", dest="json_out", help="write the figures as JSON to this path")
         module.add_arguments(p)
     args = parser.parse_args(argv)
-    data = Path(args.data)
-    if not data.is_dir():
-        print(f"error: {data}: not a folder; pass --data pointing at a labelled data folder", file=sys.stderr)
+    try:
+        args.data = str(resolve_data_root(args.data))  # the kernel's check and one-line error
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     result = checks[args.check].run(args)
     if args.json_out:

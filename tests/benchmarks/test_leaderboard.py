@@ -85,7 +85,7 @@ def test_refuses_mixed_backends_and_versions_naming_the_difference(tmp_path, cap
     other_version["metrics"]["interactivity"]["version"] = "2"
     c = write(tmp_path, "c.json", other_version)
     out_json = tmp_path / "lb.json"
-    assert main(["bench", "leaderboard", str(a), str(c), "--out", str(out_json)]) == 2
+    assert main(["bench", "leaderboard", str(a), str(c), "--output", str(out_json)]) == 2
     err = capsys.readouterr().err
     assert "version: a.json has 'v1', c.json has 'v2'" in err
     assert "metric interactivity version: a.json has '1', c.json has '2'" in err
@@ -104,7 +104,7 @@ def test_group_mode_ranks_each_comparable_set(tmp_path, capsys):
     odd["metrics"]["interactivity"]["backend_version"] = "0.10.14"
     c = write(tmp_path, "c.json", odd)
     out = tmp_path / "lb.json"
-    assert main(["bench", "leaderboard", str(a), str(b), str(c), "--out", str(out), "--group"]) == 0
+    assert main(["bench", "leaderboard", str(a), str(b), str(c), "--output", str(out), "--group"]) == 0
     board = json.loads(out.read_text())
     assert [[r["model"] for r in g["rows"]] for g in board["groups"]] == [["beta", "alpha"], ["gamma"]]
     assert "backend_version" in board["groups"][1]["differs_from_first_group"][0]
@@ -122,7 +122,7 @@ def _board_html(tmp_path) -> tuple[Path, str]:
              write(tmp_path, "b.json", results_doc("beta", 0.80, 2.0, sync_d=9.0)),
              write(tmp_path, "c.json", results_doc("<script>alert(1)</script>", 0.20, 4.0, sync_d=6.5))]
     out_html = tmp_path / "leaderboard.html"
-    assert main(["bench", "leaderboard", *map(str, files), "--out", str(tmp_path / "lb.json"),
+    assert main(["bench", "leaderboard", *map(str, files), "--output", str(tmp_path / "lb.json"),
                  "--html", str(out_html)]) == 0
     return out_html, out_html.read_text(encoding="utf-8")
 
@@ -163,7 +163,7 @@ def test_html_renders_and_sorts_in_headless_chromium(tmp_path):
     res = _run_chromium(exe, "--dump-dom", f"{html_path.as_uri()}#sort=sync_d:asc")
     assert res.returncode == 0, res.stderr[-2000:]
     dom = res.stdout
-    order = [m for m in re.findall(r'<td class="text">([^<]*(?:&lt;[^<]*)*)</td>', dom) if m != "r1" and "T12" not in m]
+    order = re.findall(r'<td class="text model"[^>]*>([^<]*(?:&lt;[^<]*)*)</td>', dom)
     assert order[:3] == ["&lt;script&gt;alert(1)&lt;/script&gt;", "alpha &lt;b&gt;bold&lt;/b&gt;", "beta"], order
     assert re.search(r'data-key="sync_d"[^>]*aria-sort="ascending"', dom)
     ARTIFACTS.mkdir(exist_ok=True)

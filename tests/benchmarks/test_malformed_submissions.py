@@ -70,7 +70,7 @@ def test_bench_score_exits_nonzero_when_a_metric_scored_nothing(tmp_path, monkey
 
     monkeypatch.setattr(scoring, "score_submission", fake_score)
     out = tmp_path / "r.json"
-    rc = main(["bench", "score", str(tmp_path), "--out", str(out), "--metrics", "interactivity,identity"])
+    rc = main(["bench", "score", str(tmp_path), "--output", str(out), "--metric", "interactivity", "--metric", "identity"])
     err = capsys.readouterr().err
     assert rc == 1 and out.is_file()
     assert 'interactivity scored nothing (2 failed: {"no_face": 2}); first: no face in 90% of frames' in err

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from anytalker import __version__
+from kernel.data import candidate_roots
 from anytalker.cli import main
-from benchmarks.manifest import REPO_DATA_DEFAULT, load_benchmark
+from benchmarks.manifest import load_benchmark
 from tests.benchmarks.test_validate import META, make_submission
 from tests.conftest import REPO, run_ffmpeg, shared_file
 
@@ -32,8 +33,8 @@ def test_score_interactivity_on_real_clip_with_benchmark_intervals(tmp_path, aud
     """Fast acceptance: validate + Interactivity (mediapipe) on interact_11 with its intervals."""
     sub = make_submission(tmp_path)
     out = tmp_path / "results.json"
-    rc = main(["bench", "score", str(sub), "--items", "interact_11", "--metrics", "interactivity",
-               "--audio-root", str(audio_root), "--out", str(out)])
+    rc = main(["bench", "score", str(sub), "--items", "interact_11", "--metric", "interactivity",
+               "--audio-dir", str(audio_root), "--output", str(out)])
     assert rc == 0
     doc = json.loads(out.read_text())
     assert doc["format"] == "anytalker-benchmark-results/1"
@@ -50,11 +51,11 @@ def test_score_interactivity_on_real_clip_with_benchmark_intervals(tmp_path, aud
 
     m = doc["metrics"]["interactivity"]
     assert set(doc["metrics"]) == {"interactivity"}
-    assert (m["name"], m["version"], m["backend"]) == ("interactivity", "1", "mediapipe-facemesh-478")
-    assert m["backend_version"] and m["pinned"] == {"version": "1", "backend": "mediapipe-facemesh-478"}
+    assert (m["name"], m["version"], m["backend"]) == ("interactivity", "2", "mediapipe-facemesh-478")
+    assert m["backend_version"] and m["pinned"] == {"version": "2", "backend": "mediapipe-facemesh-478"}
     assert m["n_scored"] == 1 and m["n_failed"] == 0
     assert math.isfinite(m["value"]) and m["value"] > 0  # two real people do move while listening
-    assert m["ci_low"] == m["ci_high"] == m["value"]  # one item: degenerate CI
+    assert m["ci_low"] is None and m["ci_high"] is None and m["ci_method"] is None  # one item: no CI
     item = m["items"][0]
     assert item["item_id"] == "interact_11" and item["ok"]
     # the benchmark intervals (read as seconds) reached the metric: a person listens on every
@@ -72,7 +73,7 @@ def test_score_interactivity_on_real_clip_with_benchmark_intervals(tmp_path, aud
 def test_score_refuses_incomplete_submission(tmp_path, audio_root, capsys):
     sub = make_submission(tmp_path)
     out = tmp_path / "r.json"
-    assert main(["bench", "score", str(sub), "--audio-root", str(audio_root), "--out", str(out)]) == 2
+    assert main(["bench", "score", str(sub), "--audio-dir", str(audio_root), "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert "submission is not valid, not scoring it" in err and "interact_1.mp4: missing" in err
     assert not out.exists()
@@ -82,11 +83,11 @@ def test_missing_audio_root_says_what_to_fetch(tmp_path, monkeypatch, capsys):
     sub = make_submission(tmp_path)
     monkeypatch.delenv("ANYTALKER_DATA", raising=False)
     missing = tmp_path / "no_audio_here"
-    assert main(["bench", "score", str(sub), "--items", "interact_11", "--audio-root", str(missing),
-                 "--out", str(tmp_path / "r.json")]) == 2
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--audio-dir", str(missing),
+                 "--output", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert f"{missing}: benchmark audio folder not found" in err
-    assert "HKUST-C4G/AnyTalker" in err and "audio_left" in err and "--audio-root" in err
+    assert "HKUST-C4G/AnyTalker" in err and "audio_left" in err and "--audio-dir" in err
 
 
 def test_default_audio_root_order(tmp_path, monkeypatch):
@@ -94,8 +95,9 @@ def test_default_audio_root_order(tmp_path, monkeypatch):
 
     m = load_benchmark()
     monkeypatch.setenv("ANYTALKER_DATA", str(tmp_path))
-    assert audio_root_candidates(m, None) == [tmp_path / "anytalker_benchmark",
-                                              REPO_DATA_DEFAULT / "anytalker_benchmark"]
+    got = audio_root_candidates(m, None)
+    assert got[0] == tmp_path / "anytalker_benchmark"  # $ANYTALKER_DATA first, then the resolver's others
+    assert got == [root / "anytalker_benchmark" for _label, root in candidate_roots()]
     assert audio_root_candidates(m, "/x") == [Path("/x")]
 
 
@@ -107,8 +109,8 @@ def test_damaged_audio_is_refused_by_sha256(tmp_path, audio_root, capsys):
     (bad_root / "audio_left" / "interact_11_left.flac").write_bytes(b"not the benchmark audio")
     shutil.copyfile(audio_root / "audio_right" / "interact_11_right.flac",
                     bad_root / "audio_right" / "interact_11_right.flac")
-    assert main(["bench", "score", str(sub), "--items", "interact_11", "--audio-root", str(bad_root),
-                 "--out", str(tmp_path / "r.json")]) == 2
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--audio-dir", str(bad_root),
+                 "--output", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert "interact_11_left.flac: sha256" in err and "differs from the manifest's 89103ab2ab41" in err
     assert "interact_11_right" not in err  # the good copy verifies
@@ -137,8 +139,8 @@ def test_unpinned_backend_is_refused(tmp_path, audio_root, capsys):
     assert "backend: syncnet" in text
     alt = tmp_path / "scoring.yaml"
     alt.write_text(text)
-    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metrics", "sync_c", "--scoring", str(alt),
-                 "--audio-root", str(audio_root), "--out", str(tmp_path / "r.json")]) == 2
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metric", "sync_c", "--scoring", str(alt),
+                 "--audio-dir", str(audio_root), "--output", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert "sync_c: backend 'landmark' != pinned 'syncnet'" in err and "--allow-unpinned" in err
     assert not (tmp_path / "r.json").exists()
@@ -151,8 +153,8 @@ def test_allow_unpinned_scores_and_marks_the_results(tmp_path, audio_root):
     alt.write_text((V1 / "scoring.yaml").read_text().replace(
         "  - name: sync_c\n    version: \"1\"\n    backend: landmark", "  - name: sync_c\n    version: \"1\"\n    backend: syncnet"))
     out = tmp_path / "r.json"
-    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metrics", "sync_c", "--scoring", str(alt),
-                 "--audio-root", str(audio_root), "--out", str(out), "--allow-unpinned"]) == 0
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metric", "sync_c", "--scoring", str(alt),
+                 "--audio-dir", str(audio_root), "--output", str(out), "--allow-unpinned"]) == 0
     doc = json.loads(out.read_text())
     assert doc["pinning"] == {"ok": False, "differences": ["sync_c: backend 'landmark' != pinned 'syncnet'"]}
     assert doc["metrics"]["sync_c"]["backend"] == "landmark"
@@ -161,16 +163,16 @@ def test_allow_unpinned_scores_and_marks_the_results(tmp_path, audio_root):
 def test_reference_scoring_needs_weights_variable(tmp_path, audio_root, monkeypatch, capsys):
     sub = make_submission(tmp_path)
     monkeypatch.delenv("ANYTALKER_SYNCNET_WEIGHTS", raising=False)
-    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metrics", "sync_c_star",
-                 "--scoring", str(V1 / "scoring_reference.yaml"), "--audio-root", str(audio_root),
-                 "--out", str(tmp_path / "r.json")]) == 2
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metric", "sync_c_star",
+                 "--scoring", str(V1 / "scoring_reference.yaml"), "--audio-dir", str(audio_root),
+                 "--output", str(tmp_path / "r.json")]) == 2
     assert "set ANYTALKER_SYNCNET_WEIGHTS to the file's path" in capsys.readouterr().err
 
 
 def test_unknown_metric_subset_is_refused(tmp_path, audio_root, capsys):
     sub = make_submission(tmp_path)
-    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metrics", "fvd",
-                 "--audio-root", str(audio_root), "--out", str(tmp_path / "r.json")]) == 2
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metric", "fvd",
+                 "--audio-dir", str(audio_root), "--output", str(tmp_path / "r.json")]) == 2
     assert "metric(s) fvd not in this benchmark's scoring" in capsys.readouterr().err
 
 
@@ -190,14 +192,14 @@ def test_full_scoring_ranks_real_clip_above_frozen_copy(tmp_path, audio_root, ff
     outs = []
     for name, sub in (("real", real), ("frozen", frozen)):
         out = tmp_path / f"{name}.json"
-        assert main(["bench", "score", str(sub), "--items", "interact_11", "--audio-root", str(audio_root),
-                     "--out", str(out)]) == 0
+        assert main(["bench", "score", str(sub), "--items", "interact_11", "--audio-dir", str(audio_root),
+                     "--output", str(out)]) == 0
         outs.append(out)
     docs = [json.loads(p.read_text()) for p in outs]
     assert set(docs[0]["metrics"]) == {"interactivity", "sync_c_star", "sync_c", "sync_d", "identity"}
     assert docs[0]["metrics"]["interactivity"]["value"] > docs[1]["metrics"]["interactivity"]["value"] + 0.1
     board_json = tmp_path / "lb.json"
-    assert main(["bench", "leaderboard", *map(str, outs), "--out", str(board_json),
+    assert main(["bench", "leaderboard", *map(str, outs), "--output", str(board_json),
                  "--html", str(tmp_path / "lb.html")]) == 0
     rows = json.loads(board_json.read_text())["groups"][0]["rows"]
     assert [r["model"] for r in rows] == [META["model"], "frozen-first-frame"]
@@ -216,9 +218,9 @@ def test_reference_scoring_file_pins_the_syncnet_backend(tmp_path, audio_root, m
     monkeypatch.setenv("ANYTALKER_SYNCNET_WEIGHTS", str(weights))
     sub = make_submission(tmp_path)
     out = tmp_path / "r.json"
-    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metrics", "sync_c",
-                 "--scoring", str(V1 / "scoring_reference.yaml"), "--audio-root", str(audio_root),
-                 "--out", str(out)]) == 0
+    assert main(["bench", "score", str(sub), "--items", "interact_11", "--metric", "sync_c",
+                 "--scoring", str(V1 / "scoring_reference.yaml"), "--audio-dir", str(audio_root),
+                 "--output", str(out)]) == 0
     m = json.loads(out.read_text())["metrics"]["sync_c"]
     assert m["backend"] == "syncnet" and "syncnet_v2.model@" in m["backend_version"]
     assert m["n_scored"] + m["n_failed"] == 1

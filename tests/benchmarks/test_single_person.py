@@ -56,7 +56,7 @@ def test_single_person_manifest_validates_a_submission(tmp_path, ffmpeg, capsys)
 def test_single_person_score_uses_packaged_default_scoring(tmp_path, ffmpeg):
     manifest, sub = _hdtf_set(tmp_path)
     out = tmp_path / "results.json"
-    assert main(["bench", "score", str(sub), "--manifest", str(manifest), "--out", str(out)]) == 0
+    assert main(["bench", "score", str(sub), "--manifest", str(manifest), "--output", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert (doc["benchmark"], doc["version"], doc["items"]) == ("my_hdtf", "v1", [ITEM])
     assert set(doc["metrics"]) == {"sync_c", "sync_d", "identity"}

@@ -68,8 +68,17 @@ def test_bootstrap_ci_covers_the_true_mean_at_about_the_nominal_rate():
     for _ in range(100):
         lo, hi = bootstrap_ci(rng.normal(5.0, 2.0, 30), level=0.9, n_boot=500, seed=int(rng.integers(1e9)))
         hits += lo <= 5.0 <= hi
-    assert 78 <= hits <= 97  # nominal 90 %, percentile bootstrap slightly under-covers at n = 30
-    assert bootstrap_ci([2.5]) == (2.5, 2.5)
+    assert 78 <= hits <= 97  # nominal 90 %; BCa at n = 30 is close to it
+    # one item has no spread to resample: no interval (written as null), not [v, v]
+    assert all(math.isnan(x) for x in bootstrap_ci([2.5]))
+
+
+def test_confidence_interval_records_its_method():
+    from metrics.base import confidence_interval
+
+    assert confidence_interval([1.0, 2.0, 4.0, 3.0, 5.0])[2] == "BCa"
+    assert confidence_interval([2.0, 2.0, 2.0]) == (2.0, 2.0, "percentile")  # BCa undefined without spread
+    assert confidence_interval([])[2] is None
 
 
 def test_options_override_params_and_unknown_options_are_rejected():
@@ -88,3 +97,12 @@ def test_registry_lists_every_metric_with_its_direction():
     assert "landmark" in rows["sync_c"]["backends"]
     with pytest.raises(KeyError, match="unknown metric"):
         get_metric("psnr")
+
+
+def test_progress_bar_counts_videos_and_failures_on_stderr(capsys):
+    samples = [Sample("v0", EXISTING), Sample("skip1", EXISTING), Sample("v1", EXISTING)]
+    _TableMetric({"v0": 1.0, "v1": 2.0}).evaluate(samples, progress=True)
+    err = capsys.readouterr().err
+    assert "table" in err and "3/3" in err and "ok=2" in err and "failed=1" in err
+    _TableMetric({"v0": 1.0, "v1": 2.0}).evaluate(samples, progress=False)
+    assert capsys.readouterr().err == ""

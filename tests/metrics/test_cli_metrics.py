@@ -30,7 +30,7 @@ def test_run_on_the_benchmark_layout(tmp_path, capsys):
     out = tmp_path / "results.json"
     code = main(["metrics", "run", "--metric", "interactivity", "--metric", "sync_c_star",
                  "--videos", str(videos), "--intervals", str(bench / "speaker_duration.json"),
-                 "--interval-format", "timecode30", "--audio-dir", str(bench), "--out", str(out)])
+                 "--interval-format", "timecode30", "--audio-dir", str(bench), "--output", str(out)])
     assert code == 0, capsys.readouterr().err
     doc = json.loads(out.read_text())
     assert doc["interval_format"] == "timecode30"
@@ -50,14 +50,14 @@ def test_run_on_the_benchmark_layout(tmp_path, capsys):
     (["--videos", ".", "--weights", "/nonexistent/w.pt"], "w.pt: weights file not found"),
 ])
 def test_run_errors_name_the_file_and_the_fix(tmp_path, capsys, argv, needle):
-    code = main(["metrics", "run", "--metric", "sync_c", *argv, "--out", str(tmp_path / "r.json")])
+    code = main(["metrics", "run", "--metric", "sync_c", *argv, "--output", str(tmp_path / "r.json")])
     assert code == 2
     assert needle in capsys.readouterr().err
 
 
 def test_run_on_a_directory_without_videos_is_a_user_error(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("x")
-    code = main(["metrics", "run", "--metric", "identity", "--videos", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    code = main(["metrics", "run", "--metric", "identity", "--videos", str(tmp_path), "--output", str(tmp_path / "r.json")])
     assert code == 2
     assert "no video files" in capsys.readouterr().err
 
@@ -78,7 +78,7 @@ def test_weights_go_to_the_metrics_that_load_that_network(tmp_path, capsys):
                          (["--metric", "sync_c"], "no chosen metric loads a network file"),
                          (["--metric", "fid", "--backend", "syncnet"], "none of ['fid'] has this backend")]:
         code = main(["metrics", "run", *argv, "--videos", str(videos), "--weights", str(w),
-                     "--out", str(tmp_path / "r.json")])
+                     "--output", str(tmp_path / "r.json")])
         assert code == 2
         assert needle in capsys.readouterr().err
 
@@ -93,7 +93,7 @@ def test_items_that_all_fail_exit_nonzero_with_reasons_and_nothing_vanishes(tmp_
     (videos / "notes.txt").write_text("x")
     (videos / "sub").mkdir()
     out = tmp_path / "r.json"
-    code = main(["metrics", "run", "--metric", "identity", "--videos", str(videos), "--out", str(out)])
+    code = main(["metrics", "run", "--metric", "identity", "--videos", str(videos), "--output", str(out)])
     cap = capsys.readouterr()
     assert code == 1
     assert "identity scored nothing (4 failed" in cap.err and "Traceback" not in cap.err
@@ -112,13 +112,13 @@ def test_required_intervals_are_checked_before_any_work(tmp_path, capsys):
     videos.mkdir()
     (videos / "a.mp4").write_bytes(b"x")
     (videos / "b.mp4").write_bytes(b"x")
-    code = main(["metrics", "run", "--metric", "interactivity", "--videos", str(videos), "--out", str(tmp_path / "r.json")])
+    code = main(["metrics", "run", "--metric", "interactivity", "--videos", str(videos), "--output", str(tmp_path / "r.json")])
     err = capsys.readouterr().err
     assert code == 2 and "needs speaking intervals: pass --intervals" in err and len(err.strip().splitlines()) == 1
     intervals = tmp_path / "speaker_duration.json"
     intervals.write_text(json.dumps({"a.mp4": {"left": [[0, 1]], "right": [[1, 2]]}}))
     code = main(["metrics", "run", "--metric", "interactivity", "--videos", str(videos), "--intervals", str(intervals),
-                 "--out", str(tmp_path / "r.json")])
+                 "--output", str(tmp_path / "r.json")])
     err = capsys.readouterr().err
     assert code == 2 and "no speaking intervals for 1 video(s)" in err and "b.mp4" in err
     assert not (tmp_path / "r.json").exists()

@@ -18,8 +18,8 @@ def test_torchrun_two_cpu_processes(clip_run, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "anytalker.cli", "train", str(cfg), "--shards", str(clip_run), "--out", str(out),
-           "--steps", "2", "--threads", "1", "--no-progress"]
+           "-m", "anytalker.cli", "train", str(cfg), "--shards", str(clip_run), "--output", str(out),
+           "--steps", "2", "--threads", "1", "-q"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -31,8 +31,8 @@ def micro_yaml(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(clip_run, micro_yaml, tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "run"
-    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--out", str(out), "--steps", str(STEPS),
-                 "--threads", "1", "--no-progress"]) == 0
+    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--output", str(out), "--steps", str(STEPS),
+                 "--threads", "1", "-q"]) == 0
     return out
 
 
@@ -86,8 +86,8 @@ def test_resume_continues_from_the_same_step_with_the_same_losses(trained, clip_
     run = tmp_path / "resumed"
     shutil.copytree(trained, run)
     shutil.copyfile(run / "checkpoints" / f"step_{MID:07d}.pt", run / "checkpoints" / "last.pt")
-    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--out", str(run), "--steps", str(MID + 4),
-                 "--resume", "--threads", "1", "--no-progress"]) == 0
+    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--output", str(run), "--steps", str(MID + 4),
+                 "--resume", "--threads", "1", "-q"]) == 0
     resumed, original = _losses(run), _losses(trained)
     assert sorted(resumed) == list(range(1, MID + 5))  # the tail past the resumed step was replaced, not duplicated
     for s in range(MID + 1, MID + 5):
@@ -97,8 +97,8 @@ def test_resume_continues_from_the_same_step_with_the_same_losses(trained, clip_
 def test_resume_refuses_set_values_and_points_to_init(trained, clip_run, micro_yaml, tmp_path, capsys):
     run = tmp_path / "resumed"
     shutil.copytree(trained, run)
-    rc = main(["train", str(micro_yaml), "--shards", str(clip_run), "--out", str(run), "--resume",
-               "--set", "train.lr=1e-5", "--no-progress"])
+    rc = main(["train", str(micro_yaml), "--shards", str(clip_run), "--output", str(run), "--resume",
+               "--set", "train.lr=1e-5", "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and "--init" in err and "last.pt" in err
 
@@ -116,10 +116,10 @@ def test_stage2_from_stage1_weights_starts_at_stage1_loss(trained, clip_run, mic
     from model.train import build_model, step_generator
 
     ckpt = trained / "checkpoints" / "last.pt"
-    stage2 = ["--set", "train.stage=2", "--set", "train.lr=5e-6", "--steps", "2", "--threads", "1", "--no-progress"]
-    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--out", str(tmp_path / "s2"),
+    stage2 = ["--set", "train.stage=2", "--set", "train.lr=5e-6", "--steps", "2", "--threads", "1", "-q"]
+    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--output", str(tmp_path / "s2"),
                  "--init", str(ckpt), *stage2]) == 0
-    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--out", str(tmp_path / "fresh"), *stage2]) == 0
+    assert main(["train", str(micro_yaml), "--shards", str(clip_run), "--output", str(tmp_path / "fresh"), *stage2]) == 0
     first_init, first_fresh = _losses(tmp_path / "s2")[1], _losses(tmp_path / "fresh")[1]
     cfg = json.loads((tmp_path / "s2" / "config.json").read_text())
     assert cfg["train"]["stage"] == 2 and cfg["train"]["lr"] == 5e-6
@@ -137,13 +137,13 @@ def test_stage2_from_stage1_weights_starts_at_stage1_loss(trained, clip_run, mic
 
 
 def test_resume_without_checkpoint_is_a_clear_error(clip_run, micro_yaml, tmp_path, capsys):
-    rc = main(["train", str(micro_yaml), "--shards", str(clip_run), "--out", str(tmp_path / "new"), "--resume"])
+    rc = main(["train", str(micro_yaml), "--shards", str(clip_run), "--output", str(tmp_path / "new"), "--resume"])
     assert rc == 2 and "last.pt" in capsys.readouterr().err
 
 
 def _generate(trained, image, audios, out, extra=()):
     args = ["generate", "--checkpoint", str(trained / "checkpoints" / "last.pt"), "--image", str(image),
-            "--out", str(out), "--seconds", "0.5", "--steps", "2", "--threads", "1", "--no-progress",
+            "--output", str(out), "--seconds", "0.5", "--steps", "2", "--threads", "1", "-q",
             "--height", "96", *extra]
     for a in audios:
         args += ["--audio", str(a)]

@@ -15,7 +15,7 @@ def test_train_set_holds_out_the_tail_and_keeps_bad_inputs_as_rows(tmp_path, cap
     (root / "aoc.mp4").symlink_to(video)
     (root / "junk.mp4").write_bytes(b"not a video")
     out = tmp_path / "set"
-    assert main(["train-set", "aoc.mp4", "junk.mp4", "--data-root", str(root), "--out", str(out),
+    assert main(["train-set", "aoc.mp4", "junk.mp4", "--data", str(root), "--output", str(out),
                  "--holdout", "0.3"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["clips_ok"] == 1 and result["rows"] == 2 and "junk.mp4" in result["filtered"]
@@ -29,5 +29,5 @@ def test_train_set_holds_out_the_tail_and_keeps_bad_inputs_as_rows(tmp_path, cap
 
 
 def test_train_set_names_a_missing_video(tmp_path, capsys):
-    assert main(["train-set", "nope.mp4", "--data-root", str(tmp_path), "--out", str(tmp_path / "s")]) == 2
+    assert main(["train-set", "nope.mp4", "--data", str(tmp_path), "--output", str(tmp_path / "s")]) == 2
     assert "nope.mp4" in capsys.readouterr().err

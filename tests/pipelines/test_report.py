@@ -153,13 +153,13 @@ def test_report_truncates_long_runs_and_cli_writes_it(video_only_run, tmp_path):
 
     out = tmp_path / "cli" / "report.html"
     res = subprocess.run([sys.executable, "-m", "anytalker.cli", "curate", "report", str(video_only_run),
-                          "--html", str(out)], capture_output=True, text=True, timeout=300)
+                          "--output", str(out)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert out.exists() and len(Page(out.read_text()).find("div", cls="clip")) == n_ok
 
     # not a run folder: one readable line naming the file, exit code 2
     res = subprocess.run([sys.executable, "-m", "anytalker.cli", "curate", "report", str(tmp_path),
-                          "--html", str(tmp_path / "x.html")], capture_output=True, text=True, timeout=300)
+                          "--output", str(tmp_path / "x.html")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "run.json does not exist" in res.stderr and "Traceback" not in res.stderr
 
 
@@ -328,6 +328,19 @@ def test_report_renders_in_headless_chromium(layout_run, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copyfile(png, ARTIFACTS / "curation_report.png")
     shutil.copyfile(html, ARTIFACTS / "curation_report.html")
+
+
+@pytest.mark.parametrize("width,height", [(1400, 900), (390, 2400)])
+def test_report_fits_the_window_at_1400_and_390_px(layout_run, tmp_path, width, height):
+    from tests import pagecheck
+
+    html = write_report(layout_run, tmp_path / "report.html")
+    verdict = pagecheck.layout(html, width, height, ("section", "svg.bar-chart", "img.thumb"))
+    assert verdict["width"] == width
+    assert verdict["bad"] == [], f"clipped at {width}px: {verdict['bad'][:10]}"
+    assert verdict["visible"]["section"] == 5 and verdict["visible"]["svg.bar-chart"] == 2
+    assert verdict["visible"]["img.thumb"] >= 4
+    pagecheck.screenshot(html, ARTIFACTS / f"curation_report-{width}.png", width, height)
 
 
 # --------------------------------------------------------------------------- multi_person on interact_11
