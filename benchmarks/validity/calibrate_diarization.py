@@ -5,6 +5,9 @@ folder of ``X.wav`` + ``X.rttm``, with leave-one-file-out figures.
 
 * bridge / pad: the grid point with the lowest duration-weighted DER (speaker count given).
   Leave-one-file-out: each file is scored with the grid point chosen on all the other files.
+* resegmentation passes x overlap heuristic (``curation.audio.diarize(resegment_passes=,
+  detect_overlap=)``) at the chosen bridge / pad, speaker count given: in-sample and
+  leave-one-file-out DER per setting (reported, not copied automatically: see docs/calibration.md).
 * speaker count: the linkage threshold with the best class-balanced accuracy (1, 2, 3+ speakers);
   leave-one-file-out accuracy per class as above.
 
@@ -25,6 +28,7 @@ import numpy as np
 
 BRIDGES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 PADS = (0.0, 0.05, 0.1, 0.2, 0.3)
+RESEGMENT_PASSES = (0, 1, 3, 5)
 THRESHOLDS = tuple(np.round(np.arange(0.15, 0.60, 0.01), 2))
 
 
@@ -47,12 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     files = []
     for wav_path, rttm, _ in pairs:
         ref = load_rttm(rttm)
-        files.append((wav_path.stem, ref, len(ref.labels()), *analyse(wav_path)))
+        files.append((wav_path.stem, ref, len(ref.labels()), *analyse(wav_path, frame_embeddings=True)))
     grid = list(itertools.product(BRIDGES, PADS))
     comps = np.zeros((len(files), len(grid), 4))  # total, fa, miss, conf
-    for i, (name, ref, n_true, wav, raw, emb) in enumerate(files):
+    for i, (name, ref, n_true, wav, raw, emb, frame_emb) in enumerate(files):
         for j, (b, p) in enumerate(grid):
-            c = components(ref, diarize_file(wav, raw, emb, n_true, 4, b, p))
+            c = components(ref, diarize_file(wav, raw, emb, frame_emb, n_true, 4, b, p))
             comps[i, j] = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
 
     def der(rows):
@@ -67,9 +71,27 @@ def main(argv: list[str] | None = None) -> int:
     loo_rows = np.array(loo_rows)
     bridge, pad = grid[best_j]
 
+    # resegmentation x overlap heuristic at the chosen bridge / pad (one voice: nothing to change)
+    reseg = list(itertools.product(RESEGMENT_PASSES, (True, False)))
+    rcomps = np.zeros((len(files), len(reseg), 4))
+    for i, (name, ref, n_true, wav, raw, emb, frame_emb) in enumerate(files):
+        for j, (passes, overlap) in enumerate(reseg):
+            if n_true == 1 and j > 0:
+                rcomps[i, j] = rcomps[i, 0]
+                continue
+            c = components(ref, diarize_file(wav, raw, emb, frame_emb, n_true, 4, bridge, pad,
+                                             detect_overlap=overlap, resegment_passes=passes))
+            rcomps[i, j] = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
+    rloo = []
+    for i in range(len(files)):
+        rest = np.delete(rcomps, i, axis=0)
+        rloo.append(rcomps[i, int(np.argmin([der(rest[:, jj]) for jj in range(len(reseg))]))])
+    rloo = np.array(rloo)
+    reseg_best = reseg[int(np.argmin([der(rcomps[:, j]) for j in range(len(reseg))]))]
+
     # speaker count on the chosen post-processing
     heights, truth = [], []
-    for name, ref, n_true, wav, raw, (times, emb) in files:
+    for name, ref, n_true, wav, raw, (times, emb), _ in files:
         prints = audio.segment_voiceprints(times, emb, raw)  # voices from voiced windows only
         h = linkage(prints.astype(np.float64), "average", metric="cosine")[:, 2] if len(prints) >= 2 else np.array([])
         heights.append(h)
@@ -100,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         "der_given_count_leave_one_out": round(der(loo_rows), 4),
         "loo_components": weighted([{"total": r[0], "false_alarm": r[1], "missed": r[2], "confusion": r[3]}
                                     for r in loo_rows]),
+        "resegmentation": {
+            "best_in_sample": {"resegment_passes": reseg_best[0], "detect_overlap": reseg_best[1]},
+            "der_leave_one_out": round(der(rloo), 4),
+            "loo_components": weighted([{"total": r[0], "false_alarm": r[1], "missed": r[2], "confusion": r[3]}
+                                        for r in rloo]),
+            "grid_der": {f"passes={p},overlap={o}": round(der(rcomps[:, j]), 4) for j, (p, o) in enumerate(reseg)},
+        },
         "count_accuracy_leave_one_out": {k: round(float(loo_ok[truth_a == k].mean()), 3) for k in (1, 2, 3)
                                          if (truth_a == k).any()},
         "count_accuracy_in_sample": {k: round(float(np.mean([count(heights[i], thr) == k for i in all_idx if truth[i] == k])), 3)

@@ -89,17 +89,20 @@ def weighted(rows: list[dict]) -> dict:
             "confusion": round(conf, 4)}
 
 
-def analyse(audio_path: Path):
-    """The expensive, parameter-free part: audio, raw VAD, sliding d-vectors."""
+def analyse(audio_path: Path, frame_embeddings: bool | None = None):
+    """The expensive, parameter-free part: audio, raw VAD, sliding d-vectors (clustering grid and,
+    when resegmentation is on or ``frame_embeddings``, the resegmentation grid; else None)."""
     from curation import audio
     from curation.media import load_audio
 
     wav = load_audio(audio_path)
-    return wav, audio.raw_vad_segments(wav), audio.speaker_embeddings(wav)
+    want = audio.RESEGMENT_PASSES > 0 if frame_embeddings is None else frame_embeddings
+    return (wav, audio.raw_vad_segments(wav), audio.speaker_embeddings(wav),
+            audio.speaker_embeddings(wav, window_s=audio.RESEGMENT_WINDOW_S) if want else None)
 
 
-def diarize_file(wav, raw_vad, embeddings, num_speakers, max_speakers, bridge_s=None, pad_s=None,
-                 count_threshold=None):
+def diarize_file(wav, raw_vad, embeddings, frame_embeddings, num_speakers, max_speakers, bridge_s=None,
+                 pad_s=None, count_threshold=None, detect_overlap=None, resegment_passes=None):
     from curation import audio
 
     speech = audio.postprocess_vad(raw_vad, len(wav) / audio.SR, bridge_s, pad_s)
@@ -108,7 +111,8 @@ def diarize_file(wav, raw_vad, embeddings, num_speakers, max_speakers, bridge_s=
         prints = audio.segment_voiceprints(times, emb, raw_vad)
         num_speakers = audio.estimate_speaker_count(prints, max_speakers, count_threshold)
     return audio.diarize(wav, num_speakers=num_speakers, max_speakers=max_speakers, speech=speech,
-                         embeddings=embeddings, voiced=raw_vad)
+                         embeddings=embeddings, voiced=raw_vad, frame_embeddings=frame_embeddings,
+                         detect_overlap=detect_overlap, resegment_passes=resegment_passes)
 
 
 def run(args) -> dict:
@@ -126,9 +130,9 @@ def run(args) -> dict:
         ref = load_rttm(rttm)
         uem = load_uem(uem_path) if uem_path else None
         n_true = len(ref.labels())
-        wav, raw_vad, emb = analyse(audio_path)
-        t_given = diarize_file(wav, raw_vad, emb, n_true, args.max_speakers)
-        t_est = diarize_file(wav, raw_vad, emb, None, args.max_speakers)
+        wav, raw_vad, emb, frame_emb = analyse(audio_path)
+        t_given = diarize_file(wav, raw_vad, emb, frame_emb, n_true, args.max_speakers)
+        t_est = diarize_file(wav, raw_vad, emb, frame_emb, None, args.max_speakers)
         n_est = len({t[2] for t in t_est})
         correct.append(n_est == n_true)
         rows = [components(ref, t_given, uem), components(ref, t_est, uem),
@@ -152,6 +156,8 @@ def run(args) -> dict:
         "backend": audio.diarization_backend_name("default"), "vad_backend": audio.vad_backend_name(),
         "vad_bridge_s": audio.VAD_BRIDGE_S, "vad_pad_s": audio.VAD_PAD_S,
         "count_linkage_threshold": audio.COUNT_LINKAGE_THRESHOLD,
+        "resegment_window_s": audio.RESEGMENT_WINDOW_S, "resegment_passes": audio.RESEGMENT_PASSES,
+        "detect_overlap": audio.DETECT_OVERLAP,
     }
     if getattr(args, "per_file", False) or len(per_file) <= 5:
         out["files"] = per_file

@@ -61,6 +61,19 @@ def test_diarize_interact_11_finds_two_speakers_switching_near_4_4_s():
     assert abs(switch - 4.4) < 0.5, turns
 
 
+def test_resegmentation_keeps_two_voices_and_puts_the_switch_at_the_true_boundary():
+    # right voice 0.1-4.1 s then left voice 4.2-8.1 s, concatenated: the change is at 4.0 s exactly
+    right = load_audio(shared_file("anytalker_benchmark/audio_right/interact_11_right.flac"), start_s=0.1, end_s=4.1)
+    left = load_audio(shared_file("anytalker_benchmark/audio_left/interact_11_left.flac"), start_s=4.2, end_s=8.1)
+    wav = np.concatenate([right, left])
+    turns = audio.diarize(wav, num_speakers=2, resegment_passes=3, detect_overlap=False)
+    assert len({k for _, _, k in turns}) == 2, turns
+    first = turns[0][2]
+    switch = min(s for s, e, k in turns if k != first)
+    assert abs(switch - 4.0) < 0.4, turns
+    assert all(k == first for s, e, k in turns if e <= 3.5), turns
+
+
 def test_single_speaker_clip_is_one_speaker():
     wav = load_audio(shared_file("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"))
     assert len({t[2] for t in audio.diarize(wav)}) == 1
