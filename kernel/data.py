@@ -25,6 +25,8 @@ DEMO_SINGLE_PERSON = (
     "talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4",
 )
 DEMO_MULTI_PERSON = ("anytalker_benchmark/interact_11.mp4",)
+# (video, other speech): muxed by the demo into a mismatched negative that must be rejected
+DEMO_MISMATCHED_PAIR = ("talking/latentsync_demo1_video.mp4", "talking/latentsync_demo1_audio.wav")
 
 
 def _env_root() -> tuple[str, Path] | None:
