@@ -70,7 +70,7 @@ def cmd_train_sync_judge(args) -> int:
         if not sources:
             raise UserError(f"{args.shards}: no accepted single-person clip to train on; run `anytalker curate run single_person` first")
     else:
-        from anytalker.data import resolve_data_root
+        from kernel.data import resolve_data_root
 
         sources = default_training_sources(resolve_data_root(args.data))
         if not sources:

@@ -11,9 +11,9 @@ from functools import partial
 
 import pytest
 
-from anytalker import assets
+from kernel import assets
 from anytalker.cli import main
-from anytalker.errors import UserError
+from kernel.errors import UserError
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from anytalker.cli import main
-from anytalker.errors import UserError
+from kernel.errors import UserError
 from benchmarks.leaderboard import build_leaderboard, load_results, render_html
 from benchmarks.scoring import RESULTS_FORMAT
 from tests.conftest import REPO

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from anytalker.errors import UserError
+from kernel.errors import UserError
 from benchmarks.interactive_eyes import build_manifest
 from benchmarks.manifest import load_benchmark, load_manifest, parse_items_option
 from tests.conftest import REPO, shared_file

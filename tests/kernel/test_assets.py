@@ -56,21 +56,6 @@ def test_fetch_from_a_local_copy_pins_then_refuses_a_different_file(cache, tmp_p
         assets.fetch("no-such-asset")
 
 
-def test_old_anytalker_names_are_the_kernel_objects():
-    import anytalker
-    import anytalker.assets
-    import anytalker.data
-    import anytalker.errors
-    import kernel
-    import kernel.data
-    import kernel.errors
-
-    assert anytalker.__version__ == kernel.__version__
-    assert anytalker.errors.UserError is kernel.errors.UserError
-    # the same module objects: a monkeypatch through the old name reaches the kernel's code
-    assert anytalker.assets is assets and anytalker.data is kernel.data and anytalker.errors is kernel.errors
-
-
 def test_importing_the_kernel_loads_no_project_package_and_no_media_library():
     code = ("import sys, kernel, kernel.assets, kernel.data, kernel.errors, kernel.media; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "

@@ -145,7 +145,7 @@ def test_fvd_loads_a_torchscript_network_and_records_the_clip_protocol(tmp_path,
 
 
 def test_missing_or_wrong_weights_are_user_errors(tmp_path, videos):
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
 
     with pytest.raises(UserError, match="anytalker fetch inception-2015-12-05"):
         get_metric("fid", weights=str(tmp_path / "nope.pt")).evaluate([Sample("a", videos["bars"], reference_path=videos["bars"])])

@@ -44,7 +44,7 @@ def test_real_clip_scores_higher_than_a_two_person_splice(tmp_path):
 
 
 def test_arcface_backend_needs_a_model_file():
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
 
     with pytest.raises(UserError, match="arcface"):
         get_metric("identity", backend="arcface")

@@ -177,7 +177,7 @@ def test_missing_intervals_and_missing_faces_fail_with_a_reason(tmp_path, ffmpeg
 
 
 def test_bad_speaker_durations_are_user_errors_naming_the_file(tmp_path):
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
 
     p = tmp_path / "speaker_duration.json"
     p.write_text(json.dumps({"a.mp4": {"left": [[4.45, 5.0]]}}))

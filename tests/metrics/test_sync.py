@@ -56,7 +56,7 @@ def test_a_frozen_face_scores_as_not_talking(tmp_path, ffmpeg):
 
 
 def test_sync_c_is_syncnet_only():
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
 
     with pytest.raises(UserError, match="lipsync_judge"):
         get_metric("sync_c")
@@ -113,7 +113,7 @@ def test_missing_audio_is_a_failed_item_not_a_crash(tmp_path, ffmpeg):
 
 
 def test_syncnet_backend_without_weights_is_a_user_error():
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
 
     with pytest.raises(UserError, match="syncnet_v2.model"):
         get_metric("sync_c", backend="syncnet")
@@ -125,7 +125,7 @@ def test_syncnet_backend_loads_weights_in_the_real_format(tmp_path):
     import torch
     from syncnet_python.SyncNetModel import S
 
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
     from curation.media import load_audio, read_frames, write_video, write_wav
 
     src = shared_file("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4")

@@ -108,7 +108,7 @@ def test_a_video_file_as_input_and_a_binary_list_are_handled(tmp_path, ffmpeg):
     assert (root, rels) == (str(tmp_path), ["one.mp4"])
     junk = tmp_path / "list.bin"
     junk.write_bytes(b"\xff\xfe\x00garbage")
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
 
     with pytest.raises(UserError, match="cannot read it as a text list"):
         discover_inputs(junk)

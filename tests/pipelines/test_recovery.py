@@ -43,7 +43,7 @@ def reference(small_inputs, tmp_path_factory):
 
 
 def test_disk_full_mid_run_keeps_completed_partitions_and_resumes(small_inputs, reference, tmp_path):
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
 
     mnt = tmp_path / "small_disk"
     _mount(mnt, "size=48k")
@@ -73,7 +73,7 @@ def test_read_only_output_is_a_clear_error_and_resumes_after(small_inputs, refer
             if part == "part-00000":
                 subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
 
-        from anytalker.errors import UserError
+        from kernel.errors import UserError
 
         with pytest.raises(UserError, match="cannot write") as ei:
             run_curation("video_only", small_inputs, mnt / "run", progress=False, on_partition=go_read_only)

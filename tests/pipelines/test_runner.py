@@ -95,7 +95,7 @@ def test_rerun_skips_done_partitions_and_cleans_orphans(small_inputs, tmp_path):
 
 
 def test_different_config_in_same_output_is_refused(small_inputs, tmp_path):
-    from anytalker.errors import UserError
+    from kernel.errors import UserError
 
     out = tmp_path / "run"
     run_curation("video_only", small_inputs, out, limit=2, progress=False)
