@@ -41,13 +41,17 @@ def start_timeout_s() -> float:
 # --- standard input ---------------------------------------------------------------------------
 
 
-def detach_stdin() -> None:
-    """Make /dev/null this process's standard input (fd 0 and ``sys.stdin``), for good."""
+def _devnull_onto_fd0() -> None:
     fd = os.open(os.devnull, os.O_RDONLY)
     try:
         os.dup2(fd, 0)
     finally:
         os.close(fd)
+
+
+def detach_stdin() -> None:
+    """Make /dev/null this process's standard input (fd 0 and ``sys.stdin``), for good."""
+    _devnull_onto_fd0()
     try:
         sys.stdin = open(0, closefd=False)  # noqa: SIM115 - wraps fd 0, lives as long as the process
     except OSError:
@@ -67,11 +71,7 @@ def stdin_from_devnull() -> Iterator[None]:
         saved = os.dup(0)
     except OSError:  # no fd 0 at all: children get nothing to read either way
         saved = None
-    fd = os.open(os.devnull, os.O_RDONLY)
-    try:
-        os.dup2(fd, 0)
-    finally:
-        os.close(fd)
+    _devnull_onto_fd0()
     try:
         yield
     finally:
