@@ -59,7 +59,7 @@ def chromium() -> str:
     pytest.skip("headless Chromium is not installed (apt-get install -y chromium); HTML not rendered")
 
 
-def _run(exe: str, *args: str) -> subprocess.CompletedProcess:
+def run_chromium(exe: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                            "--hide-scrollbars", "--no-first-run", "--disable-background-networking",
                            "--disable-component-update", *args],
@@ -74,7 +74,7 @@ def layout(page: Path, width: int, height: int, selectors: tuple[str, ...] = ())
         "</body>", PROBE.replace("SELECTORS", json.dumps(list(selectors)))), encoding="utf-8")
     harness = page.parent / f".harness-{width}-{page.name}"
     harness.write_text(HARNESS.format(src=probe.name, width=width, height=height), encoding="utf-8")
-    res = _run(exe, f"--window-size={max(width, 500)},{height}", "--virtual-time-budget=5000", "--dump-dom",
+    res = run_chromium(exe, f"--window-size={max(width, 500)},{height}", "--virtual-time-budget=5000", "--dump-dom",
                harness.as_uri())
     assert res.returncode == 0, res.stderr[-2000:]
     m = re.search(r"data-probe=\"([^\"]*)\"", res.stdout)
@@ -88,5 +88,5 @@ def screenshot(page: Path, png: Path, width: int, height: int) -> None:
     view.write_text(HARNESS.format(src=page.name, width=width, height=height), encoding="utf-8")
     png.parent.mkdir(parents=True, exist_ok=True)
     png.unlink(missing_ok=True)
-    res = _run(exe, f"--screenshot={png}", f"--window-size={max(width, 500)},{height}", view.as_uri())
+    res = run_chromium(exe, f"--screenshot={png}", f"--window-size={max(width, 500)},{height}", view.as_uri())
     assert res.returncode == 0 and png.is_file() and png.stat().st_size > 5000, res.stderr[-2000:]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from kernel.errors import UserError
 from benchmarks.leaderboard import build_leaderboard, load_results, render_html
 from benchmarks.scoring import RESULTS_FORMAT
 from tests.conftest import REPO
+from tests.pagecheck import chromium, run_chromium
 
 ARTIFACTS = REPO / "test-artifacts"
 
@@ -143,24 +142,11 @@ def test_html_has_sortable_table_and_escapes_submission_strings(tmp_path):
     assert page.index(">beta<") < page.index("alpha &lt;b&gt;") < page.index("&lt;script&gt;")
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        exe = shutil.which(name)
-        if exe:
-            return exe
-    pytest.skip("headless Chromium is not installed (apt-get install -y chromium); HTML not rendered")
-
-
-def _run_chromium(exe: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                           "--hide-scrollbars", *args], capture_output=True, text=True, timeout=120)
-
-
 def test_html_renders_and_sorts_in_headless_chromium(tmp_path):
-    exe = _chromium()
+    exe = chromium()
     html_path, _ = _board_html(tmp_path)
     # the inline JS sorts by sync_d ascending (lower is better) when asked through the URL hash
-    res = _run_chromium(exe, "--dump-dom", f"{html_path.as_uri()}#sort=sync_d:asc")
+    res = run_chromium(exe, "--dump-dom", f"{html_path.as_uri()}#sort=sync_d:asc")
     assert res.returncode == 0, res.stderr[-2000:]
     dom = res.stdout
     order = re.findall(r'<td class="text model"[^>]*>([^<]*(?:&lt;[^<]*)*)</td>', dom)
@@ -169,5 +155,5 @@ def test_html_renders_and_sorts_in_headless_chromium(tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "leaderboard.png"
     shot.unlink(missing_ok=True)
-    res = _run_chromium(exe, f"--screenshot={shot}", "--window-size=1280,520", html_path.as_uri())
+    res = run_chromium(exe, f"--screenshot={shot}", "--window-size=1280,520", html_path.as_uri())
     assert res.returncode == 0 and shot.is_file() and shot.stat().st_size > 5000, res.stderr[-2000:]
