@@ -193,7 +193,7 @@ def build_leaderboard(results: list[LoadedResult], on_mismatch: str = "refuse") 
 # The page is benchmarks/templates/leaderboard.html.j2 (jinja2, autoescaped: model names come from
 # untrusted submissions); here only the numbers the template draws are computed.
 
-CHART_WIDTH, CHART_LABEL_W, CHART_VALUE_W, CHART_BAR_H = 440, 112, 58, 24
+CHART_WIDTH, CHART_LABEL_W, CHART_VALUE_W, CHART_BAR_H = 440, 132, 58, 24
 
 
 def _environment():
@@ -233,7 +233,7 @@ def metric_chart(group: dict, metric: dict) -> dict:
         r = row["metrics"].get(name) or {}
         v, cl, ch = _num(r.get("value")), _num(r.get("ci_low")), _num(r.get("ci_high"))
         model = str(row.get("model"))
-        bar = {"model": model, "short": model if len(model) <= 18 else model[:17] + "…", "y": 4 + i * CHART_BAR_H,
+        bar = {"model": model, "short": model if len(model) <= 16 else model[:15] + "…", "y": 4 + i * CHART_BAR_H,
                "value": v, "label": "n/a" if v is None else f"{v:.3f}", "x0": None, "w": None,
                "lo_x": None, "hi_x": None}
         if v is not None:
