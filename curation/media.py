@@ -249,17 +249,23 @@ def load_audio(
     a0 = v0 if a0 is None else a0
     start = max(0.0, float(start_s or 0.0))
     want_from = v0 + start  # container time of the first wanted sample
-    lead = max(0.0, a0 - want_from)  # silence before the audio stream begins
-    # input -ss counts from the container's first timestamp, the earliest stream start
-    seek = max(0.0, want_from - min(v0, a0))
-    cmd = [exe, "-nostdin", "-v", "error"]
+    # The timeline is done by ffmpeg's own filters on the container timestamps (-copyts):
+    # aresample pads silence before a late audio stream and drops audio before ``first_pts``,
+    # atrim cuts exactly at the first video frame (+ start_s). Seeking and trimming in numpy
+    # instead misread a negative container offset by ~20 % (an -itsoffset of -8 frames read
+    # as -9.6) because input seeking in a file whose streams start at different times lands
+    # on packet boundaries, not on samples.
+    # Seek (cheaply) to ~1 s before the wanted instant; decoding from there is exact.
+    seek = max(0.0, want_from - min(v0, a0) - 1.0)
+    first = max(0.0, want_from - 0.5) if seek > 0 else 0.0
+    trim = f"atrim=start={want_from:.6f}"
+    if end_s is not None:
+        trim += f":end={v0 + max(start, float(end_s)):.6f}"
+    cmd = [exe, "-nostdin", "-v", "error", "-copyts"]
     if seek > 0:
         cmd += ["-ss", f"{seek:.6f}"]
-    cmd += ["-i", str(path)]
-    if end_s is not None:
-        # a margin: where -t ends depends on codec priming; the exact length is cut below
-        cmd += ["-t", f"{max(0.0, end_s - start) + 1.0:.6f}"]
-    cmd += ["-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
+    cmd += ["-i", str(path), "-vn", "-ac", "1", "-ar", str(sr),
+            "-af", f"aresample=async=1:first_pts={int(round(first * sr))},{trim}", "-f", "f32le", "-"]
     try:
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as e:
@@ -267,9 +273,6 @@ def load_audio(
     if res.returncode != 0:
         raise MediaError(f"{path}: cannot decode audio: {res.stderr.decode(errors='replace').strip()[:500]}")
     audio = np.frombuffer(res.stdout, dtype=np.float32)
-    n_lead = int(round(lead * sr))
-    if n_lead:
-        audio = np.concatenate([np.zeros(n_lead, np.float32), audio])
     if end_s is not None:
         audio = audio[:int(round(max(0.0, end_s - start) * sr))]
     return audio.copy()

@@ -39,6 +39,12 @@ def delayed_pair(tmp_path_factory, ffmpeg):
     run_ffmpeg(*video, "-i", str(d / "clicks_delayed.wav"), *enc, str(d / "by_samples.mp4"))
     run_ffmpeg(*video, "-itsoffset", "0.16", "-i", str(d / "clicks.wav"), *enc, str(d / "by_container.mp4"))
     run_ffmpeg(*video, "-i", str(d / "clicks.wav"), *enc, str(d / "in_sync.mp4"))
+    # audio 4 frames early: samples cut at the head vs a negative container offset (the muxer
+    # then starts the audio at 0 and the video at 0.16 s), PCM in Matroska as real remuxes do
+    write_wav(d / "clicks_advanced.wav", np.concatenate([clicks[int(0.16 * SR):], np.zeros(int(0.16 * SR), np.float32)]))
+    pcm = ["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le"]
+    run_ffmpeg(*video, "-i", str(d / "clicks_advanced.wav"), *pcm, str(d / "advanced_by_samples.mkv"))
+    run_ffmpeg(*video, "-itsoffset", "-0.16", "-i", str(d / "clicks.wav"), *pcm, str(d / "advanced_by_container.mkv"))
     return d, clicks
 
 
@@ -52,6 +58,19 @@ def test_container_offset_and_sample_shift_read_the_same(delayed_pair):
     assert abs(lag_sync) <= 0.005
     assert abs(lag_samples - 0.16) <= 0.005
     assert abs(lag_container - lag_samples) <= 0.005
+
+
+def test_a_negative_container_offset_reads_as_the_same_advance(delayed_pair):
+    d, clicks = delayed_pair
+    v0, a0 = stream_start_times(d / "advanced_by_container.mkv")
+    assert v0 - a0 > 0.05  # the advance is in the container: the video starts late
+    lag_samples = _lag_s(load_audio(d / "advanced_by_samples.mkv"), clicks)
+    lag_container = _lag_s(load_audio(d / "advanced_by_container.mkv"), clicks)
+    assert abs(lag_samples + 0.16) <= 0.005
+    # seeking to the video start used to land on a packet boundary here (-0.19 s read)
+    assert abs(lag_container - lag_samples) <= 0.005
+    part = load_audio(d / "advanced_by_container.mkv", start_s=1.0, end_s=3.0)
+    assert abs(_lag_s(part, load_audio(d / "advanced_by_samples.mkv")[SR:3 * SR])) <= 0.002
 
 
 def test_a_window_is_cut_on_the_video_timeline(delayed_pair):
