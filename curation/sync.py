@@ -49,6 +49,9 @@ class SyncInput:
     face_crops: np.ndarray | None = None  # (T, 224, 224, 3) uint8 RGB, syncnet backend
     lips: np.ndarray | None = None  # (T, LIP_DIM) eye-aligned lip landmarks, judge backend
     valid: np.ndarray | None = None  # (T,) bool frames to score; None = all
+    # audio frames (40 ms) held in ``audio`` before frame 0's instant: context for the offset
+    # search, used by backends with ``audio_context``; the others get the audio cut at frame 0
+    audio_lead: int = 0
 
 
 @dataclass
@@ -91,6 +94,7 @@ class SyncBackend:
     name: str = ""
     version: str = ""
     needs: str = ""  # "mouth_open" or "face_crops"
+    audio_context: bool = False  # uses SyncInput.audio beyond the video's frames (audio_lead)
 
     @property
     def label(self) -> str:
@@ -357,6 +361,11 @@ def get_sync_backend(name: str = DEFAULT_BACKEND, weights: str | None = None) ->
 
 def sync_score(backend: SyncBackend, inp: SyncInput, vshift: int = 15) -> SyncResult:
     """Distance curve over offsets -vshift..+vshift and joonson's offset / conf / min_dist."""
+    if inp.audio_lead and not getattr(backend, "audio_context", False):
+        import dataclasses
+
+        cut = int(round(inp.audio_lead * AUDIO_SR / inp.fps))
+        inp = dataclasses.replace(inp, audio=np.asarray(inp.audio)[cut:], audio_lead=0)
     dists, n = backend.distance_curve(inp, vshift)
     offset, conf, min_dist = _curve_stats(dists, vshift)
     return SyncResult(offset=offset, conf=round(conf, 4), min_dist=round(min_dist, 4),

@@ -182,14 +182,13 @@ class JudgeScorer(_Scorer):
         self.fold_nets = fold_nets
 
     def curves(self, track, fold):
-        from curation.sync_judge import curve_from_sims, similarity_curve
-        from curation.sync_judge.features import audio_features, fill_gaps
+        from curation.sync_judge import curve_from_sims, track_sims
 
-        lips, seen = fill_gaps(track.lips)
-        valid = seen & track.valid
-        sims = similarity_curve(self.fold_nets[fold], lips, audio_features(track.wav, len(lips)), valid, VSHIFT)
+        # the whole track's audio is the context of each window (as av_sync loads the source's
+        # audio around a span), so every window frame is compared at every offset
+        sims, _ = track_sims(self.fold_nets[fold], track.lips, track.wav, VSHIFT, valid=track.valid)
         whole = curve_from_sims(sims)
-        wins = [curve_from_sims(sims, slice(s, s + WINDOW)) for s in range(0, len(lips) - WINDOW + 1, STEP)]
+        wins = [curve_from_sims(sims, slice(s, s + WINDOW)) for s in range(0, len(track.lips) - WINDOW + 1, STEP)]
         return whole, wins
 
 
@@ -304,15 +303,18 @@ class Reading:
     motion: list[float] = field(default_factory=list)  # per window lip motion
     speech: list[float] = field(default_factory=list)  # per window speech fraction
     motion_whole: float = 0.0
+    # track first: each window read at the whole track's offset (offset, conf there)
+    at_track: list[tuple[int, float]] = field(default_factory=list)
 
 
 def _read(scorer: _Scorer, track: Track, fold: int) -> Reading:
-    from curation.sync_judge import lip_motion
+    from curation.sync_judge import curve_at, lip_motion
     from curation.sync_judge.features import opening_from_lips
 
     whole, wins = scorer.curves(track, fold)
     opening = opening_from_lips(track.lips)
     r = Reading(whole=_stats(whole), windows=[_stats(c) for c in wins], motion_whole=lip_motion(opening))
+    r.at_track = [(r.whole[0], curve_at(c, r.whole[0])[0]) for c in wins]
     for i in range(len(wins)):
         s = i * STEP
         r.motion.append(lip_motion(opening[s:s + WINDOW]))
@@ -326,18 +328,32 @@ def _apply_static_rule(reading: Reading) -> float:
     return 0.0 if reading.motion_whole < STATIC_LIP_MOTION else reading.whole[1]
 
 
-def _decisions(reading: Reading, min_conf: float, max_off: int) -> list[tuple[bool, str | None]]:
+def _decisions(reading: Reading, min_conf: float, max_off: int, track_first: bool = False
+               ) -> list[tuple[bool, str | None]]:
     from curation.sync_judge import judge_decision
 
+    wins = reading.at_track if track_first else reading.windows
     return [judge_decision(conf, off, m, sp, min_conf, max_off)
-            for (off, conf), m, sp in zip(reading.windows, reading.motion, reading.speech)]
+            for (off, conf), m, sp in zip(wins, reading.motion, reading.speech)]
 
 
-def _choose_threshold(pos: list[float], neg: list[float], max_accept_neg: float = 0.10) -> float:
-    """Lowest conf threshold that accepts at most ``max_accept_neg`` of mismatched windows."""
+MAX_ACCEPT_MISMATCHED = 0.10  # the operating point: at most 10 % of mismatched speech windows pass
+
+
+def _choose_threshold(neg: list[tuple[int, float]], max_off: int, max_accept_neg: float = MAX_ACCEPT_MISMATCHED
+                      ) -> float:
+    """Lowest conf threshold at which the whole decision (conf >= threshold and |offset| <=
+    ``max_off``) accepts at most ``max_accept_neg`` of the mismatched windows ``neg`` ((offset,
+    conf) of windows with speech under a moving mouth: the ones the rules leave to the network).
+    Windows that the offset rule rejects count as rejected, so the threshold is no stricter than
+    the operating point needs."""
     if not neg:
         return float("nan")
-    return float(np.quantile(np.asarray(neg), 1.0 - max_accept_neg)) + 1e-6
+    allowed = int(np.floor(max_accept_neg * len(neg)))
+    confs = np.sort([c for off, c in neg if abs(off) <= max_off])[::-1]
+    if len(confs) <= allowed:
+        return 0.0
+    return float(confs[allowed]) + 1e-6
 
 
 def _frac(xs) -> float | None:
@@ -541,7 +557,7 @@ def _figures(name, readings, shas, meta, fold_of, n_folds, shipped) -> dict:
     auc = (roc_auc_score(np.r_[np.ones(len(pos_conf)), np.zeros(len(neg_conf))], np.r_[pos_conf, neg_conf])
            if pos_conf and neg_conf else None)
 
-    def filter_rates(thresholds_of_fold):
+    def filter_rates(thresholds_of_fold, track_first=False):
         acc_in, rej_mis, rej_fr, rej_ns, rej_sh = [], [], [], [], []
         for key, r in readings.items():
             if r is None:
@@ -549,7 +565,7 @@ def _figures(name, readings, shas, meta, fold_of, n_folds, shipped) -> dict:
             sha, role, kk = key
             fold = fold_of.get(sha, None)
             min_conf, max_off = thresholds_of_fold(fold)
-            dec = [ok for ok, _ in _decisions(r, min_conf, max_off)]
+            dec = [ok for ok, _ in _decisions(r, min_conf, max_off, track_first)]
             if role == "real":
                 acc_in += dec
             elif role == "foreign":
@@ -581,23 +597,48 @@ def _figures(name, readings, shas, meta, fold_of, n_folds, shipped) -> dict:
     }
     shipped_conf, shipped_off = shipped
     if name == "judge":
-        # thresholds chosen out of fold: for fold f, on the windows of the other folds
-        per_fold = {}
-        for f in range(n_folds):
-            p = [c for (key, r) in pos if fold_of.get(key[0]) != f for _, c in r.windows]
-            n = [c for (key, r) in neg if fold_of.get(key[0]) != f for _, c in r.windows]
-            per_fold[f] = (_choose_threshold(p, n), shipped_off)
-        chosen_all = _choose_threshold(pos_conf, neg_conf)
+        # thresholds chosen out of fold: for fold f, on the mismatched windows of the other folds
+        def neg_windows(exclude_fold, track_first=False):
+            from curation.sync_judge import MIN_SPEECH_FRAC, STATIC_LIP_MOTION
+
+            out_ = []
+            for key, r in neg:
+                if exclude_fold is not None and fold_of.get(key[0]) == exclude_fold:
+                    continue
+                for w, m, sp in zip(r.at_track if track_first else r.windows, r.motion, r.speech):
+                    if m >= STATIC_LIP_MOTION and sp >= MIN_SPEECH_FRAC:
+                        out_.append(w)
+            return out_
+
+        def chosen(track_first=False):
+            per_fold = {f: (_choose_threshold(neg_windows(f, track_first), shipped_off), shipped_off)
+                        for f in range(n_folds)}
+            on_all = _choose_threshold(neg_windows(None, track_first), shipped_off)
+            return per_fold, on_all
+
+        per_fold, chosen_all = chosen()
         # clips outside the folds (non-speech) get the threshold chosen on all windows
         cv = filter_rates(lambda fold: per_fold.get(fold, (chosen_all, shipped_off)))
         out.update(cv)
-        out["thresholds"] = {"mode": "out of fold (per fold, 90 % of the other folds' mismatched windows rejected)",
+        out["thresholds"] = {"mode": "out of fold (per fold: at most 10 % of the other folds' mismatched speech "
+                                     "windows accepted by the whole decision)",
                              "min_conf_per_fold": [round(per_fold[f][0], 4) for f in range(n_folds)],
                              "max_abs_offset": shipped_off,
-                             "chosen_on_all_windows": round(_choose_threshold(pos_conf, neg_conf), 4)}
+                             "chosen_on_all_windows": round(chosen_all, 4)}
         if shipped_conf is not None:
             out["at_shipped_thresholds"] = filter_rates(lambda fold: (shipped_conf, shipped_off))
             out["at_shipped_thresholds"]["min_conf"] = shipped_conf
+        # track first: the offset read on the whole track, each window judged at it (out of fold
+        # too). The curation filter judges a span on its own (its face analysis covers the span
+        # only), so these figures are what a whole-track judgment would give, not the filter's.
+        tf_fold, tf_all = chosen(track_first=True)
+        tf = filter_rates(lambda fold: tf_fold.get(fold, (tf_all, shipped_off)), track_first=True)
+        pos_tf = [c for _, r in pos for _, c in r.at_track]
+        neg_tf = [c for _, r in neg for _, c in r.at_track]
+        tf["window_auc"] = (round(float(roc_auc_score(np.r_[np.ones(len(pos_tf)), np.zeros(len(neg_tf))],
+                                                      np.r_[pos_tf, neg_tf])), 4) if pos_tf and neg_tf else None)
+        tf["min_conf_per_fold"] = [round(tf_fold[f][0], 4) for f in range(n_folds)]
+        out["track_first"] = tf
     else:
         out.update(filter_rates(lambda fold: (shipped_conf, shipped_off)))
         out["thresholds"] = {"mode": "shipped", "min_conf": shipped_conf, "max_abs_offset": shipped_off}
@@ -612,6 +653,12 @@ def _print_table(result: dict) -> None:
     for key in rows:
         vals = [result["backends"][n].get(key) for n in names]
         print(f"{key:<30}" + "".join(f"{'-' if v is None else v:>12}" for v in vals))
+    for n in names:
+        tf = result["backends"][n].get("track_first")
+        if tf:
+            print(f"{n} track first (windows at the whole track's offset): accept in-sync "
+                  f"{tf['filter_accept_insync']}, reject mismatched {tf['filter_reject_mismatched']}, "
+                  f"reject shifted {tf['filter_reject_shifted']}, window AUC {tf['window_auc']}")
     for n, note in result.get("notes", {}).items():
         print(f"{n}: {note}")
 

@@ -22,6 +22,11 @@ weights), "landmark" (the former heuristic) or "syncnet" (``weights`` = path to 
 syncnet_v2.model, the reference for the paper's Sync-C), ``vshift`` 15 (joonson's default search range, frames at 25 fps),
 ``interval_margin_s`` 0.2 (a turn's frames are extended by this much on each side: diarization
 boundaries are coarser than lip onsets).
+
+Audio context: backends with ``audio_context`` (the judge) get the source's audio ``vshift``
+frames before and after the face track as well, so that every frame of a 4 s span is compared at
+every offset of the search (on the span alone, the far offsets would be judged on fewer frames
+than the near ones; see ``curation.sync_judge.common_support``).
 """
 
 from __future__ import annotations
@@ -116,12 +121,20 @@ class AvSyncStage(Stage):
             frames = np.asarray(person["frames"], dtype=np.int64)
             if frames.size == 0:
                 continue
-            # audio sample 0 aligned with this track's first analysed frame
+            # audio sample 0 aligned with this track's first analysed frame; a backend that uses
+            # audio context (the judge) also gets the source's audio up to vshift frames before
+            # and after the track, so every frame of a short span is compared at every offset
             t0 = frames[0] / fps
             n = len(frames)
-            wav = load_audio(row["source_abs_path"], start_s=t0, end_s=t0 + n / a_fps + 0.1)
+            ctx = int(self.vshift) if getattr(be, "audio_context", False) else 0
+            a_start = max(0.0, t0 - ctx / a_fps)
+            lead = int(round((t0 - a_start) * a_fps))
+            a_start = t0 - lead / a_fps
+            wav_ctx = load_audio(row["source_abs_path"], start_s=a_start, end_s=t0 + (n + ctx) / a_fps + 0.1)
+            hop = int(round(16000 / a_fps))
+            wav = wav_ctx[lead * hop:lead * hop + int(round((n / a_fps + 0.1) * 16000))]  # the track's own audio
             times = (frames - start_frame) / fps  # clip-relative seconds of each analysed frame
-            base = {"audio": wav, "fps": a_fps}
+            base = {"audio": wav_ctx, "fps": a_fps, "audio_lead": lead}
             lips = _lips_array(lip_rows[j] if j < len(lip_rows) else None, n)
             # explicit rules, every backend: a frozen mouth does not talk; silence is not a sync failure
             motion = lip_motion(opening_from_lips(lips)) if lips is not None else None

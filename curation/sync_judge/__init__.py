@@ -86,39 +86,79 @@ def load_ensemble(weights: tuple[str, ...] | None = None):
     return nets, h.hexdigest()[:12]
 
 
-def similarity_curve(nets, lips: np.ndarray, audio_feats: np.ndarray, valid: np.ndarray, vshift: int) -> np.ndarray:
+def similarity_curve(nets, lips: np.ndarray, audio_feats: np.ndarray, valid: np.ndarray, vshift: int,
+                     audio_lead: int = 0) -> np.ndarray:
     """(2*vshift+1, T) cosine similarity of lip frame t with audio frame t + j - vshift, mean over
-    the ensemble; NaN where t + j - vshift falls outside the audio or t is not valid."""
+    the ensemble; NaN where that audio frame does not exist or t is not valid.
+
+    ``audio_feats`` may hold audio context around the lips: lip frame t's own instant is audio
+    frame ``t + audio_lead`` (``audio_lead`` frames of audio before the first lip frame, and as
+    many after the last as ``audio_feats`` holds). With ``vshift`` frames of context on each side
+    every lip frame is compared at every offset, so a short window loses no evidence to the
+    search (``common_support``)."""
     import torch
 
     t = len(lips)
+    n_audio = len(audio_feats)
     with torch.no_grad():
         lt = torch.tensor(lips[None], dtype=torch.float32)
         mt = torch.tensor(np.asarray(valid, bool)[None])
         at = torch.tensor(audio_feats[None], dtype=torch.float32)
         sims = np.zeros((2 * vshift + 1, t))
+        idx = np.arange(t)
         for net in nets:
             v = net.embed_lips(lt, mt)[0].numpy()
             a = net.embed_audio(at)[0].numpy()
-            full = v @ a.T  # (T, T)
+            full = v @ a.T  # (T, T_audio)
             for j in range(2 * vshift + 1):
-                k = j - vshift
-                idx = np.arange(t)
-                ok = (idx + k >= 0) & (idx + k < t)
+                src = idx + (j - vshift) + audio_lead
+                ok = (src >= 0) & (src < n_audio)
                 row = np.full(t, np.nan)
-                row[ok] = full[idx[ok], idx[ok] + k]
+                row[ok] = full[idx[ok], src[ok]]
                 sims[j] += row
     sims /= len(nets)
     sims[:, ~np.asarray(valid, bool)] = np.nan
     return sims
 
 
+# Fewest frames scored at every offset for the distance curve to use only those frames.
+MIN_COMMON_FRAMES = 25
+
+
+def common_support(sims: np.ndarray, min_frames: int = MIN_COMMON_FRAMES) -> np.ndarray:
+    """``sims`` restricted to the frames scored at every offset (when there are ``min_frames``
+    of them; else unchanged).
+
+    Why: near the ends of a track a large offset points outside the audio, so the far offsets
+    would be averaged over fewer (and edge-padded) frames than the near ones. Measured on the
+    validity suite, such noisier far-offset means beat the true offset on periodic speech
+    (a clip advanced by 8 frames read -11 instead of +10): every offset must be judged on the
+    same frames."""
+    ok = np.isfinite(sims).all(0)
+    if ok.sum() < min_frames or ok.all():
+        return sims
+    out = sims.copy()
+    out[:, ~ok] = np.nan
+    return out
+
+
 def curve_from_sims(sims: np.ndarray, frames: slice | np.ndarray | None = None) -> np.ndarray:
-    """Distance curve (1 - mean similarity) over the chosen frames."""
-    s = sims if frames is None else sims[:, frames]
+    """Distance curve (1 - mean similarity) over the chosen frames, on their common support."""
+    s = common_support(sims if frames is None else sims[:, frames])
     with np.errstate(invalid="ignore"):
-        m = np.nanmean(s, axis=1) if np.isfinite(s).any() else np.zeros(len(s))
+        finite = np.isfinite(s)
+        n = finite.sum(1)
+        m = np.where(n > 0, np.where(finite, s, 0.0).sum(1) / np.maximum(n, 1), np.nan)
     return 1.0 - np.where(np.isfinite(m), m, 0.0)
+
+
+def curve_at(curve: np.ndarray, offset: int) -> tuple[float, float]:
+    """(conf, dist) of a distance curve read at a given offset (joonson's sign): the confidence
+    of a window judged at its track's offset."""
+    c = np.asarray(curve, dtype=np.float64)
+    vshift = (len(c) - 1) // 2
+    j = int(np.clip(vshift - int(offset), 0, len(c) - 1))
+    return float(np.median(c) - c[j]), float(c[j])
 
 
 class JudgeSync:
@@ -126,6 +166,7 @@ class JudgeSync:
 
     name = "judge"
     needs = "lips"
+    audio_context = True  # audio around the track (SyncInput.audio_lead) is compared too
     min_frames = 25
 
     def __init__(self, weights: str | list[str] | None = None):
@@ -138,19 +179,34 @@ class JudgeSync:
         return f"{self.name} {self.version}"
 
     def distance_curve(self, inp, vshift: int) -> tuple[np.ndarray, int]:
-        from curation.sync_judge.features import audio_features, fill_gaps
-
         if inp.lips is None:
             raise ValueError("judge sync needs SyncInput.lips (curation.sync_judge.features.lip_features)")
         if abs(inp.fps - 25.0) > 1e-3:
             raise ValueError(f"the sync judge works at 25 fps; got fps={inp.fps}")
-        lips, seen = fill_gaps(np.asarray(inp.lips, dtype=np.float32))
-        valid = seen if inp.valid is None else (np.asarray(inp.valid, bool)[:len(seen)] & seen)
-        if valid.sum() < self.min_frames:
-            raise ValueError(f"only {int(valid.sum())} valid frames with a mouth mesh (need {self.min_frames})")
-        feats = audio_features(inp.audio, len(lips))
-        sims = similarity_curve(self.nets, lips, feats, valid, vshift)
-        return curve_from_sims(sims), int(valid.sum())
+        sims, n_valid = track_sims(self.nets, inp.lips, inp.audio, vshift, valid=inp.valid,
+                                   audio_lead=int(getattr(inp, "audio_lead", 0) or 0))
+        if n_valid < self.min_frames:
+            raise ValueError(f"only {n_valid} valid frames with a mouth mesh (need {self.min_frames})")
+        return curve_from_sims(sims), n_valid
+
+
+def track_sims(nets, lips: np.ndarray, audio: np.ndarray, vshift: int, valid: np.ndarray | None = None,
+               audio_lead: int = 0) -> tuple[np.ndarray, int]:
+    """(similarity_curve of one face track, number of valid frames). ``lips``: (T, LIP_DIM) with
+    NaN rows where the mesh is missing; ``audio``: 16 kHz, sample ``audio_lead * 640`` is lip
+    frame 0's instant; audio beyond the lips (up to ``vshift`` frames each side) is used as
+    context, audio missing at the end is not padded (those comparisons are absent, not silent)."""
+    from curation.sync_judge.features import FPS, SR, audio_features, fill_gaps
+
+    filled, seen = fill_gaps(np.asarray(lips, dtype=np.float32))
+    ok = seen if valid is None else (np.asarray(valid, bool)[:len(seen)] & seen)
+    if len(ok) < len(seen):
+        ok = np.concatenate([ok, np.zeros(len(seen) - len(ok), bool)])
+    hop = int(round(SR / FPS))
+    lead = max(0, int(audio_lead))
+    n_audio = max(1, min(len(audio) // hop, lead + len(filled) + vshift))
+    feats = audio_features(audio, n_audio)
+    return similarity_curve(nets, filled, feats, ok, vshift, audio_lead=lead), int(ok.sum())
 
 
 def judge_decision(conf: float, offset: int, motion: float, speech: float, min_conf: float,

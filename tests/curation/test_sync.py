@@ -161,3 +161,16 @@ def test_face_crops_for_syncnet_follow_the_track(tmp_path):
     assert centre[0] > 180 and centre[1] < 80
     with pytest.raises(ValueError, match="no box"):
         sync.face_crops_for_syncnet(path, [0, 1], [None, None])
+
+
+def test_backends_without_audio_context_get_the_audio_cut_at_frame_zero():
+    from curation.sync import LandmarkSync, SyncInput, sync_score
+
+    rng = np.random.default_rng(7)
+    t, lead = 120, 15
+    wav = rng.normal(0, 0.1, (t + 2 * lead) * 640).astype(np.float32)
+    mouth = rng.uniform(0, 1, t)
+    be = LandmarkSync()
+    plain = sync_score(be, SyncInput(audio=wav[lead * 640:], mouth_open=mouth))
+    ctx = sync_score(be, SyncInput(audio=wav, mouth_open=mouth, audio_lead=lead))
+    assert plain.dists == ctx.dists

@@ -91,3 +91,65 @@ def test_shipped_weights_are_small_and_documented():
     listing = json.loads((WEIGHTS_DIR / "training_clips.json").read_text())
     assert listing["command"].startswith("anytalker train sync-judge")
     assert listing["clips"] and all(len(c["sha256"]) == 64 for c in listing["clips"])
+
+
+class _IdentityNet:
+    """Stands in for a judge: both towers are the identity (unit-normalised), so the similarity
+    of lip frame t and audio frame u is the cosine of the raw vectors."""
+
+    @staticmethod
+    def _unit(x):
+        return x / x.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+
+    def embed_lips(self, lips, mask=None):
+        return self._unit(lips)
+
+    def embed_audio(self, audio):
+        return self._unit(audio)
+
+
+def test_audio_context_compares_every_frame_at_every_offset():
+    from curation.sync_judge import curve_from_sims, similarity_curve
+
+    rng = np.random.default_rng(3)
+    vshift, t, lead = 15, 60, 15
+    audio = rng.normal(size=(lead + t + vshift, 8)).astype(np.float32)
+    delay = 4  # the sound of lip frame i is audio frame i + delay (joonson: offset -delay)
+    lips = audio[lead + delay:lead + delay + t].copy()
+    valid = np.ones(t, bool)
+    sims = similarity_curve([_IdentityNet()], lips, audio, valid, vshift, audio_lead=lead)
+    assert np.isfinite(sims).all()  # with vshift frames of context no comparison is missing
+    curve = curve_from_sims(sims)
+    assert vshift - int(np.argmin(curve)) == -delay
+    # without context the far offsets lose frames at the ends, and are NaN there
+    bare = similarity_curve([_IdentityNet()], lips, audio[lead:lead + t], valid, vshift)
+    assert np.isnan(bare[0, :vshift]).all() and np.isfinite(bare[vshift]).all()
+
+
+def test_far_offsets_are_judged_on_the_same_frames_as_near_ones():
+    from curation.sync_judge import common_support, curve_from_sims
+
+    vshift, t = 3, 60
+    sims = np.full((2 * vshift + 1, t), 0.1)
+    sims[vshift] = 0.5  # the true offset: best on every frame where all offsets are seen...
+    sims[vshift, :20] = 0.2  # ...but weak on the first frames (a pause, say)
+    sims[0, :20] = np.nan  # the far offset points outside the audio there
+    sims[0, 20:30], sims[0, 30:] = 1.0, 0.3
+    naive = 1.0 - np.nanmean(sims, axis=1)
+    assert int(np.argmin(naive)) == 0  # a mean over each offset's own frames picks the far offset
+    curve = curve_from_sims(sims)
+    assert int(np.argmin(curve)) == vshift
+    assert np.isnan(common_support(sims)[:, :20]).all()
+    # too few common frames: left unchanged rather than emptied
+    short = sims[:, 10:30]
+    np.testing.assert_array_equal(common_support(short), short)
+
+
+def test_a_window_is_read_at_its_track_offset():
+    from curation.sync_judge import curve_at
+
+    curve = np.array([0.9, 0.8, 0.5, 0.85, 0.7])  # vshift 2; argmin index 2 = offset 0
+    conf, dist = curve_at(curve, 0)
+    assert dist == 0.5 and conf == pytest.approx(0.8 - 0.5)
+    conf1, dist1 = curve_at(curve, -2)  # index vshift + 2 = 4
+    assert dist1 == 0.7 and conf1 == pytest.approx(0.1)
