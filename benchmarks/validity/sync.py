@@ -31,8 +31,13 @@ container's timeline, the cached mediapipe face analysis at 25 fps). For each ba
 The learned ``judge`` is scored out of fold: K fold models are trained here on the folder's
 in-sync clips (cached by the sha256 of their training clips and configuration), and each clip
 and everything built from it is scored by the model that did not see it. Its thresholds are
-chosen out of fold too: for each fold, on the other folds' windows. ``syncnet`` runs only
-with ``--syncnet-weights``.
+chosen out of fold too: for each fold, on the other folds' mismatched windows that have speech
+under a moving mouth, the lowest ``min_sync_conf`` at which the whole decision (conf and the
+|offset| rule) accepts at most 10 % of them. Each window's curve uses the whole track's audio as
+context (as ``av_sync`` loads the source's audio around a span), and every offset is judged on
+the same frames (``curation.sync_judge.common_support``). ``track_first`` reports what judging
+each window at the whole track's offset would give (the curation filter judges a span alone: its
+face analysis covers only the span). ``syncnet`` runs only with ``--syncnet-weights``.
 """
 
 from __future__ import annotations
