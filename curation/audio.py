@@ -69,6 +69,15 @@ MEDIAN_FILTER_S = 0.5  # label smoothing
 # (docs/calibration.md); diarize(resegment_passes=5) turns it on.
 RESEGMENT_WINDOW_S = 0.8
 RESEGMENT_PASSES = 0
+# voice centroids from "pure" windows only: a 1.2 s window within CENTROID_MARGIN_S of a label
+# change mixes two voices and drags the centroid towards the other voice (0 = every window);
+# re-estimated CENTROID_PASSES times from the new labels
+CENTROID_MARGIN_S = 0.0
+CENTROID_PASSES = 0
+# label smoothing: "median" (MEDIAN_FILTER_S) or "viterbi" (best label path where every speaker
+# change costs VITERBI_SWITCH_PENALTY in cosine similarity)
+SMOOTHING = "median"
+VITERBI_SWITCH_PENALTY = 0.1
 
 
 def _package_version(dist: str) -> str:
@@ -358,6 +367,41 @@ def _cluster(emb: np.ndarray, num_speakers: int) -> np.ndarray:
         return SpectralClustering(k, affinity="precomputed", random_state=0).fit_predict(_pruned_affinity(emb))
 
 
+def viterbi_labels(scores: np.ndarray, switch_penalty: float) -> np.ndarray:
+    """Label path maximising the summed ``scores`` (N, K) minus ``switch_penalty`` per change."""
+    n, k = scores.shape
+    if n == 0 or k == 1:
+        return np.zeros(n, int)
+    acc = scores[0].astype(np.float64).copy()
+    back = np.zeros((n, k), np.int32)
+    for i in range(1, n):
+        stay = acc
+        best_prev = int(np.argmax(acc))
+        switch = acc[best_prev] - switch_penalty
+        back[i] = np.where(stay >= switch, np.arange(k), best_prev)
+        acc = np.maximum(stay, switch) + scores[i]
+    path = np.empty(n, int)
+    path[-1] = int(np.argmax(acc))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+def pure_windows(labels: np.ndarray, margin_steps: int) -> np.ndarray:
+    """Windows whose label holds for ``margin_steps`` grid steps on both sides."""
+    if margin_steps <= 0 or len(labels) == 0:
+        return np.ones(len(labels), bool)
+    change = np.flatnonzero(np.diff(labels) != 0)  # label changes between i and i + 1
+    dist = np.full(len(labels), np.iinfo(np.int32).max)
+    if change.size:
+        idx = np.arange(len(labels))
+        pos = np.searchsorted(change, idx)
+        left = np.where(pos > 0, idx - change[np.maximum(pos - 1, 0)], dist)
+        right = np.where(pos < len(change), change[np.minimum(pos, len(change) - 1)] + 1 - idx, dist)
+        dist = np.minimum(left, right)
+    return dist >= margin_steps
+
+
 def _centroids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     c = np.stack([emb[labels == k].mean(0) for k in range(labels.max() + 1)])
     return c / np.linalg.norm(c, axis=1, keepdims=True)
@@ -373,8 +417,21 @@ def _diarize_resemblyzer(
     frame_embeddings: tuple[np.ndarray, np.ndarray] | None = None,
     detect_overlap: bool | None = None,
     resegment_passes: int | None = None,
+    centroid_margin_s: float | None = None,
+    centroid_passes: int | None = None,
+    smoothing: str | None = None,
+    switch_penalty: float | None = None,
+    overlap_margin: float | None = None,
+    overlap_min_sim: float | None = None,
 ) -> list[tuple[float, float, str]]:
     from scipy.ndimage import median_filter
+
+    margin_s = CENTROID_MARGIN_S if centroid_margin_s is None else float(centroid_margin_s)
+    c_passes = CENTROID_PASSES if centroid_passes is None else int(centroid_passes)
+    smoothing = SMOOTHING if smoothing is None else smoothing
+    penalty = VITERBI_SWITCH_PENALTY if switch_penalty is None else float(switch_penalty)
+    if smoothing not in ("median", "viterbi"):
+        raise ValueError(f"smoothing={smoothing!r}: use 'median' or 'viterbi'")
 
     if speech is None:
         voiced = raw_vad_segments(audio) if voiced is None else voiced
@@ -402,15 +459,33 @@ def _diarize_resemblyzer(
     big = np.flatnonzero(counts * EMBED_STEP_S >= 0.5)
     if len(big) == 0:
         big = np.array([int(np.argmax(counts))])
-    centroids = np.stack([sp_emb[labels == k].mean(0) for k in big])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     k_win = max(1, int(round(MEDIAN_FILTER_S / EMBED_STEP_S)) | 1)
 
-    def smooth(lab: np.ndarray) -> np.ndarray:
+    def smooth(s: np.ndarray) -> np.ndarray:
+        if smoothing == "viterbi":
+            return viterbi_labels(s, penalty)
+        lab = np.argmax(s, axis=1)
         return median_filter(lab, size=k_win, mode="nearest") if len(lab) >= k_win else lab
 
+    def centroids_of(lab: np.ndarray, ids, old=None) -> np.ndarray:
+        # pure windows when the label runs allow it, else every window of the label
+        pure = pure_windows(lab, int(round(margin_s / EMBED_STEP_S)))
+        cs = []
+        for j, k in enumerate(ids):
+            sel = (lab == k) & pure
+            if sel.sum() < 3:
+                sel = lab == k
+            cs.append(sp_emb[sel].mean(0) if sel.any() else old[j])
+        cs = np.stack(cs)
+        return cs / np.linalg.norm(cs, axis=1, keepdims=True).clip(1e-8)
+
+    centroids = centroids_of(labels, big)
     sims = sp_emb @ centroids.T  # (N, K)
-    best = smooth(np.argmax(sims, axis=1))
+    best = smooth(sims)
+    for _ in range(c_passes):
+        centroids = centroids_of(best, range(len(big)), centroids)
+        sims = sp_emb @ centroids.T
+        best = smooth(sims)
     passes = RESEGMENT_PASSES if resegment_passes is None else int(resegment_passes)
     if passes > 0:
         # resegmentation on the shorter-window grid: start from the clustering labels (nearest
@@ -433,7 +508,7 @@ def _diarize_resemblyzer(
                               for k in range(len(big))])
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True).clip(1e-8)
         sims = sp_emb @ centroids.T  # (N, K)
-        best = smooth(np.argmax(sims, axis=1))
+        best = smooth(sims)
     full = np.full(len(times), -1)
     full[in_speech] = best
     # grid points in the speech regions but not voiced take the label of the nearest voiced one
@@ -449,7 +524,9 @@ def _diarize_resemblyzer(
     second = np.full(len(times), -1)
     if (DETECT_OVERLAP if detect_overlap is None else detect_overlap) and sims.shape[1] >= 2:
         order = np.sort(sims, axis=1)
-        near_tie = (order[:, -1] - order[:, -2] < OVERLAP_MARGIN) & (order[:, -2] >= OVERLAP_MIN_SIM)
+        o_margin = OVERLAP_MARGIN if overlap_margin is None else float(overlap_margin)
+        o_min = OVERLAP_MIN_SIM if overlap_min_sim is None else float(overlap_min_sim)
+        near_tie = (order[:, -1] - order[:, -2] < o_margin) & (order[:, -2] >= o_min)
         sec_idx = np.argsort(sims, axis=1)[:, -2]
         tmp = np.where(near_tie, sec_idx, -1)
         second[in_speech] = tmp
@@ -518,6 +595,7 @@ def diarize(
     frame_embeddings: tuple[np.ndarray, np.ndarray] | None = None,
     detect_overlap: bool | None = None,
     resegment_passes: int | None = None,
+    **tuning,
 ) -> list[tuple[float, float, str]]:
     """Speaker turns ``[(start_s, end_s, speaker), ...]`` sorted by start; overlapped speech
     appears as turns of different speakers that overlap in time. ``speech``: the regions to
@@ -527,11 +605,14 @@ def diarize(
     (``speaker_embeddings(audio, window_s=RESEGMENT_WINDOW_S)``, the resegmentation grid) may be
     passed when the same audio is diarized several times. ``detect_overlap`` (default
     ``DETECT_OVERLAP``) switches the near-tie overlap heuristic; ``resegment_passes`` (default
-    ``RESEGMENT_PASSES``) the resegmentation on ``RESEGMENT_WINDOW_S`` windows."""
+    ``RESEGMENT_PASSES``) the resegmentation on ``RESEGMENT_WINDOW_S`` windows. ``tuning``
+    overrides the other module defaults for calibration: ``centroid_margin_s``
+    (CENTROID_MARGIN_S), ``centroid_passes``, ``smoothing`` ("median" / "viterbi"),
+    ``switch_penalty``, ``overlap_margin``, ``overlap_min_sim``."""
     wav = _to_16k(audio, sr)
     if backend in ("default", "resemblyzer"):
         return _diarize_resemblyzer(wav, num_speakers, max_speakers, speech, embeddings, voiced,
-                                    frame_embeddings, detect_overlap, resegment_passes)
+                                    frame_embeddings, detect_overlap, resegment_passes, **tuning)
     if backend == "pyannote":
         return _diarize_pyannote(wav, num_speakers, pyannote_pipeline)
     raise ValueError(f"unknown diarization backend {backend!r}; use 'default' or 'pyannote'")

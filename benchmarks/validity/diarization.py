@@ -102,7 +102,7 @@ def analyse(audio_path: Path, frame_embeddings: bool | None = None):
 
 
 def diarize_file(wav, raw_vad, embeddings, frame_embeddings, num_speakers, max_speakers, bridge_s=None,
-                 pad_s=None, count_threshold=None, detect_overlap=None, resegment_passes=None):
+                 pad_s=None, count_threshold=None, detect_overlap=None, resegment_passes=None, **tuning):
     from curation import audio
 
     speech = audio.postprocess_vad(raw_vad, len(wav) / audio.SR, bridge_s, pad_s)
@@ -112,7 +112,7 @@ def diarize_file(wav, raw_vad, embeddings, frame_embeddings, num_speakers, max_s
         num_speakers = audio.estimate_speaker_count(prints, max_speakers, count_threshold)
     return audio.diarize(wav, num_speakers=num_speakers, max_speakers=max_speakers, speech=speech,
                          embeddings=embeddings, voiced=raw_vad, frame_embeddings=frame_embeddings,
-                         detect_overlap=detect_overlap, resegment_passes=resegment_passes)
+                         detect_overlap=detect_overlap, resegment_passes=resegment_passes, **tuning)
 
 
 def run(args) -> dict:
