@@ -504,9 +504,7 @@ def _diarize_resemblyzer(
         before = np.maximum(after - 1, 0)
         best = best[np.where(np.abs(times_c[before] - t) <= np.abs(times_c[after] - t), before, after)]
     for _ in range(passes):
-        centroids = np.stack([sp_emb[best == k].mean(0) if (best == k).any() else centroids[k]
-                              for k in range(len(big))])
-        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True).clip(1e-8)
+        centroids = centroids_of(best, range(len(big)), centroids)
         sims = sp_emb @ centroids.T  # (N, K)
         best = smooth(sims)
     full = np.full(len(times), -1)

@@ -36,8 +36,9 @@ PADS = (0.0, 0.05, 0.1, 0.2, 0.3)
 ALGORITHMS = [
     dict(centroid_margin_s=m, centroid_passes=cp, smoothing=sm, switch_penalty=pen, detect_overlap=ov)
     for m in (0.0, 0.3, 0.6) for cp in (0, 2, 4)
-    for sm, pen in (("median", 0.0), ("viterbi", 0.03), ("viterbi", 0.1)) for ov in (True, False)
-] + [dict(resegment_passes=5, detect_overlap=ov) for ov in (True, False)]
+    for sm, pen in (("median", 0.0), ("viterbi", 0.03)) for ov in (True, False)
+] + [dict(resegment_passes=rp, centroid_margin_s=m, detect_overlap=ov)
+     for rp in (3, 5) for m in (0.0, 0.3) for ov in (True, False)]
 
 
 def recording_groups(names: list[str]) -> np.ndarray:
