@@ -388,7 +388,8 @@ def viterbi_labels(scores: np.ndarray, switch_penalty: float) -> np.ndarray:
 
 
 def pure_windows(labels: np.ndarray, margin_steps: int) -> np.ndarray:
-    """Windows whose label holds for ``margin_steps`` grid steps on both sides."""
+    """Windows whose nearest differently-labelled window is at least ``margin_steps`` grid steps
+    away (every window when ``margin_steps`` <= 0)."""
     if margin_steps <= 0 or len(labels) == 0:
         return np.ones(len(labels), bool)
     change = np.flatnonzero(np.diff(labels) != 0)  # label changes between i and i + 1

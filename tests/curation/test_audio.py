@@ -152,3 +152,15 @@ def test_regroup_breaks_at_speaker_changes_long_pauses_and_barriers():
     assert spans == [(0.0, 3.0), (3.2, 6.0)]
     # too short to make a span at all
     assert audio.regroup([(0.0, 1.0, "a")], seed=0) == []
+
+
+def test_viterbi_labels_pay_a_switch_penalty_and_pure_windows_skip_label_changes():
+    scores = np.array([[1.0, 0.0]] * 5 + [[0.45, 0.55]] + [[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 6)
+    # a one-window dip of 0.1 does not pay two switches of 0.2; a lasting change pays one
+    assert audio.viterbi_labels(scores, 0.2).tolist() == [0] * 9 + [1] * 6
+    assert audio.viterbi_labels(scores, 0.0).tolist() == scores.argmax(1).tolist()
+    assert audio.viterbi_labels(scores[:, :1], 0.2).tolist() == [0] * len(scores)
+    labels = np.array([0] * 6 + [1] * 6)
+    assert audio.pure_windows(labels, 2).tolist() == [True] * 5 + [False] * 2 + [True] * 5
+    assert audio.pure_windows(labels, 3).tolist() == [True] * 4 + [False] * 4 + [True] * 4
+    assert audio.pure_windows(labels, 0).all()
