@@ -50,17 +50,21 @@ MIN_NEIGHBOURS = 5  # ... but at least this many (short clips)
 # speaker count: average-linkage clustering of ~2 s speech-segment voice prints, stopped at this
 # cosine distance (chosen on the built 1/2/3-speaker set, not on sample.wav; docs/calibration.md)
 COUNT_SEGMENT_S = 2.0
-COUNT_LINKAGE_THRESHOLD = 0.30
+COUNT_LINKAGE_THRESHOLD = 0.24
 # VAD post-processing as reference annotations mark speech (calibrated against RTTMs,
 # docs/calibration.md): pauses shorter than VAD_BRIDGE_S inside speech are filled, every
 # segment is padded by VAD_PAD_S
-VAD_BRIDGE_S = 1.5
+VAD_BRIDGE_S = 0.0
 VAD_PAD_S = 0.05
+# after labelling, a pause shorter than TURN_BRIDGE_S between two turns of the same speaker
+# (no other voice in it) is filled: a pause inside a turn is speech in reference annotations,
+# a gap at a change of speaker is not (curation.intervals.bridge_within_turns)
+TURN_BRIDGE_S = 1.5
 OVERLAP_MARGIN = 0.03  # sim(best) - sim(second) below this ...
 OVERLAP_MIN_SIM = 0.78  # ... with sim(second) above this -> both speakers active
 # on by default; the built calibration set (almost no overlapped speech) prefers it off, the
 # held-out conversation sample.wav on (docs/calibration.md); diarize(detect_overlap=...)
-DETECT_OVERLAP = True
+DETECT_OVERLAP = False
 MEDIAN_FILTER_S = 0.5  # label smoothing
 # optional resegmentation after clustering: labels re-assigned on a grid of shorter d-vector
 # windows by nearest speaker centroid + median filter, the centroids re-estimated from the new
@@ -68,12 +72,12 @@ MEDIAN_FILTER_S = 0.5  # label smoothing
 # (turn changes there fall in clean pauses) but raises the held-out conversation's
 # (docs/calibration.md); diarize(resegment_passes=5) turns it on.
 RESEGMENT_WINDOW_S = 0.8
-RESEGMENT_PASSES = 0
+RESEGMENT_PASSES = 5
 # voice centroids from "pure" windows only: a 1.2 s window within CENTROID_MARGIN_S of a label
 # change mixes two voices and drags the centroid towards the other voice (0 = every window);
 # re-estimated CENTROID_PASSES times from the new labels
-CENTROID_MARGIN_S = 0.0
-CENTROID_PASSES = 0
+CENTROID_MARGIN_S = 0.3
+CENTROID_PASSES = 4
 # label smoothing: "median" (MEDIAN_FILTER_S) or "viterbi" (best label path where every speaker
 # change costs VITERBI_SWITCH_PENALTY in cosine similarity)
 SMOOTHING = "median"
@@ -424,6 +428,7 @@ def _diarize_resemblyzer(
     switch_penalty: float | None = None,
     overlap_margin: float | None = None,
     overlap_min_sim: float | None = None,
+    turn_bridge_s: float | None = None,
 ) -> list[tuple[float, float, str]]:
     from scipy.ndimage import median_filter
 
@@ -548,6 +553,9 @@ def _diarize_resemblyzer(
             if hi - lo > 1e-3:
                 cand = full[in_speech]
                 turns.append((lo, hi, f"SPEAKER_{int(cand[idx]):02d}"))
+    turn_bridge = TURN_BRIDGE_S if turn_bridge_s is None else float(turn_bridge_s)
+    if turn_bridge > 0:
+        return intervals.bridge_within_turns(turns, turn_bridge)
     return _merge_same_speaker(turns)
 
 
@@ -607,7 +615,8 @@ def diarize(
     ``RESEGMENT_PASSES``) the resegmentation on ``RESEGMENT_WINDOW_S`` windows. ``tuning``
     overrides the other module defaults for calibration: ``centroid_margin_s``
     (CENTROID_MARGIN_S), ``centroid_passes``, ``smoothing`` ("median" / "viterbi"),
-    ``switch_penalty``, ``overlap_margin``, ``overlap_min_sim``."""
+    ``switch_penalty``, ``overlap_margin``, ``overlap_min_sim``, ``turn_bridge_s``
+    (TURN_BRIDGE_S)."""
     wav = _to_16k(audio, sr)
     if backend in ("default", "resemblyzer"):
         return _diarize_resemblyzer(wav, num_speakers, max_speakers, speech, embeddings, voiced,

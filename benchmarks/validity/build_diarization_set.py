@@ -22,6 +22,11 @@ Sources (any folder with the same layout works):
   other voice's piece (a backchannel). The reference turn of a piece runs from its first to its
   last loud frame. Each conversation has several speaker changes, overlapped speech and
   changes without a pause; the plain ``two_*`` files have one change in a clean pause.
+* **2-speaker conversations of longer voices** (``xconv_A__B.wav``): the same re-timing with
+  1.5-4 s pieces, between two of the real talking clips of ``eval/talking_real/`` (one person
+  each, their own voice; ``*nonspeech*`` skipped), each voice used once: file i of the sorted
+  list talks with file i + n/2, so two clips of the same person (adjacent names) never meet.
+  Each voice brings 5-20 s of speech (the benchmark pairs bring about 4 s).
 
 Nothing is written into ``--data``. The figures of the ``diarization`` check on this folder are
 leave-one-file-out or held-out figures only when the judged parameters were not tuned on it
@@ -198,6 +203,27 @@ def build(data: Path, out: Path, n_three: int = 6, n_conv: int = 2) -> dict:
             write_wav(out / f"{uri}.wav", mix)
             write_rttm(out / f"{uri}.rttm", uri, ref)
             counts["conversations"] += 1
+    real_dir = data / "eval" / "talking_real"
+    voices = []
+    for p in sorted(real_dir.iterdir()) if real_dir.is_dir() else []:
+        if p.suffix.lower() not in (".mp4", ".mkv", ".mov", ".avi", ".webm") or "nonspeech" in p.stem:
+            continue
+        try:
+            wav = load_audio(p)
+        except Exception:  # noqa: BLE001 - a clip without a decodable audio track brings no voice
+            continue
+        ext = loud_extent(wav)
+        if ext is not None and ext[1] - ext[0] >= 3.0:
+            voices.append((p.stem, wav, ext))
+    half = len(voices) // 2
+    for i in range(half):
+        (na, wa, ea), (nb, wb, eb) = voices[i], voices[i + half]
+        rng = np.random.default_rng([i] + [ord(c) for c in na + nb])
+        mix, ref = conversation(split_turn(wa, ea, rng, 1.5, 4.0), split_turn(wb, eb, rng, 1.5, 4.0), (na, nb), rng)
+        uri = f"xconv_{na}__{nb}"
+        write_wav(out / f"{uri}.wav", mix)
+        write_rttm(out / f"{uri}.rttm", uri, ref)
+        counts["conversations"] += 1
     only = data / "eval" / "audio_only"
     for p in sorted(only.iterdir()) if only.is_dir() else []:
         if p.suffix.lower() not in AUDIO_EXTS:

@@ -3,8 +3,10 @@ folder of ``X.wav`` + ``X.rttm``, with leave-one-file-out figures.
 
     python -m benchmarks.validity.calibrate_diarization --data /tmp/diar [--json OUT]
 
-* bridge / pad: the grid point with the lowest duration-weighted DER (speaker count given).
-  Leave-one-file-out: each file is scored with the grid point chosen on all the other files.
+* VAD bridge / pad x turn bridge (``curation.audio.TURN_BRIDGE_S``: pauses between two turns
+  of the same speaker filled after labelling): the grid point with the lowest duration-weighted
+  DER (speaker count given), with the module's labelling algorithm. Leave-one-out: each
+  recording is scored with the grid point chosen on the other recordings.
 * the labelling algorithm at the chosen bridge / pad, speaker count given: centroid margin x
   centroid passes x smoothing (median / Viterbi switch penalty) x overlap heuristic, plus
   resegmentation (``curation.audio.diarize(...)`` keywords): in-sample and leave-one-out DER per
@@ -31,13 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-BRIDGES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
-PADS = (0.0, 0.05, 0.1, 0.2, 0.3)
+BRIDGES = (0.0, 0.25, 0.5, 1.0, 1.5)
+PADS = (0.0, 0.05, 0.1, 0.2)
+TURN_BRIDGES = (0.0, 0.5, 1.0, 1.5, 2.0)
 ALGORITHMS = [
     dict(centroid_margin_s=m, centroid_passes=cp, smoothing=sm, switch_penalty=pen, detect_overlap=ov)
-    for m in (0.0, 0.3, 0.6) for cp in (0, 2, 4)
+    for m in (0.0, 0.3) for cp in (0, 4)
     for sm, pen in (("median", 0.0), ("viterbi", 0.03)) for ov in (True, False)
-] + [dict(resegment_passes=rp, centroid_margin_s=m, detect_overlap=ov)
+] + [dict(resegment_passes=0, detect_overlap=ov) for ov in (True, False)
+     ] + [dict(resegment_passes=rp, centroid_margin_s=m, detect_overlap=ov)
      for rp in (3, 5) for m in (0.0, 0.3) for ov in (True, False)]
 
 
@@ -76,12 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     for wav_path, rttm, _ in pairs:
         ref = load_rttm(rttm)
         files.append((wav_path.stem, ref, len(ref.labels()), *analyse(wav_path, frame_embeddings=True)))
-    grid = list(itertools.product(BRIDGES, PADS))
+    from curation.intervals import bridge_within_turns
+
+    grid = list(itertools.product(BRIDGES, PADS, TURN_BRIDGES))
     comps = np.zeros((len(files), len(grid), 4))  # total, fa, miss, conf
     for i, (name, ref, n_true, wav, raw, emb, frame_emb) in enumerate(files):
-        for j, (b, p) in enumerate(grid):
-            c = components(ref, diarize_file(wav, raw, emb, frame_emb, n_true, 4, b, p))
-            comps[i, j] = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
+        for b, p in itertools.product(BRIDGES, PADS):
+            turns = diarize_file(wav, raw, emb, frame_emb, n_true, 4, b, p, turn_bridge_s=0.0)
+            for tb in TURN_BRIDGES:  # the turn bridge only post-processes the turns
+                c = components(ref, bridge_within_turns(turns, tb))
+                comps[i, grid.index((b, p, tb))] = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
 
     def der(rows):
         return float(rows[:, 1:].sum() / max(rows[:, 0].sum(), 1e-9))
@@ -97,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     best_j = int(np.argmin([der(comps[:, j]) for j in range(len(grid))]))
-    zero_rows = comps[:, grid.index((0.0, 0.0))]
+    zero_rows = comps[:, grid.index((0.0, 0.0, 0.0))]
     loo_rows = leave_one_out(comps)
-    bridge, pad = grid[best_j]
+    bridge, pad, turn_bridge = grid[best_j]
 
     # labelling algorithm at the chosen bridge / pad (one voice: nothing to change)
     rcomps = np.zeros((len(files), len(ALGORITHMS), 4))
@@ -108,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             if n_true == 1 and j > 0:
                 rcomps[i, j] = rcomps[i, 0]
                 continue
-            c = components(ref, diarize_file(wav, raw, emb, frame_emb, n_true, 4, bridge, pad, **setting))
+            c = components(ref, diarize_file(wav, raw, emb, frame_emb, n_true, 4, bridge, pad,
+                                             turn_bridge_s=turn_bridge, **setting))
             rcomps[i, j] = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
     rloo = leave_one_out(rcomps)
     reseg_best = ALGORITHMS[int(np.argmin([der(rcomps[:, j]) for j in range(len(ALGORITHMS))]))]
@@ -143,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     truth_a = np.array(truth)
     res = {
         "n_files": len(files), "files_by_speakers": {k: int((truth_a == k).sum()) for k in (1, 2, 3)},
-        "chosen": {"vad_bridge_s": bridge, "vad_pad_s": pad, "count_linkage_threshold": float(thr)},
+        "chosen": {"vad_bridge_s": bridge, "vad_pad_s": pad, "turn_bridge_s": turn_bridge,
+                   "count_linkage_threshold": float(thr)},
         "der_given_count_raw_vad": round(der(zero_rows), 4),
         "der_given_count_chosen_in_sample": round(der(comps[:, best_j]), 4),
         "der_given_count_leave_one_out": round(der(loo_rows), 4),
@@ -167,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                                          if (truth_a == k).any()},
         "count_accuracy_in_sample": {k: round(float(np.mean([count(heights[i], thr) == k for i in all_idx if truth[i] == k])), 3)
                                      for k in (1, 2, 3) if (truth_a == k).any()},
-        "grid_der": {f"bridge={b},pad={p}": round(der(comps[:, j]), 4) for j, (b, p) in enumerate(grid)},
+        "grid_der": {f"bridge={b},pad={p},turn_bridge={tb}": round(der(comps[:, j]), 4)
+                     for j, (b, p, tb) in enumerate(grid)},
     }
     text = json.dumps(res, indent=2)
     if args.json:
