@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             "grid_der": {setting_name(d): round(der(rcomps[:, j]), 4) for j, d in enumerate(ALGORITHMS)},
             "grid_der_by_kind": {setting_name(d): {kind: round(der(rcomps[[i for i, f in enumerate(files)
                                                                           if f[0].startswith(kind)], j]), 4)
-                                                   for kind in ("two_", "conv_", "three_")
+                                                   for kind in ("two_", "conv_", "xconv_", "three_")
                                                    if any(f[0].startswith(kind) for f in files)}
                                  for j, d in enumerate(ALGORITHMS)},
             "module_defaults": current,
