@@ -106,7 +106,7 @@ class FacesStage(Filter):
     """
 
     name = "faces"
-    version = "2"
+    version = "3"
     requires = ("source_abs_path", "start_frame", "end_frame", "fps")
     produces = ("num_persons", "frac_exact_n_faces", "min_face_size", "order_stable",
                 "identity_swap", "persons")
