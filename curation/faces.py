@@ -296,8 +296,10 @@ class FaceMesh:
         ch, cw = crop.shape[:2]
         scale = min(1.0, self.crop_max_side / max(ch, cw))
         if scale < 1.0:
+            # area averaging against aliasing from a 2x shrink on; below that bilinear is as
+            # good, and cv2's non-integer area path cost more than the network here (7 ms)
             crop = cv2.resize(crop, (max(1, round(cw * scale)), max(1, round(ch * scale))),
-                              interpolation=cv2.INTER_AREA)
+                              interpolation=cv2.INTER_AREA if scale <= 0.5 else cv2.INTER_LINEAR)
         return np.ascontiguousarray(crop), (x0, y0, cw, ch)
 
     @staticmethod
