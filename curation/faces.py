@@ -1,14 +1,18 @@
 """Face primitives: detection, 478-point mesh with iris, per-person tracks, mouth opening.
 
-Backends are mediapipe 0.10.21's bundled legacy solutions (the tflite models ship inside the
-wheel, so everything runs offline):
+Backends are mediapipe 0.10.21's bundled models (the tflite files ship inside the wheel, so
+everything runs offline):
 
 * detection: ``mediapipe.solutions.face_detection`` with ``model_selection=1`` (the
   full-range BlazeFace model, faces up to ~5 m), run on a copy of the frame downscaled to
   ``max_side`` px because the model itself works at 192x192;
-* landmarks: ``mediapipe.solutions.face_mesh`` with ``refine_landmarks=True`` (468 mesh
-  points + 10 iris points = 478) in static-image mode, run once per detected face on a padded
-  crop around it so that every face in a multi-person frame gets its own landmarks.
+* landmarks: mediapipe's face-landmark network with attention (the ``refine_landmarks=True``
+  model of ``mediapipe.solutions.face_mesh``: 468 mesh points + 10 iris points = 478), run
+  through mediapipe's own ``FaceLandmarkCpu`` subgraph on the region of interest that our
+  tracked box and eyes give (``FaceMesh``), per person on a padded crop so that every face in a
+  multi-person frame gets its own landmarks, many faces per graph wait. ``StaticFaceMesh``
+  (the solution in static-image mode, which re-detects the face in every crop) is kept as the
+  reference ``benchmarks/perf/faces_equivalence.py`` compares with.
 
 ``analyze_video`` links detections into per-person tracks (IoU against a constant-velocity
 prediction, Hungarian assignment), fills short misses by interpolation, smooths the boxes
@@ -161,8 +165,10 @@ class FaceDetector:
 
         h, w = rgb.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
+        # area averaging from a 2x shrink on; below that bilinear (cv2's non-integer area path
+        # costs as much as the detector; the network itself resizes to 192x192 next)
         img = rgb if scale >= 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)),
-                                                  interpolation=cv2.INTER_AREA)
+                                                  interpolation=cv2.INTER_AREA if scale <= 0.5 else cv2.INTER_LINEAR)
         from curation.quiet import native_stderr_quiet
 
         with native_stderr_quiet():  # graph threads log absl warnings while processing
@@ -642,6 +648,15 @@ def _held_crop(box: np.ndarray, held: list[np.ndarray], tol: float) -> np.ndarra
     return box
 
 
+def _same_pixels(a: np.ndarray, b: np.ndarray, box: np.ndarray, mesh) -> bool:
+    """Do frames ``a`` and ``b`` hold the same pixels in the mesh crop around ``box``?"""
+    sq = square_box(box, float(getattr(mesh, "crop_scale", 1.8)))
+    h, w = a.shape[:2]
+    x0, y0 = int(max(0, np.floor(sq[0]))), int(max(0, np.floor(sq[1])))
+    x1, y1 = int(min(w, np.ceil(sq[2]))), int(min(h, np.ceil(sq[3])))
+    return bool(np.array_equal(a[y0:y1, x0:x1], b[y0:y1, x0:x1]))
+
+
 def analyze_video(
     path: str | os.PathLike | None,
     start_frame: int = 0,
@@ -674,13 +689,15 @@ def analyze_video(
 
     Cost controls: ``detect_every`` N runs the detector on every N-th analysed frame only
     (and the last); boxes between two detections of a track are interpolated and the raw
-    face count of a frame is that of its detection frame. The mesh runs per person on the frames where that
-    person has a box (static mode: mediapipe's tracking mode was measured to bend the mouth
-    signal, moving sadtalker's lip-sync offset by 16 frames).
-    The mesh crop of a face is held from the previous frame while its
+    face count of a frame is that of its detection frame. The mesh runs per person on the
+    frames where that person has a box, on the region of interest of that box (never on one
+    derived from the previous frame's landmarks: mediapipe's tracking mode was measured to
+    bend the mouth signal, moving sadtalker's lip-sync offset by 16 frames), one graph wait
+    per ``chunk`` frames. The mesh crop of a face is held from the previous frame while its
     box moves (centre and side) by less than ``mesh_crop_hold`` of the box side: the
     detector's box jitters with pixels elsewhere in the frame, and a still face must give the
-    same landmarks from the same pixels.
+    same landmarks from the same pixels; when the crop's pixels are also unchanged, the
+    previous answer is reused without running the network (a frozen video costs one call).
     """
     detector = detector or _cached("det")
     detect_every = max(1, int(detect_every))
@@ -827,7 +844,7 @@ def analyze_video(
                     crop = _held_crop(box, [prev[0]] if prev is not None else [], mesh_crop_hold)
                     if prev is not None and crop is prev[0]:
                         eyes = prev[1]
-                        if np.array_equal(img, prev[2]):
+                        if _same_pixels(img, prev[2], crop, mesh):
                             # same pixels, same region: the network's answer is known (a still
                             # or frozen video costs one frame)
                             repeats.append((p, u, prev[3]))
