@@ -331,11 +331,24 @@ class FaceMesh:
     def landmarks_batch(self, requests: list[MeshRequest]) -> list[np.ndarray | None]:
         """Landmarks of every request ((478, 3) full-frame px: x, y, z * width; None where the
         mesh finds no face in the region), queued into the graph before one wait."""
+        from curation.quiet import native_stderr_quiet
+
+        try:
+            return self._landmarks_batch(requests)
+        except RuntimeError as e:
+            # a graph error leaves the graph closed: start a fresh one for the next caller
+            self.close()
+            with native_stderr_quiet():
+                self._start()
+            raise MediaError(f"face mesh failed: {str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
+
+    def _landmarks_batch(self, requests: list[MeshRequest]) -> list[np.ndarray | None]:
         from mediapipe.python import packet_creator
         from mediapipe.python._framework_bindings import image_frame
 
         from curation.quiet import native_stderr_quiet
 
+        self._out.clear()
         sent: list[tuple[int, tuple, MeshRequest] | None] = []
         with native_stderr_quiet():  # graph threads log absl warnings while processing
             for req in requests:
