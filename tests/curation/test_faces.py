@@ -190,3 +190,16 @@ def test_still_frames_cost_one_mesh_call_and_give_identical_landmarks():
     lm = fa.tracks[0].landmarks
     assert np.isfinite(lm).all() and len(calls) == 1
     assert (lm == lm[0]).all()
+
+
+def test_judge_face_cache_is_keyed_by_the_analysis_version(tmp_path):
+    from curation.faces import ANALYSIS_VERSION
+    from curation.sync_judge.features import face_tracks, video_stream_sha256
+
+    path = shared_file(SADTALKER)
+    key = video_stream_sha256(path)
+    # a cache entry written by an earlier face pass (no version in its name) is never read
+    np.savez(tmp_path / f"{key}.npz", frame_indices=np.arange(3), fps=25.0, n_tracks=0)
+    res = face_tracks(path, cache=tmp_path)
+    assert len(res["tracks"]) == 1 and len(res["frame_indices"]) == 200
+    assert (tmp_path / f"{key}.faces{ANALYSIS_VERSION}.npz").is_file()
