@@ -93,6 +93,31 @@ def square_box(box, scale: float = 1.0) -> np.ndarray:
     return np.array([cx - half, cy - half, cx + half, cy + half], dtype=np.float64)
 
 
+def face_crop(rgb: np.ndarray, box: np.ndarray | None, crop_scale: float, max_side: int,
+              area_from: float = 1.0):
+    """(crop, (x0, y0, width, height)) of the square ``crop_scale`` x ``box`` region (the whole
+    frame when ``box`` is None), shrunk to <= ``max_side`` px: area averaging when the scale is
+    <= ``area_from``, bilinear above it; None when the region is under 8 px."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    if box is None:
+        x0, y0, x1, y1 = 0, 0, w, h
+    else:
+        sq = square_box(box, crop_scale)
+        x0, y0 = int(max(0, np.floor(sq[0]))), int(max(0, np.floor(sq[1])))
+        x1, y1 = int(min(w, np.ceil(sq[2]))), int(min(h, np.ceil(sq[3])))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+    crop = rgb[y0:y1, x0:x1]
+    ch, cw = crop.shape[:2]
+    scale = min(1.0, max_side / max(ch, cw))
+    if scale < 1.0:
+        crop = cv2.resize(crop, (max(1, round(cw * scale)), max(1, round(ch * scale))),
+                          interpolation=cv2.INTER_AREA if scale <= area_from else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(crop), (x0, y0, cw, ch)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of boxes a (N, 4) and b (M, 4)."""
     a = np.asarray(a, float).reshape(-1, 4)
@@ -287,26 +312,9 @@ class FaceMesh:
         self._ts = 0
 
     def _crop(self, rgb: np.ndarray, box: np.ndarray | None):
-        import cv2
-
-        h, w = rgb.shape[:2]
-        if box is None:
-            x0, y0, x1, y1 = 0, 0, w, h
-        else:
-            sq = square_box(box, self.crop_scale)
-            x0, y0 = int(max(0, np.floor(sq[0]))), int(max(0, np.floor(sq[1])))
-            x1, y1 = int(min(w, np.ceil(sq[2]))), int(min(h, np.ceil(sq[3])))
-            if x1 - x0 < 8 or y1 - y0 < 8:
-                return None
-        crop = rgb[y0:y1, x0:x1]
-        ch, cw = crop.shape[:2]
-        scale = min(1.0, self.crop_max_side / max(ch, cw))
-        if scale < 1.0:
-            # area averaging against aliasing from a 2x shrink on; below that bilinear is as
-            # good, and cv2's non-integer area path cost more than the network here (7 ms)
-            crop = cv2.resize(crop, (max(1, round(cw * scale)), max(1, round(ch * scale))),
-                              interpolation=cv2.INTER_AREA if scale <= 0.5 else cv2.INTER_LINEAR)
-        return np.ascontiguousarray(crop), (x0, y0, cw, ch)
+        # area averaging against aliasing from a 2x shrink on; below that bilinear is as good,
+        # and cv2's non-integer area path cost more than the network here (7 ms)
+        return face_crop(rgb, box, self.crop_scale, self.crop_max_side, area_from=0.5)
 
     @staticmethod
     def _detection(box: np.ndarray, eyes: np.ndarray | None, origin, size):
@@ -442,27 +450,15 @@ class StaticFaceMesh:
     def landmarks(self, rgb: np.ndarray, box: np.ndarray | None = None) -> np.ndarray | None:
         """(478, 3) landmarks in full-frame px (x, y, z * width) for the face in ``box`` (or the
         most central face of the frame when ``box`` is None); None if no face is found."""
-        import cv2
-
         h, w = rgb.shape[:2]
-        if box is None:
-            x0, y0, x1, y1 = 0, 0, w, h
-        else:
-            sq = square_box(box, self.crop_scale)
-            x0, y0 = int(max(0, np.floor(sq[0]))), int(max(0, np.floor(sq[1])))
-            x1, y1 = int(min(w, np.ceil(sq[2]))), int(min(h, np.ceil(sq[3])))
-            if x1 - x0 < 8 or y1 - y0 < 8:
-                return None
-        crop = rgb[y0:y1, x0:x1]
-        ch, cw = crop.shape[:2]
-        scale = min(1.0, self.crop_max_side / max(ch, cw))
-        if scale < 1.0:
-            crop = cv2.resize(crop, (max(1, round(cw * scale)), max(1, round(ch * scale))),
-                              interpolation=cv2.INTER_AREA)
+        cut = face_crop(rgb, box, self.crop_scale, self.crop_max_side, area_from=1.0)
+        if cut is None:
+            return None
+        crop, (x0, y0, cw, ch) = cut
         from curation.quiet import native_stderr_quiet
 
         with native_stderr_quiet():  # graph threads log absl warnings while processing
-            res = self._mesh.process(np.ascontiguousarray(crop))
+            res = self._mesh.process(crop)
         if not res.multi_face_landmarks:
             return None
         best, best_d = None, np.inf

@@ -30,15 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.perf.faces_cost import CLIPS  # noqa: E402  (the same clips as the cost table)
 from kernel.data import default_data_root  # noqa: E402
 
-CLIPS = [
-    "talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4",
-    "talking/infinitetalk_ref_video.mp4",
-    "talking/syncnet_example_video.avi",
-    "talking/latentsync_demo1_video.mp4",
-    "anytalker_benchmark/interact_11.mp4",
-]
 PASSES = ("ref", "ref5", "new")
 
 
