@@ -112,7 +112,7 @@ def test_stage2_from_stage1_weights_starts_at_stage1_loss(trained, clip_run, mic
     from model.checkpoint import load_checkpoint
     from model.config import load_config
     from model.data import ShardTrainingSource
-    from model.flow import flow_matching_loss
+    from model.flow import FlowMatchingObjective
     from model.train import build_model, step_generator
 
     ckpt = trained / "checkpoints" / "last.pt"
@@ -130,8 +130,9 @@ def test_stage2_from_stage1_weights_starts_at_stage1_loss(trained, clip_run, mic
     batch = ShardTrainingSource(clip_run, cfg, frontend).batch(1)
     assert batch["mode"] == "as_is"  # a real two-person clip: stage 2 data
     with torch.no_grad():
-        expected = float(flow_matching_loss(model, batch, step_generator(cfg["seed"], 1, 0),
-                                            cfg["train"]["audio_dropout"], cfg["train"]["mouth_weight"]))
+        tr = cfg["train"]
+        objective = FlowMatchingObjective(model, tr["mouth_weight"], tr["loss_t_floor"], tr["audio_aux_weight"])
+        expected = float(objective(batch, step_generator(cfg["seed"], 1, 0), tr["audio_dropout"]))
     assert first_init == pytest.approx(expected, rel=1e-4)
     assert first_init != pytest.approx(first_fresh, rel=1e-3)  # not a fresh start
 
