@@ -187,3 +187,15 @@ def test_more_audios_than_faces_names_the_image(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "2p-0.png" in err and "1 face(s) but 2 audio" in err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_audio_gap_on_fixed_batches(trained, clip_run):
+    from model.audio_gap import mouth_swap_gap
+
+    res = mouth_swap_gap(trained / "checkpoints" / "last.pt", clip_run, batches=2)
+    assert sorted(res) == ["t=0.5", "t=0.8", "t=1.0"]
+    for r in res.values():
+        assert r["mouth_mse_own"] > 0 and 0 <= r["batches_swap_worse"] <= 2
+        assert r["gap_pct"] == pytest.approx(100 * (r["mouth_mse_swapped"] / r["mouth_mse_own"] - 1), abs=0.01)
+    # the same checkpoint and batches give the same figures (fixed batches and noise)
+    assert mouth_swap_gap(trained / "checkpoints" / "last.pt", clip_run, batches=2) == res
