@@ -419,3 +419,68 @@ def decodable_frames(path, rate: float | None = None) -> int:
             return fr.end_frame
     fr = decode_frames(path, rate=rate, size=(16, 16), info=info)
     return fr.end_frame
+
+
+def iter_frames(path, *, rate: float | None = None, size: tuple[int, int] | None = None, overview: bool = False,
+                chunk_frames: int = 256, timeout_s: float = 3600.0):
+    """Frames of the whole constant-rate timeline in chunks of ``chunk_frames`` (T, h, w, 3)
+    from one ffmpeg child (same filters as ``decode_frames``), for sources too long to hold:
+    memory is one chunk, whatever the source's length. Served from the cache when a decode of
+    the whole source is already there. Raises ``MediaError`` when ffmpeg fails or gives no frame."""
+    info = probe_cached(path)
+    rate = float(rate or info.fps or 25.0)
+    dw, dh = display_size(info)
+    w, h = size or (bounded_size(dw, dh, OVERVIEW_MAX_SIDE, None) if overview else bounded_size(dw, dh))
+    cached = frame_cache().find(_file_key(path) + ("overview" if overview else "analysis", rate), 0, None)
+    if cached is not None and cached.frames.shape[1:3] == (h, w):
+        for a in range(0, len(cached.frames), chunk_frames):
+            yield cached.frames[a:a + chunk_frames]
+        return
+    if not info.has_video or not w or not h:
+        raise MediaError(f"{path}: no video stream to decode")
+    vf = f"fps={rate!r}:start_time=0,scale={w}:{h}:flags=area,setsar=1"
+    cmd = [_ffmpeg(), "-nostdin", "-v", "error", "-threads", str(decode_threads()), "-i", str(path),
+           "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    frame_bytes = w * h * 3
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    _limit_child(proc.pid, decoder_max_bytes())
+    err_chunks: list[bytes] = []
+    t_err = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
+    t_err.start()
+    timed_out = threading.Event()
+    timer = threading.Timer(timeout_s, lambda: (timed_out.set(), proc.kill()))
+    timer.start()
+    total, eof = 0, False
+    try:
+        while True:
+            buf = np.empty((chunk_frames, frame_bytes), np.uint8)
+            n, eof = 0, False
+            while n < chunk_frames and not eof:
+                view, got = memoryview(buf[n]), 0
+                while got < frame_bytes:
+                    k = proc.stdout.readinto(view[got:])
+                    if not k:
+                        eof = True
+                        break
+                    got += k
+                if got == frame_bytes:
+                    n += 1
+            if n:
+                total += n
+                yield buf[:n].reshape(n, h, w, 3)
+            if eof:
+                break
+    finally:
+        if proc.poll() is None and not eof:
+            proc.kill()  # the consumer stopped early
+        proc.stdout.close()
+        rc = proc.wait()
+        timer.cancel()
+        t_err.join(5)
+    if timed_out.is_set():
+        raise MediaError(f"{path}: video decode timed out after {timeout_s:.0f}s")
+    if rc != 0:
+        msg = b"".join(err_chunks).decode(errors="replace").strip()[-500:]
+        raise MediaError(f"{path}: video decoder failed (exit {rc}): {msg or 'no message'}")
+    if total == 0:
+        raise MediaError(f"{path}: no decodable video frames")

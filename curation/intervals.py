@@ -70,6 +70,29 @@ def merge_same_speaker(turn_list: Iterable[Sequence], gap_s: float = 1e-3) -> li
     return turns(annotation(turn_list).support(collar=gap_s))
 
 
+def bridge_within_turns(turn_list: Iterable[Sequence], bridge_s: float) -> list[tuple[float, float, str]]:
+    """Pauses shorter than ``bridge_s`` between two turns of the same speaker are filled when
+    no other speaker talks in the pause (a pause inside a turn is part of the turn, as
+    reference annotations mark it; a gap at a change of speaker is not)."""
+    ann = annotation(turn_list)
+    if bridge_s <= 0:
+        return turns(ann.support())
+    out = Annotation()
+    n = 0
+    for k in ann.labels():
+        mine = list(ann.label_timeline(k).support())
+        others = Timeline([s for s, _, lab in ann.itertracks(yield_label=True) if lab != k]).support()
+        for seg in mine:
+            out[seg, n] = k
+            n += 1
+        for a, b in zip(mine, mine[1:]):
+            gap = Segment(a.end, b.start)
+            if gap.duration < bridge_s and not others.crop(gap, mode="intersection"):
+                out[gap, n] = k
+                n += 1
+    return turns(out.support(collar=_EPS))
+
+
 def overlap_regions(ann: Annotation) -> Timeline:
     """Where two or more different speakers talk at once."""
     out = []

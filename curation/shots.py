@@ -30,10 +30,16 @@ candidate's score (a flash, a flicker or a one-frame glitch returns to an earlie
 cut does not). Cuts closer than ``min_scene_len`` frames to a
 stronger one are dropped (the stronger wins).
 Calibrated on hand-marked clips (docs/calibration.md, ``benchmarks/validity/shots.py``).
+
+Long sources: ``StreamingCutDetector`` takes frames in chunks of any size and keeps only the
+last few downscaled frames (``window`` / ``persist_frames`` decide how many) plus three floats
+per frame, so an hour-long source never has all its frames in memory; its cuts are the ones
+``cuts_from_scores`` finds on all frames at once (``detect_cuts`` is one chunk).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, asdict
 
 import numpy as np
@@ -156,12 +162,96 @@ def cuts_from_scores(content: np.ndarray, hist: np.ndarray, params=None, frames:
             return min(after + before, default=content[i]) >= p.min_persist * content[i]
 
         cand = np.array([i for i in cand if persists(int(i))], dtype=int)
+    return _keep_strongest(cand, content, p.min_scene_len)
+
+
+def _keep_strongest(cand, content, min_scene_len: int) -> list[int]:
     # strongest first; a weaker candidate within min_scene_len of a kept cut is the same event
     kept: list[int] = []
     for i in sorted(cand, key=lambda k: -content[k]):
-        if all(abs(int(i) - k) >= p.min_scene_len for k in kept):
+        if all(abs(int(i) - k) >= min_scene_len for k in kept):
             kept.append(int(i))
     return sorted(kept)
+
+
+class StreamingCutDetector:
+    """``detect_cuts`` over frames fed in chunks (``feed``), for sources too long to hold.
+
+    Frame i is decided once frames up to i + max(window, persist_frames - 1) are seen (the
+    adaptive ratio and the persistence rule look that far ahead); only the downscaled frames the
+    persistence rule can still reach are kept. ``finish`` decides the last frames and applies
+    the ``min_scene_len`` rule to the candidates (a handful of indices)."""
+
+    def __init__(self, params=None):
+        self.p = CutParams.from_mapping(params)
+        self.n = 0  # frames seen
+        self.content: list[float] = []
+        self.hist: list[float] = []
+        self.phash: list[float] = []
+        self._lookahead = max(self.p.window, self.p.persist_frames - 1)
+        self._frames: deque = deque(maxlen=self._lookahead + max(self.p.persist_frames, 1) + 2)
+        self._prev = None  # (hsv, hist, hash bits) of the last frame
+        self._decided = 1  # frames < this are decided (frame 0 never starts a shot)
+        self._candidates: list[int] = []
+        self.peak_frames_held = 0
+
+    def feed(self, frames: np.ndarray) -> None:
+        import cv2
+
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (T, H, W, 3) RGB uint8, got shape {frames.shape}")
+        if not len(frames):
+            return
+        for f in downscale(frames):
+            f = np.ascontiguousarray(f, dtype=np.uint8)
+            bits = perceptual_hash(f)
+            hsv = cv2.cvtColor(f, cv2.COLOR_RGB2HSV_FULL).astype(np.int16)
+            h = cv2.calcHist([hsv.astype(np.uint8)], [0, 1], None, [16, 16], [0, 256, 0, 256])
+            cv2.normalize(h, h)
+            if self._prev is None:
+                c = hd = ph = 0.0
+            else:
+                p_hsv, p_hist, p_bits = self._prev
+                c = float(np.abs(hsv - p_hsv).mean())
+                hd = 1.0 - float(cv2.compareHist(p_hist, h, cv2.HISTCMP_CORREL))
+                ph = float((bits != p_bits).mean())
+            self._prev = (hsv, h, bits)
+            self.content.append(c)
+            self.hist.append(hd)
+            self.phash.append(ph)
+            self._frames.append((self.n, f))
+            self.n += 1
+            self.peak_frames_held = max(self.peak_frames_held, len(self._frames))
+            self._decide_until(self.n - 1 - self._lookahead)
+
+    def finish(self) -> list[int]:
+        """Cut indices over all frames fed (the first frame of every new shot)."""
+        self._decide_until(self.n - 1)
+        return _keep_strongest(self._candidates, self.content, self.p.min_scene_len)
+
+    def _frame(self, i: int) -> np.ndarray:
+        first = self._frames[0][0]
+        return self._frames[i - first][1]
+
+    def _decide_until(self, last: int) -> None:
+        p, n, content = self.p, self.n, self.content
+        while self._decided <= last:
+            i = self._decided
+            self._decided += 1
+            idx = [j for j in range(i - p.window, i + p.window + 1) if j != i and 1 <= j < n]
+            ratio = content[i] / max(float(np.mean([content[j] for j in idx])) if idx else 0.0, 1e-3)
+            changed = self.hist[i] >= p.min_hist or self.phash[i] >= p.min_hash
+            soft = ratio >= p.adaptive_ratio and content[i] >= p.min_content and changed
+            if not (content[i] >= p.threshold or soft):
+                continue
+            if p.persist_frames > 0:
+                ks = range(2, p.persist_frames + 1)
+                after = [_content_distance(self._frame(i - 1), self._frame(i + k - 1)) for k in ks if i + k - 1 < n]
+                before = [_content_distance(self._frame(i - k), self._frame(i)) for k in ks if i - k >= 0]
+                if min(after + before, default=content[i]) < p.min_persist * content[i]:
+                    continue
+            self._candidates.append(i)
 
 
 def detect_cuts(frames: np.ndarray, fps: float | None = None, params=None) -> list[int]:
@@ -171,6 +261,17 @@ def detect_cuts(frames: np.ndarray, fps: float | None = None, params=None) -> li
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (T, H, W, 3) RGB uint8, got shape {frames.shape}")
+    if len(frames) < 2:
+        return []
+    det = StreamingCutDetector(params)
+    det.feed(frames)
+    return det.finish()
+
+
+def detect_cuts_all_frames(frames: np.ndarray, params=None) -> list[int]:
+    """The same rules on all frames at once (``frame_scores`` + ``cuts_from_scores``): the
+    reference the streaming detector is checked against."""
+    frames = np.asarray(frames)
     if len(frames) < 2:
         return []
     small = downscale(frames)

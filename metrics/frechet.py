@@ -10,7 +10,12 @@ real videos.
   return_features=True)`` on the same [0, 255] input.
 - FVD: TorchScript ``i3d_torchscript.pt`` (StyleGAN-V / fvd-comparison), 400-d logits,
   ``model(x, rescale=False, resize=False, return_features=True)`` with ``x`` float
-  (N, 3, 16, 224, 224) in [-1, 1].
+  (N, 3, 16, 224, 224) in [-1, 1], each frame preprocessed as the reference FVD code does
+  (VideoGPT's ``preprocess_single``, reused by StyleGAN-V-based FVD scripts): uint8 / 255, the
+  shorter side scaled to 224 with ``torch.nn.functional.interpolate(mode="bilinear",
+  align_corners=False)`` (no antialiasing; the longer side ``ceil(side * 224 / shorter)``), the
+  centre 224x224 cropped, ``(x - 0.5) * 2``; float throughout, never quantised
+  (``reference_fvd_preprocess``). The clip is the first ``clip_len`` frames of the video.
 
 The networks cannot be downloaded by this package; the user supplies or fetches them
 (``metrics/assets.py``). The frame / clip protocol is recorded in every result's params.
@@ -169,6 +174,27 @@ def clean_resize(frames: np.ndarray, size: int = 299) -> np.ndarray:
     return out
 
 
+def reference_fvd_preprocess(frames: np.ndarray, size: int = 224) -> np.ndarray:
+    """The reference FVD frame preprocessing (VideoGPT ``preprocess_single``, as in the
+    StyleGAN-V FVD scripts) on uint8 RGB frames (T, H, W, 3): [0, 1] float, shorter side
+    bilinearly resized to ``size`` (PyTorch ``align_corners=False``, no antialias), centre crop
+    ``size`` x ``size``, mapped to [-1, 1]. Returns float32 (T, size, size, 3), not quantised."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0  # TCHW
+    _, _, h, w = video.shape
+    scale = size / min(h, w)
+    target = (size, math.ceil(w * scale)) if h < w else (math.ceil(h * scale), size)
+    video = F.interpolate(video, size=target, mode="bilinear", align_corners=False)
+    h, w = video.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    video = video[:, :, top:top + size, left:left + size]
+    return ((video - 0.5) * 2).permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)
+
+
 def _resize(frames: np.ndarray, size: int, interp: str) -> np.ndarray:
     import cv2
 
@@ -323,12 +349,12 @@ class FID(_FrechetMetric):
 
 class FVD(_FrechetMetric):
     name = "fvd"
-    version = "1"
+    version = "2"
     asset_name = "i3d_torchscript"
     backends = ("i3d_torchscript",)
     description = "Fréchet Video Distance over 16-frame clips (400-d I3D logits); lower is better"
     params = {"weights": None, "clip_len": 16, "clip_stride": 1, "clips_per_video": 1, "image_size": 224,
-              "resize": "area", "batch_size": 2, "n_boot": 50, "eps": 1e-6}
+              "resize": "reference", "batch_size": 2, "n_boot": 50, "eps": 1e-6}
 
     def _call_kwargs(self) -> dict:
         return {"rescale": False, "resize": False, "return_features": True}
@@ -336,8 +362,20 @@ class FVD(_FrechetMetric):
     def protocol(self) -> dict:
         return {"clip_len": self.params["clip_len"], "clip_stride": self.params["clip_stride"],
                 "clips_per_video": self.params["clips_per_video"], "clip_starts": "evenly spaced",
-                "image_size": self.params["image_size"], "resize": f"opencv {self.params['resize']}",
+                "image_size": self.params["image_size"], "resize": self._resize_name(),
                 "input_range": "[-1, 1] float", "features": "I3D logits 400-d"}
+
+    def _resize_name(self) -> str:
+        if self.params["resize"] == "reference":
+            return ("reference FVD (VideoGPT / StyleGAN-V: shorter side bilinear, align_corners=False, "
+                    "no antialias, centre crop, float, (x/255-0.5)*2)")
+        return f"opencv {self.params['resize']} to a square, (x/127.5-1)"
+
+    def _frames_to_input(self, frames: np.ndarray) -> np.ndarray:
+        size = int(self.params["image_size"])
+        if self.params["resize"] == "reference":
+            return reference_fvd_preprocess(frames, size)
+        return _resize(frames, size, self.params["resize"]).astype(np.float32) / 127.5 - 1.0
 
     def _inputs(self, path: Path) -> np.ndarray:
         from curation.media import VideoReader
@@ -352,11 +390,9 @@ class FVD(_FrechetMetric):
         starts = _evenly_spaced(len(vr) - span + 1, int(self.params["clips_per_video"]))
         clips = []
         for s in starts:
-            frames = vr.get(range(s, s + span, stride))
-            frames = _resize(frames, int(self.params["image_size"]), self.params["resize"])
-            clips.append(frames.astype(np.float32) / 127.5 - 1.0)
+            clips.append(self._frames_to_input(vr.get(range(s, s + span, stride))))
         # (N, T, H, W, C) -> (N, C, T, H, W)
         return np.stack(clips).transpose(0, 4, 1, 2, 3)
 
 
-__all__ = ["FID", "FVD", "frechet_distance", "gaussian_stats", "TorchScriptFeatureNet"]
+__all__ = ["FID", "FVD", "frechet_distance", "gaussian_stats", "reference_fvd_preprocess", "TorchScriptFeatureNet"]

@@ -185,8 +185,10 @@ class Interactivity(Metric):
         if n_persons == 0:
             raise MetricSkip("missing_intervals", "speaking_intervals lists no person")
         fps = self.params["fps"]
+        # the reference face pass (every frame detected and landmarked afresh), as the
+        # released scorer does: the figures below were measured with it
         analysis = _analysis.analyze(sample.video_path, fps=None if fps is None else float(fps),
-                                     with_landmarks=True)
+                                     with_landmarks=True, reference=True)
         tracks = _analysis.pick_persons(analysis, n_persons)
         if len(tracks) < n_persons:
             raise MetricSkip("too_few_faces", f"{len(analysis.tracks)} face track(s) held, "

@@ -162,25 +162,38 @@ class _FusedStages:
                 "worker": np.full(n, os.getpid()), "peak_rss_mb": np.full(n, peak_rss_mb())}
 
 
+def machine_cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 def start_ray(workers: int | None, address: str | None = None) -> bool:
     """Start (or join) Ray through ``pipelines.rayutil`` (stdin from /dev/null in every worker,
-    owner tag for leftover cleanup); True if this call started it. A runtime started here has one
-    CPU per worker, so its workers get one compute thread each, set before any import."""
+    owner tag for leftover cleanup); True if this call started it. A runtime started here has
+    the machine's CPUs (at least one per worker), and each of its ``workers`` gets an equal
+    share of them as compute threads, set before any import: one worker on a 2-core machine
+    uses both cores, as the local executor does; two use one each."""
     import ray
 
     from pipelines import rayutil
 
     if ray.is_initialized():
         return False
-    rayutil.init_ray(address, int(workers or os.cpu_count() or 1),
-                     env_vars=None if address else {v: "1" for v in THREAD_ENV_VARS})
+    n_workers = int(workers or machine_cpus())
+    cpus = max(n_workers, machine_cpus())
+    share = max(1, cpus // n_workers)
+    rayutil.init_ray(address, cpus, env_vars=None if address else {v: str(share) for v in THREAD_ENV_VARS})
     return True
 
 
 class RayDataExecutor:
     """Ray Data: one dataset per run; stages fused per resource class into long-lived actor pools.
 
-    ``address`` None starts a local Ray runtime with ``num_cpus`` = ``workers``; pass "auto" or
+    ``address`` None starts a local Ray runtime with the machine's CPUs (``workers`` actors, each
+    with an equal share of them and as many compute threads); pass "auto" or
     "ray://host:10001" to use an existing cluster (``workers`` actors per pool, default: one per
     CPU of the cluster).
     """

@@ -4,11 +4,14 @@
 
 For each clip, over its first ``--frames`` frames: decode only (the shared ffmpeg decode at the
 analysis size, ``curation.decode``), detection (mediapipe full-range, frame downscaled to
-640 px), detection + 478-point mesh on every detected face, what the faces stage pays per
-frame (detection on every 5th frame + mesh on every frame: ``detect_every`` 5), and one dlib
-identity embedding per detected face. Times exclude decoding except in the decode column;
-ratios are relative to decoding. Single-threaded
-torch/mediapipe work; numbers depend on the machine's load (printed at the end).
+640 px), detection + the reference static-mode mesh (``StaticFaceMesh``, what every frame cost
+before ANALYSIS_VERSION 2), detection + the region-of-interest mesh (``FaceMesh``, batched),
+the whole default pass ``analyze_video`` (detection every 5th frame, boxes tracked between,
+ROI mesh on every frame of a track), and one dlib identity embedding per detected face. Times
+exclude decoding except in the decode column; ratios are relative to decoding. CPU time of
+this process (all threads; mediapipe's graph threads included) and of the decoder child, so
+other jobs on the machine disturb it less than wall time; one-off imports and model loads are
+paid before timing; the load average is printed at the end.
 """
 
 from __future__ import annotations
@@ -34,45 +37,54 @@ CLIPS = [
 ]
 
 
-def _ms(t0: float, n: int) -> float:
-    return (time.perf_counter() - t0) * 1000.0 / max(1, n)
+def _cpu() -> float:
+    """CPU seconds of this process (all threads) and of its finished children (the ffmpeg decoder)."""
+    t = os.times()
+    return time.process_time() + t.children_user + t.children_system
 
 
-def measure(path: Path, n_frames: int, detector, mesh, embedder) -> dict:
+def _ms(c0: float, n: int) -> float:
+    return (_cpu() - c0) * 1000.0 / max(1, n)
+
+
+def measure(path: Path, n_frames: int, detector, mesh, static_mesh, embedder) -> dict:
     from curation.decode import decode_frames
+    from curation.faces import MeshRequest, analyze_video
 
-    t0 = time.perf_counter()
+    c0 = _cpu()
     frames = decode_frames(path, end_frame=n_frames).frames
-    idx = list(range(len(frames)))
-    decode = _ms(t0, len(idx))
+    n = len(frames)
+    decode = _ms(c0, n)
 
-    t0 = time.perf_counter()
+    c0 = _cpu()
     dets = [detector.detect(f) for f in frames]
-    detect = _ms(t0, len(idx))
+    detect = _ms(c0, n)
 
-    t0 = time.perf_counter()
+    c0 = _cpu()
     for f in frames:
         for d in detector.detect(f):
-            mesh.landmarks(f, d.box)
-    detect_mesh = _ms(t0, len(idx))
+            static_mesh.landmarks(f, d.box)
+    detect_static = _ms(c0, n)
 
-    t0 = time.perf_counter()
-    for i, f in enumerate(frames):
-        ds = detector.detect(f) if i % 5 == 0 else ds
-        for d in ds:
-            mesh.landmarks(f, d.box)
-    stage = _ms(t0, len(idx))
+    c0 = _cpu()
+    reqs = [MeshRequest(f, d.box, d.eyes) for f in frames for d in detector.detect(f)]
+    mesh.landmarks_batch(reqs)
+    detect_roi = _ms(c0, n)
+
+    c0 = _cpu()
+    analyze_video(None, frames=frames, fps=25.0, detector=detector, mesh=mesh)
+    stage = _ms(c0, n)
 
     n_faces = sum(len(d) for d in dets)
-    t0 = time.perf_counter()
+    c0 = _cpu()
     for f, ds in zip(frames, dets):
         for d in ds:
             embedder.embed(f, d.box)
-    embed = _ms(t0, len(idx))
+    embed = _ms(c0, n)
     h, w = frames.shape[1:3]
-    return {"clip": path.name, "size": f"{w}x{h}", "frames": len(idx),
-            "faces/frame": n_faces / max(1, len(idx)), "decode": decode, "detect": detect,
-            "detect+mesh": detect_mesh, "det/5+mesh": stage, "dlib_embed": embed}
+    return {"clip": path.name, "size": f"{w}x{h}", "frames": n,
+            "faces/frame": n_faces / max(1, n), "decode": decode, "detect": detect,
+            "det+static": detect_static, "det+roi": detect_roi, "pass": stage, "dlib_embed": embed}
 
 
 def main() -> None:
@@ -85,29 +97,32 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from curation.faces import FaceDetector, FaceMesh
+    from curation.faces import FaceDetector, FaceMesh, StaticFaceMesh
     from curation.identity import DlibEmbedder
 
-    detector, mesh, embedder = FaceDetector(), FaceMesh(), DlibEmbedder()
-    print(f"backends: {detector.name}@mediapipe-{detector.version}, {mesh.name}, {embedder.backend}")
+    import scipy.signal  # noqa: F401 (analyze_video's smoother: a one-off import, not a per-frame cost)
+
+    detector, mesh, static_mesh, embedder = FaceDetector(), FaceMesh(), StaticFaceMesh(), DlibEmbedder()
+    print(f"backends: {detector.name}@mediapipe-{detector.version}, {mesh.name} (reference {static_mesh.name}), "
+          f"{embedder.backend}; CPU ms per frame")
     rows = []
     for rel in CLIPS:
         p = Path(args.data) / rel
         if not p.exists():
             print(f"skip {rel}: not found under {args.data}")
             continue
-        rows.append(measure(p, args.frames, detector, mesh, embedder))
+        rows.append(measure(p, args.frames, detector, mesh, static_mesh, embedder))
 
-    cols = ["decode", "detect", "detect+mesh", "det/5+mesh", "dlib_embed"]
-    head = f"{'clip':44s} {'size':>9s} {'faces':>5s} " + " ".join(f"{c + ' ms':>14s}" for c in cols)
-    print(head + "   ratios to decode (detect, det+mesh, det/5+mesh, embed)")
+    cols = ["decode", "detect", "det+static", "det+roi", "pass", "dlib_embed"]
+    head = f"{'clip':44s} {'size':>9s} {'faces':>5s} " + " ".join(f"{c:>11s}" for c in cols)
+    print(head + "   ratios to decode (" + ", ".join(cols[1:]) + ")")
     for r in rows:
-        vals = " ".join(f"{r[c]:14.1f}" for c in cols)
+        vals = " ".join(f"{r[c]:11.1f}" for c in cols)
         ratios = ", ".join(f"{r[c] / r['decode']:.1f}x" for c in cols[1:])
         print(f"{r['clip'][:44]:44s} {r['size']:>9s} {r['faces/frame']:5.2f} {vals}   {ratios}")
     if rows:
         mean = {c: float(np.mean([r[c] for r in rows])) for c in cols}
-        print(f"{'mean':44s} {'':>9s} {'':>5s} " + " ".join(f"{mean[c]:14.1f}" for c in cols))
+        print(f"{'mean':44s} {'':>9s} {'':>5s} " + " ".join(f"{mean[c]:11.1f}" for c in cols))
     print(f"load average during run: {os.getloadavg()}")
 
 

@@ -14,6 +14,19 @@ Sources (any folder with the same layout works):
   (``one_NAME_left.wav``: the turn where that track is not silent).
 * **3 speakers**: the turns of three different benchmark pairs concatenated with 0.3 s gaps,
   A B C A B C where the turns allow (``three_*.wav``); speaker labels are ``NAME_left`` etc.
+* **2-speaker conversations** (``conv_NAME_sK.wav``, ``--n-conv`` seeds per pair): the two
+  voices of one benchmark pair (same room and microphone, as in a real conversation) cut into
+  1-2.5 s pieces at their quietest 10 ms frame and re-timed as quick turn-taking: A B A B ...,
+  the gap before each piece drawn from -0.6..+0.5 s (a negative gap overlaps the two voices,
+  mixed by summing), and with probability 0.25 a piece of 0.3-0.7 s laid entirely inside the
+  other voice's piece (a backchannel). The reference turn of a piece runs from its first to its
+  last loud frame. Each conversation has several speaker changes, overlapped speech and
+  changes without a pause; the plain ``two_*`` files have one change in a clean pause.
+* **2-speaker conversations of longer voices** (``xconv_A__B.wav``): the same re-timing with
+  1.5-4 s pieces, between two of the real talking clips of ``eval/talking_real/`` (one person
+  each, their own voice; ``*nonspeech*`` skipped), each voice used once: file i of the sorted
+  list talks with file i + n/2, so two clips of the same person (adjacent names) never meet.
+  Each voice brings 5-20 s of speech (the benchmark pairs bring about 4 s).
 
 Nothing is written into ``--data``. The figures of the ``diarization`` check on this folder are
 leave-one-file-out or held-out figures only when the judged parameters were not tuned on it
@@ -77,11 +90,79 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def build(data: Path, out: Path, n_three: int = 6) -> dict:
+def _quiet_cut(wav: np.ndarray, lo_s: float, hi_s: float) -> float:
+    """The quietest 10 ms frame between ``lo_s`` and ``hi_s`` (a cut between words when there is
+    one)."""
+    hop = SR // 100
+    a, b = int(lo_s * 100), int(hi_s * 100)
+    if b <= a:
+        return lo_s
+    frames = wav[a * hop: b * hop]
+    n = len(frames) // hop
+    if n == 0:
+        return lo_s
+    rms = np.sqrt((frames[: n * hop].reshape(n, hop).astype(np.float64) ** 2).mean(1))
+    return (a + int(np.argmin(rms))) / 100
+
+
+def split_turn(wav: np.ndarray, turn: tuple[float, float], rng, lo_s: float = 1.0, hi_s: float = 2.5) -> list[np.ndarray]:
+    """A turn cut into pieces of about ``lo_s``-``hi_s`` s, each cut at the quietest frame of
+    the last 0.4 s before the drawn length."""
+    s, e = turn
+    pieces = []
+    while e - s > hi_s:
+        target = s + rng.uniform(lo_s, hi_s)
+        cut = _quiet_cut(wav, max(s + lo_s * 0.6, target - 0.4), target)
+        pieces.append(wav[int(s * SR): int(cut * SR)])
+        s = cut
+    if e - s > 0.3:
+        pieces.append(wav[int(s * SR): int(e * SR)])
+    return pieces
+
+
+def conversation(pieces_a: list[np.ndarray], pieces_b: list[np.ndarray], labels: tuple[str, str], rng,
+                 gap_range: tuple[float, float] = (-0.6, 0.5), p_backchannel: float = 0.25):
+    """Re-time two voices' pieces as alternating turns (see the module doc). Returns the mixed
+    waveform and reference turns ``[(start, end, label), ...]``."""
+    queues = [list(pieces_a), list(pieces_b)]
+    placed = []  # (start_s, samples, label)
+    who, end, last_start = 0, 0.0, 0.0
+    while queues[0] or queues[1]:
+        if not queues[who]:
+            who = 1 - who
+        piece = queues[who].pop(0)
+        prev_len = end - last_start
+        if placed and rng.random() < p_backchannel and prev_len > 1.2:
+            # a short interjection inside the other voice's piece; the other voice goes on
+            short = piece[: int(rng.uniform(0.3, 0.7) * SR)]
+            start = last_start + rng.uniform(0.2, prev_len - len(short) / SR - 0.1)
+            placed.append((max(start, last_start), short, labels[who]))
+            rest = piece[len(short):]
+            if len(rest) > 0.3 * SR:
+                queues[who].insert(0, rest)
+            who = 1 - who
+            continue
+        start = max(0.0, end + rng.uniform(*gap_range)) if placed else 0.0
+        placed.append((start, piece, labels[who]))
+        last_start, end = start, max(end, start + len(piece) / SR)
+        who = 1 - who
+    total = int(np.ceil(max(st + len(p) / SR for st, p, _ in placed) * SR)) + 1
+    mix = np.zeros(total, np.float32)
+    ref = []
+    for st, p, lab in placed:
+        i = int(round(st * SR))
+        mix[i: i + len(p)] += p
+        ext = loud_extent(p)
+        if ext is not None:
+            ref.append((round(st + ext[0], 3), round(st + ext[1], 3), lab))
+    return np.clip(mix, -1, 1), ref
+
+
+def build(data: Path, out: Path, n_three: int = 6, n_conv: int = 2) -> dict:
     from curation.media import load_audio, write_wav
 
     out.mkdir(parents=True, exist_ok=True)
-    counts = {1: 0, 2: 0, 3: 0}
+    counts = {1: 0, 2: 0, 3: 0, "conversations": 0}
     bench = data / "anytalker_benchmark"
     pairs = []
     left_dir, right_dir = bench / "audio_left", bench / "audio_right"
@@ -107,6 +188,42 @@ def build(data: Path, out: Path, n_three: int = 6) -> dict:
             write_rttm(out / f"{uri}.rttm", uri, [(s, e, f"{name}_left") for s, e in tl]
                        + [(s, e, f"{name}_right") for s, e in tr])
             counts[2] += 1
+    for name, left, right, tl, tr in pairs:
+        if not tl or not tr or sum(e - s for s, e in tl) < 1.5 or sum(e - s for s, e in tr) < 1.5:
+            continue
+        for k in range(n_conv):
+            rng = np.random.default_rng([k, len(name)] + [ord(c) for c in name])
+            pa = [p for t in tl for p in split_turn(left, t, rng)]
+            pb = [p for t in tr for p in split_turn(right, t, rng)]
+            first_left = tl[0][0] <= tr[0][0]
+            a, b = (pa, pb) if first_left else (pb, pa)
+            la, lb = (f"{name}_left", f"{name}_right") if first_left else (f"{name}_right", f"{name}_left")
+            mix, ref = conversation(a, b, (la, lb), rng)
+            uri = f"conv_{name}_s{k}"
+            write_wav(out / f"{uri}.wav", mix)
+            write_rttm(out / f"{uri}.rttm", uri, ref)
+            counts["conversations"] += 1
+    real_dir = data / "eval" / "talking_real"
+    voices = []
+    for p in sorted(real_dir.iterdir()) if real_dir.is_dir() else []:
+        if p.suffix.lower() not in (".mp4", ".mkv", ".mov", ".avi", ".webm") or "nonspeech" in p.stem:
+            continue
+        try:
+            wav = load_audio(p)
+        except Exception:  # noqa: BLE001 - a clip without a decodable audio track brings no voice
+            continue
+        ext = loud_extent(wav)
+        if ext is not None and ext[1] - ext[0] >= 3.0:
+            voices.append((p.stem, wav, ext))
+    half = len(voices) // 2
+    for i in range(half):
+        (na, wa, ea), (nb, wb, eb) = voices[i], voices[i + half]
+        rng = np.random.default_rng([i] + [ord(c) for c in na + nb])
+        mix, ref = conversation(split_turn(wa, ea, rng, 1.5, 4.0), split_turn(wb, eb, rng, 1.5, 4.0), (na, nb), rng)
+        uri = f"xconv_{na}__{nb}"
+        write_wav(out / f"{uri}.wav", mix)
+        write_rttm(out / f"{uri}.rttm", uri, ref)
+        counts["conversations"] += 1
     only = data / "eval" / "audio_only"
     for p in sorted(only.iterdir()) if only.is_dir() else []:
         if p.suffix.lower() not in AUDIO_EXTS:
@@ -150,11 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="data folder with anytalker_benchmark/ and eval/audio_only/")
     ap.add_argument("--output", type=Path, required=True, help="folder to write X.wav + X.rttm into")
     ap.add_argument("--n-three", type=int, default=6, help="how many 3-speaker files to build")
+    ap.add_argument("--n-conv", type=int, default=2, help="conversations built per benchmark pair (seeds)")
     args = ap.parse_args(argv)
     if args.output.resolve().is_relative_to(args.data.resolve()):
         print(f"error: {args.output}: inside --data; write the built set elsewhere", file=sys.stderr)
         return 2
-    print(build(args.data, args.output, args.n_three))
+    print(build(args.data, args.output, args.n_three, args.n_conv))
     return 0
 
 

@@ -3,11 +3,18 @@ folder of ``X.wav`` + ``X.rttm``, with leave-one-file-out figures.
 
     python -m benchmarks.validity.calibrate_diarization --data /tmp/diar [--json OUT]
 
-* bridge / pad: the grid point with the lowest duration-weighted DER (speaker count given).
-  Leave-one-file-out: each file is scored with the grid point chosen on all the other files.
-* resegmentation passes x overlap heuristic (``curation.audio.diarize(resegment_passes=,
-  detect_overlap=)``) at the chosen bridge / pad, speaker count given: in-sample and
-  leave-one-file-out DER per setting (reported, not copied automatically: see docs/calibration.md).
+* VAD bridge / pad x turn bridge (``curation.audio.TURN_BRIDGE_S``: pauses between two turns
+  of the same speaker filled after labelling): the grid point with the lowest duration-weighted
+  DER (speaker count given), with the module's labelling algorithm. Leave-one-out: each
+  recording is scored with the grid point chosen on the other recordings.
+* the labelling algorithm at the chosen bridge / pad, speaker count given: centroid margin x
+  centroid passes x smoothing (median / Viterbi switch penalty) x overlap heuristic, plus
+  resegmentation (``curation.audio.diarize(...)`` keywords): in-sample and leave-one-out DER per
+  setting; the best in-sample setting is printed (to copy into ``curation/audio.py``).
+
+Leave-one-out leaves out a whole recording: every file built from the same benchmark pair
+(``interact_N`` in its name: the ``one_``, ``two_`` and ``conv_`` files of that pair) is left out
+together, so a recording's other re-timings never choose its parameters.
 * speaker count: the linkage threshold with the best class-balanced accuracy (1, 2, 3+ speakers);
   leave-one-file-out accuracy per class as above.
 
@@ -26,9 +33,30 @@ from pathlib import Path
 
 import numpy as np
 
-BRIDGES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
-PADS = (0.0, 0.05, 0.1, 0.2, 0.3)
-RESEGMENT_PASSES = (0, 1, 3, 5)
+BRIDGES = (0.0, 0.25, 0.5, 1.0, 1.5)
+PADS = (0.0, 0.05, 0.1, 0.2)
+TURN_BRIDGES = (0.0, 0.5, 1.0, 1.5, 2.0)
+ALGORITHMS = [
+    dict(centroid_margin_s=m, centroid_passes=cp, smoothing=sm, switch_penalty=pen, detect_overlap=ov)
+    for m in (0.0, 0.3) for cp in (0, 4)
+    for sm, pen in (("median", 0.0), ("viterbi", 0.03)) for ov in (True, False)
+] + [dict(resegment_passes=0, detect_overlap=ov) for ov in (True, False)
+     ] + [dict(resegment_passes=rp, centroid_margin_s=m, detect_overlap=ov)
+     for rp in (3, 5) for m in (0.0, 0.3) for ov in (True, False)]
+
+
+def recording_groups(names: list[str]) -> np.ndarray:
+    """Files built from the same recording share a group (``interact_N`` in the name); others
+    are their own group."""
+    import re
+
+    keys = [(m.group(0) if (m := re.search(r"interact_\d+", n)) else n) for n in names]
+    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    return np.array([index[k] for k in keys])
+
+
+def setting_name(d: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in d.items())
 THRESHOLDS = tuple(np.round(np.arange(0.15, 0.60, 0.01), 2))
 
 
@@ -52,42 +80,50 @@ def main(argv: list[str] | None = None) -> int:
     for wav_path, rttm, _ in pairs:
         ref = load_rttm(rttm)
         files.append((wav_path.stem, ref, len(ref.labels()), *analyse(wav_path, frame_embeddings=True)))
-    grid = list(itertools.product(BRIDGES, PADS))
+    from curation.intervals import bridge_within_turns
+
+    grid = list(itertools.product(BRIDGES, PADS, TURN_BRIDGES))
     comps = np.zeros((len(files), len(grid), 4))  # total, fa, miss, conf
     for i, (name, ref, n_true, wav, raw, emb, frame_emb) in enumerate(files):
-        for j, (b, p) in enumerate(grid):
-            c = components(ref, diarize_file(wav, raw, emb, frame_emb, n_true, 4, b, p))
-            comps[i, j] = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
+        for b, p in itertools.product(BRIDGES, PADS):
+            turns = diarize_file(wav, raw, emb, frame_emb, n_true, 4, b, p, turn_bridge_s=0.0)
+            for tb in TURN_BRIDGES:  # the turn bridge only post-processes the turns
+                c = components(ref, bridge_within_turns(turns, tb))
+                comps[i, grid.index((b, p, tb))] = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
 
     def der(rows):
         return float(rows[:, 1:].sum() / max(rows[:, 0].sum(), 1e-9))
 
-    best_j = int(np.argmin([der(comps[:, j]) for j in range(len(grid))]))
-    loo_rows, zero_rows = [], comps[:, grid.index((0.0, 0.0))]
-    for i in range(len(files)):
-        rest = np.delete(comps, i, axis=0)
-        j = int(np.argmin([der(rest[:, jj]) for jj in range(len(grid))]))
-        loo_rows.append(comps[i, j])
-    loo_rows = np.array(loo_rows)
-    bridge, pad = grid[best_j]
+    groups = recording_groups([f[0] for f in files])
 
-    # resegmentation x overlap heuristic at the chosen bridge / pad (one voice: nothing to change)
-    reseg = list(itertools.product(RESEGMENT_PASSES, (True, False)))
-    rcomps = np.zeros((len(files), len(reseg), 4))
+    def leave_one_out(c: np.ndarray) -> np.ndarray:
+        """Each file scored with the setting chosen on the files of the other recordings."""
+        out = np.zeros((len(files), 4))
+        for g in np.unique(groups):
+            rest = c[groups != g]
+            out[groups == g] = c[groups == g, int(np.argmin([der(rest[:, jj]) for jj in range(c.shape[1])]))]
+        return out
+
+    best_j = int(np.argmin([der(comps[:, j]) for j in range(len(grid))]))
+    zero_rows = comps[:, grid.index((0.0, 0.0, 0.0))]
+    loo_rows = leave_one_out(comps)
+    bridge, pad, turn_bridge = grid[best_j]
+
+    # labelling algorithm at the chosen bridge / pad (one voice: nothing to change)
+    rcomps = np.zeros((len(files), len(ALGORITHMS), 4))
     for i, (name, ref, n_true, wav, raw, emb, frame_emb) in enumerate(files):
-        for j, (passes, overlap) in enumerate(reseg):
+        for j, setting in enumerate(ALGORITHMS):
             if n_true == 1 and j > 0:
                 rcomps[i, j] = rcomps[i, 0]
                 continue
             c = components(ref, diarize_file(wav, raw, emb, frame_emb, n_true, 4, bridge, pad,
-                                             detect_overlap=overlap, resegment_passes=passes))
+                                             turn_bridge_s=turn_bridge, **setting))
             rcomps[i, j] = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
-    rloo = []
-    for i in range(len(files)):
-        rest = np.delete(rcomps, i, axis=0)
-        rloo.append(rcomps[i, int(np.argmin([der(rest[:, jj]) for jj in range(len(reseg))]))])
-    rloo = np.array(rloo)
-    reseg_best = reseg[int(np.argmin([der(rcomps[:, j]) for j in range(len(reseg))]))]
+    rloo = leave_one_out(rcomps)
+    reseg_best = ALGORITHMS[int(np.argmin([der(rcomps[:, j]) for j in range(len(ALGORITHMS))]))]
+    current = {"centroid_margin_s": audio.CENTROID_MARGIN_S, "centroid_passes": audio.CENTROID_PASSES,
+               "smoothing": audio.SMOOTHING, "switch_penalty": audio.VITERBI_SWITCH_PENALTY,
+               "detect_overlap": audio.DETECT_OVERLAP}
 
     # speaker count on the chosen post-processing
     heights, truth = [], []
@@ -109,31 +145,40 @@ def main(argv: list[str] | None = None) -> int:
     thr = THRESHOLDS[int(np.argmax([balanced(all_idx, t) for t in THRESHOLDS]))]
     loo_ok = []
     for i in all_idx:
-        rest = [k for k in all_idx if k != i]
+        rest = [k for k in all_idx if groups[k] != groups[i]]
         t = THRESHOLDS[int(np.argmax([balanced(rest, tt) for tt in THRESHOLDS]))]
         loo_ok.append(count(heights[i], t) == truth[i])
     loo_ok = np.array(loo_ok)
     truth_a = np.array(truth)
     res = {
         "n_files": len(files), "files_by_speakers": {k: int((truth_a == k).sum()) for k in (1, 2, 3)},
-        "chosen": {"vad_bridge_s": bridge, "vad_pad_s": pad, "count_linkage_threshold": float(thr)},
+        "chosen": {"vad_bridge_s": bridge, "vad_pad_s": pad, "turn_bridge_s": turn_bridge,
+                   "count_linkage_threshold": float(thr)},
         "der_given_count_raw_vad": round(der(zero_rows), 4),
         "der_given_count_chosen_in_sample": round(der(comps[:, best_j]), 4),
         "der_given_count_leave_one_out": round(der(loo_rows), 4),
         "loo_components": weighted([{"total": r[0], "false_alarm": r[1], "missed": r[2], "confusion": r[3]}
                                     for r in loo_rows]),
-        "resegmentation": {
-            "best_in_sample": {"resegment_passes": reseg_best[0], "detect_overlap": reseg_best[1]},
+        "algorithm": {
+            "best_in_sample": reseg_best,
             "der_leave_one_out": round(der(rloo), 4),
             "loo_components": weighted([{"total": r[0], "false_alarm": r[1], "missed": r[2], "confusion": r[3]}
                                         for r in rloo]),
-            "grid_der": {f"passes={p},overlap={o}": round(der(rcomps[:, j]), 4) for j, (p, o) in enumerate(reseg)},
+            "grid_der": {setting_name(d): round(der(rcomps[:, j]), 4) for j, d in enumerate(ALGORITHMS)},
+            "grid_der_by_kind": {setting_name(d): {kind: round(der(rcomps[[i for i, f in enumerate(files)
+                                                                          if f[0].startswith(kind)], j]), 4)
+                                                   for kind in ("two_", "conv_", "xconv_", "three_")
+                                                   if any(f[0].startswith(kind) for f in files)}
+                                 for j, d in enumerate(ALGORITHMS)},
+            "module_defaults": current,
         },
+        "n_recording_groups": int(len(np.unique(groups))),
         "count_accuracy_leave_one_out": {k: round(float(loo_ok[truth_a == k].mean()), 3) for k in (1, 2, 3)
                                          if (truth_a == k).any()},
         "count_accuracy_in_sample": {k: round(float(np.mean([count(heights[i], thr) == k for i in all_idx if truth[i] == k])), 3)
                                      for k in (1, 2, 3) if (truth_a == k).any()},
-        "grid_der": {f"bridge={b},pad={p}": round(der(comps[:, j]), 4) for j, (b, p) in enumerate(grid)},
+        "grid_der": {f"bridge={b},pad={p},turn_bridge={tb}": round(der(comps[:, j]), 4)
+                     for j, (b, p, tb) in enumerate(grid)},
     }
     text = json.dumps(res, indent=2)
     if args.json:

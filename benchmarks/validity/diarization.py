@@ -102,7 +102,7 @@ def analyse(audio_path: Path, frame_embeddings: bool | None = None):
 
 
 def diarize_file(wav, raw_vad, embeddings, frame_embeddings, num_speakers, max_speakers, bridge_s=None,
-                 pad_s=None, count_threshold=None, detect_overlap=None, resegment_passes=None):
+                 pad_s=None, count_threshold=None, detect_overlap=None, resegment_passes=None, **tuning):
     from curation import audio
 
     speech = audio.postprocess_vad(raw_vad, len(wav) / audio.SR, bridge_s, pad_s)
@@ -112,7 +112,7 @@ def diarize_file(wav, raw_vad, embeddings, frame_embeddings, num_speakers, max_s
         num_speakers = audio.estimate_speaker_count(prints, max_speakers, count_threshold)
     return audio.diarize(wav, num_speakers=num_speakers, max_speakers=max_speakers, speech=speech,
                          embeddings=embeddings, voiced=raw_vad, frame_embeddings=frame_embeddings,
-                         detect_overlap=detect_overlap, resegment_passes=resegment_passes)
+                         detect_overlap=detect_overlap, resegment_passes=resegment_passes, **tuning)
 
 
 def run(args) -> dict:
@@ -154,7 +154,8 @@ def run(args) -> dict:
         "collar_convention": "pyannote.metrics collar = total width (0.5 -> +-0.25 s around each reference boundary)",
         "n_files": len(pairs), "scored_speech_s": round(sum(r["total"] for r in given), 3),
         "backend": audio.diarization_backend_name("default"), "vad_backend": audio.vad_backend_name(),
-        "vad_bridge_s": audio.VAD_BRIDGE_S, "vad_pad_s": audio.VAD_PAD_S,
+        "vad_bridge_s": audio.VAD_BRIDGE_S, "vad_pad_s": audio.VAD_PAD_S, "turn_bridge_s": audio.TURN_BRIDGE_S,
+        "centroid_margin_s": audio.CENTROID_MARGIN_S, "centroid_passes": audio.CENTROID_PASSES,
         "count_linkage_threshold": audio.COUNT_LINKAGE_THRESHOLD,
         "resegment_window_s": audio.RESEGMENT_WINDOW_S, "resegment_passes": audio.RESEGMENT_PASSES,
         "detect_overlap": audio.DETECT_OVERLAP,

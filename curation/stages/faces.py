@@ -35,8 +35,8 @@ class FacesParams:
     identity_backend: str = "dlib"
     identity_model_path: str | None = None
     identity_swap_threshold: float = 0.14
-    identity_samples: int = 5
-    identity_spacing_s: float = 1.5
+    identity_samples: int = 4
+    identity_spacing_s: float = 2.5
     max_faces: int = 6
     min_track_frac: float = 0.3
     detect_every: int = 5
@@ -92,8 +92,11 @@ class FacesStage(Filter):
       the sync stage relies on is at the level of landmark noise.
     * ``max_order_violations_frac`` 0.05: 0 of 213 interact_11 frames have the two box
       centres out of track order; 5% tolerates a brief overlap when people lean together.
-    * ``identity_samples`` 5 / ``identity_spacing_s`` 1.5: the tracks are embedded at up to 5
-      frames at least 1.5 s apart (2 at minimum); a 4 s single-person span gets 3.
+    * ``identity_samples`` 4 / ``identity_spacing_s`` 2.5: the tracks are embedded at up to 4
+      frames at least 2.5 s apart (2 at minimum: first and last frame); a 4 s single-person
+      span gets 2 (was 3 with 5 / 1.5 s: a dlib descriptor costs about as much as 20 mesh
+      frames). A swap is a lasting change of who a track follows, so the last frame shows it;
+      the half-swapped interact_11 test video is still caught.
     * ``identity_swap_threshold`` 0.14 (cosine distance of L2-normalised dlib descriptors):
       the largest drift of a track from its first embedding over 5 samples is 0.025
       (sadtalker), 0.065 (interact_11), 0.032 (latentsync), 0.011 (infinitetalk) and 0.097
@@ -106,7 +109,7 @@ class FacesStage(Filter):
     """
 
     name = "faces"
-    version = "2"
+    version = "3"
     requires = ("source_abs_path", "start_frame", "end_frame", "fps")
     produces = ("num_persons", "frac_exact_n_faces", "min_face_size", "order_stable",
                 "identity_swap", "persons")
@@ -221,7 +224,7 @@ class FacesStage(Filter):
         if not fa.tracks:
             return res
         # at most identity_samples, at least identity_spacing_s apart: a 4 s speech span gets
-        # 3 samples (0, 2, 4 s), a 12 s clip 5; each dlib descriptor costs ~10 face-mesh frames
+        # 2 samples (0, 4 s), a 12 s clip 4; each dlib descriptor costs ~20 face-mesh frames
         dur = len(fa.frame_indices) / max(fa.fps, 1e-6)
         k = max(2, min(int(self.identity_samples), 1 + int(dur // float(self.identity_spacing_s))))
         det = np.stack([tr.detected for tr in fa.tracks])  # (P, T)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from curation.base import Filter, Reason, Resources, Row
-from curation.decode import decodable_frames
+from curation.decode import decodable_frames, probe_cached
 from curation.fields import Field
-from curation.media import MediaError, probe
+from curation.media import MediaError
 
 
 @dataclass
@@ -98,7 +98,8 @@ class ProbeStage(Filter):
             return {"source_sha256": sha, "_probe_error": (Reason.EMPTY_FILE, f"{path} is 0 bytes")}
         out: Row = {"source_sha256": sha, "source_bytes": size}
         try:
-            info = probe(path)
+            # the decode below and later stages read the same ffprobe answer (one run per file)
+            info = probe_cached(path)
         except MediaError as e:
             return {**out, "_probe_error": (Reason.DECODE_ERROR, str(e))}
         out.update(

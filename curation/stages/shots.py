@@ -8,9 +8,12 @@ import numpy as np
 import pyarrow as pa
 
 from curation.base import Reason, Resources, Row, Stage, reject
-from curation.decode import load_frames
+from curation.decode import OVERVIEW_MAX_SIDE, bounded_size, cache_budget_bytes, display_size, iter_frames, load_frames, probe_cached
 from curation.fields import Field
-from curation.shots import DOWNSCALE_WIDTH, CutParams, detect_cuts
+from curation.shots import DOWNSCALE_WIDTH, CutParams, StreamingCutDetector
+
+# frames per decoded chunk when a source is streamed (about 11 MB at the 320 px overview size)
+STREAM_CHUNK_FRAMES = 64
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,27 @@ def _at_width(frames: np.ndarray, width: int) -> np.ndarray:
     return np.stack([cv2.resize(f, (width, h), interpolation=interp) for f in frames])
 
 
+def overview_chunks(path, fps: float, num_frames: int, chunk_frames: int = STREAM_CHUNK_FRAMES):
+    """The overview frames of [0, num_frames) in chunks: from the shared per-process decode
+    (``load_frames``, so camera motion does not decode again) when the whole overview fits the
+    frame cache, else streamed from one ffmpeg child (``iter_frames``), so an hour-long source
+    costs one chunk of memory."""
+    w, h = bounded_size(*display_size(probe_cached(path)), OVERVIEW_MAX_SIDE, None)
+    if (num_frames + 2) * w * h * 3 <= cache_budget_bytes():
+        frames = load_frames(path, 0, num_frames, rate=fps, overview=True).frames
+        for a in range(0, len(frames), chunk_frames):
+            yield frames[a:a + chunk_frames]
+        return
+    seen = 0
+    for chunk in iter_frames(path, rate=fps, overview=True, chunk_frames=chunk_frames):
+        chunk = chunk[: max(0, num_frames - seen)]
+        seen += len(chunk)
+        if len(chunk):
+            yield chunk
+        if seen >= num_frames:
+            break
+
+
 class ShotsStage(Stage):
     """``curation.shots.detect_cuts`` on the shared overview decode (``curation.decode``: upright,
     constant-rate timeline, <= 320 px) shrunk to ``DOWNSCALE_WIDTH`` px wide: an
@@ -41,7 +65,9 @@ class ShotsStage(Stage):
     flicker. On the hand-marked Tears of Steel clip it finds the cuts at frames 21, 65 and 185
     exactly and none inside the hologram flicker (186-206) or the morph (207-235), also with
     ``min_scene_len`` 1 (docs/calibration.md). Shots shorter than ``min_shot_s`` become reject
-    rows (``shot_too_short``) so every frame of the source is accounted for.
+    rows (``shot_too_short``) so every frame of the source is accounted for. Frames arrive in
+    chunks (``overview_chunks``) and the detector keeps only the few it still needs
+    (``StreamingCutDetector``): memory is bounded on hour-long sources, cuts unchanged.
     """
 
     name = "shots"
@@ -60,10 +86,11 @@ class ShotsStage(Stage):
 
     def process(self, row: Row) -> list[Row]:
         fps = float(row["fps"])
-        frames = _at_width(load_frames(row["source_abs_path"], 0, int(row["num_frames"]), rate=fps,
-                                       overview=True).frames, DOWNSCALE_WIDTH)
-        n = len(frames)
-        cuts = detect_cuts(frames, fps, {k: getattr(self, k) for k in CutParams().as_dict()})
+        det = StreamingCutDetector({k: getattr(self, k) for k in CutParams().as_dict()})
+        for chunk in overview_chunks(row["source_abs_path"], fps, int(row["num_frames"])):
+            det.feed(_at_width(chunk, DOWNSCALE_WIDTH))
+        n = det.n
+        cuts = det.finish()
         bounds = [0, *cuts, n]
         spans = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a] or [(0, n)]
         out = []

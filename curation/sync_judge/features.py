@@ -137,22 +137,22 @@ def video_stream_sha256(path: str | os.PathLike) -> str:
 
 
 def face_tracks(path: str | os.PathLike, cache: Path | None = None) -> dict:
-    """Face analysis of ``path`` at 25 fps, cached on disk by video-stream sha256:
+    """Face analysis of ``path`` at 25 fps, cached on disk by video-stream sha256 and
+    ``curation.faces.ANALYSIS_VERSION`` (an analysis made by another face pass is not reused):
     ``{"frame_indices", "fps", "tracks": [{"landmarks" (T, P, 2) STORED_POINTS, "detected"}]}``."""
-    from curation.faces import analyze_video
+    from curation.faces import ANALYSIS_VERSION, analyze_video
 
     cache = cache or cache_dir()
     key = video_stream_sha256(path)
-    f = Path(cache) / f"{key}.npz"
+    f = Path(cache) / f"{key}.faces{ANALYSIS_VERSION}.npz"
     if f.is_file():
         z = np.load(f)
         n = int(z["n_tracks"])
         return {"frame_indices": z["frame_indices"], "fps": float(z["fps"]), "key": key,
                 "tracks": [{"landmarks": z[f"lm{i}"], "detected": z[f"det{i}"]} for i in range(n)]}
-    from curation.faces import _cached
-
-    memo = _RepeatedFrameMemo(_cached("det"), _cached("mesh"))
-    fa = analyze_video(path, fps=FPS, with_landmarks=True, detector=memo.detector, mesh=memo.mesh)
+    # (a still or frozen video costs one mesh call: analyze_video reuses the answer for a
+    # repeated frame)
+    fa = analyze_video(path, fps=FPS, with_landmarks=True)
     tracks = [{"landmarks": tr.landmarks[:, STORED_POINTS, :2].astype(np.float32), "detected": tr.detected}
               for tr in fa.tracks]
     f.parent.mkdir(parents=True, exist_ok=True)
@@ -162,44 +162,6 @@ def face_tracks(path: str | os.PathLike, cache: Path | None = None) -> dict:
                         **{f"det{i}": t["detected"] for i, t in enumerate(tracks)})
     os.replace(tmp, f)
     return {"frame_indices": fa.frame_indices, "fps": fa.fps, "tracks": tracks, "key": key}
-
-
-class _RepeatedFrameMemo:
-    """Detector and mesh that answer a frame identical to the previous one without running the
-    networks again (a still or frozen video costs one frame; static-image mode is deterministic,
-    so the answer is the one the network would give)."""
-
-    def __init__(self, detector, mesh):
-        self._det, self._mesh = detector, mesh
-        self._last_det: tuple | None = None
-        self._last_mesh: dict = {}
-        self._last_key: bytes | None = None
-        outer = self
-
-        class _D:
-            name, version = detector.name, detector.version
-
-            def detect(self, rgb):
-                key = hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16).digest()
-                if outer._last_det is not None and outer._last_det[0] == key:
-                    return outer._last_det[1]
-                dets = outer._det.detect(rgb)
-                outer._last_det = (key, dets)
-                outer._last_key, outer._last_mesh = key, {}
-                return dets
-
-        class _M:
-            name, version = mesh.name, mesh.version
-
-            def landmarks(self, rgb, box=None):
-                bkey = None if box is None else tuple(np.round(np.asarray(box, float), 3))
-                if outer._last_key is not None and bkey in outer._last_mesh:
-                    return outer._last_mesh[bkey]
-                lm = outer._mesh.landmarks(rgb, box)
-                outer._last_mesh[bkey] = lm
-                return lm
-
-        self.detector, self.mesh = _D(), _M()
 
 
 def main_track(analysis: dict) -> dict | None:

@@ -269,3 +269,83 @@ def test_fid_equals_clean_fid_on_the_same_network(tmp_path):
     cv = get_metric("fid", weights=str(weights), n_boot=0, resize="bicubic")
     other = cv.evaluate([Sample(f"s{i}", str(f), reference_path=str(r)) for i, (f, r) in enumerate(zip(fake, real))])
     assert abs(other.value - ref) > abs(ours.value - ref)
+
+
+def _bilinear_numpy(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Independent bilinear resize (half-pixel centres, source index clamped at 0 and at the
+    last pixel, no antialias: PyTorch's ``align_corners=False`` rule) of a float (H, W, C) image."""
+    h, w = img.shape[:2]
+
+    def axis(n_in, n_out):
+        x = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+        i0 = np.minimum(np.floor(x).astype(int), n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return i0, i1, (x - i0)[:, None]
+
+    y0, y1, wy = axis(h, out_h)
+    x0, x1, wx = axis(w, out_w)
+    rows = img[y0] * (1 - wy[:, :, None]) + img[y1] * wy[:, :, None]  # (out_h, W, C)
+    return rows[:, x0] * (1 - wx[None]) + rows[:, x1] * wx[None]
+
+
+def _reference_fvd_clip(frames: np.ndarray, size: int) -> np.ndarray:
+    """VideoGPT / StyleGAN-V FVD preprocessing written out with numpy: (T, H, W, 3) uint8 ->
+    (3, T, size, size) float in [-1, 1]."""
+    import math
+
+    out = []
+    for f in frames.astype(np.float64) / 255.0:
+        h, w = f.shape[:2]
+        scale = size / min(h, w)
+        th, tw = (size, math.ceil(w * scale)) if h < w else (math.ceil(h * scale), size)
+        r = _bilinear_numpy(f, th, tw)
+        top, left = (th - size) // 2, (tw - size) // 2
+        out.append((r[top:top + size, left:left + size] - 0.5) * 2)
+    return np.stack(out).transpose(3, 0, 1, 2)
+
+
+def test_fvd_preprocessing_and_value_match_an_independent_reference_implementation(tmp_path, ffmpeg):
+    import scipy.linalg
+    import torch
+
+    from curation.media import VideoReader
+    from metrics.frechet import reference_fvd_preprocess
+    from tests.conftest import run_ffmpeg
+
+    weights = tmp_path / "i3d_torchscript.pt"
+    _save_i3d_like(weights)
+    size = 40
+    # landscape, portrait and odd sizes: the shorter side is scaled, the longer one cropped
+    fake, real = [], []
+    for i, (w, h) in enumerate([(96, 64), (50, 90), (77, 77), (120, 45), (64, 96), (81, 59)]):
+        for kind, files, src in (("fake", fake, f"testsrc2=s={w}x{h}:d=0.8:r=25"),
+                                 ("real", real, f"mandelbrot=s={w}x{h}:r=25:start_scale={1 + i},trim=duration=0.8")):
+            p = tmp_path / f"{kind}_{i}.mp4"
+            run_ffmpeg("-f", "lavfi", "-i", src, "-pix_fmt", "yuv444p", "-c:v", "libx264", "-qp", "0", str(p))
+            files.append(str(p))
+    frames = VideoReader(fake[1]).get(range(16))
+    ours = reference_fvd_preprocess(frames, size)
+    ref = _reference_fvd_clip(frames, size)
+    assert ours.shape == (16, size, size, 3)
+    assert np.abs(ours.transpose(3, 0, 1, 2) - ref).max() < 1e-5
+    # the FVD value: our metric vs the reference formula on independently preprocessed clips
+    net = torch.jit.load(str(weights)).eval()
+
+    def feats(files):
+        clips = np.stack([_reference_fvd_clip(VideoReader(f).get(range(16)), size) for f in files])
+        with torch.no_grad():
+            return net(torch.from_numpy(clips).float(), rescale=False, resize=False, return_features=True).numpy()
+
+    f1, f2 = feats(fake).astype(np.float64), feats(real).astype(np.float64)
+    m1, s1, m2, s2 = f1.mean(0), np.cov(f1, rowvar=False), f2.mean(0), np.cov(f2, rowvar=False)
+    sq, _ = scipy.linalg.sqrtm(s1 @ s2, disp=False)
+    expected = float(np.real(((m1 - m2) ** 2).sum() + np.trace(s1 + s2 - 2 * sq)))
+    fvd = get_metric("fvd", weights=str(weights), image_size=size, n_boot=0)
+    r = fvd.evaluate([Sample(f"s{i}", f, reference_path=g) for i, (f, g) in enumerate(zip(fake, real))])
+    assert r.n_scored == 6 and expected > 1e-3
+    assert r.value == pytest.approx(expected, abs=1e-3, rel=1e-4), (r.value, expected)
+    assert "reference FVD" in r.params["resize"]
+    # the previous OpenCV area resize to a square is measurably different on the same features
+    old = get_metric("fvd", weights=str(weights), image_size=size, n_boot=0, resize="area")
+    other = old.evaluate([Sample(f"s{i}", f, reference_path=g) for i, (f, g) in enumerate(zip(fake, real))])
+    assert abs(other.value - expected) > abs(r.value - expected) + 1e-3

@@ -82,3 +82,32 @@ def test_interactivity_check_real_vs_frozen(tmp_path):
     res = _run("interactivity", tmp_path, "--data", str(data))
     assert res["n_videos"] == 1
     assert res["frozen"] <= 0.05 and 0.52 < res["real"] < 0.64, res
+
+
+def test_built_conversations_have_turn_changes_overlap_and_match_their_audio(tmp_path):
+    import numpy as np
+
+    from benchmarks.validity.build_diarization_set import conversation, split_turn
+    from benchmarks.validity.diarization import load_rttm
+    from curation.media import load_audio
+
+    left = load_audio(shared_file("anytalker_benchmark/audio_left/interact_11_left.flac"))
+    right = load_audio(shared_file("anytalker_benchmark/audio_right/interact_11_right.flac"))
+    rng = np.random.default_rng(0)
+    pa = split_turn(right, (0.0, 4.5), rng)
+    pb = split_turn(left, (4.55, 8.55), rng)
+    assert all(1.0 * 0.6 <= len(p) / 16000 <= 2.6 for p in pa[:-1]), [len(p) / 16000 for p in pa]
+    mix, ref = conversation(pa, pb, ("R", "L"), rng)
+    labels = [k for _, _, k in sorted(ref)]
+    assert {"R", "L"} == set(labels) and sum(a != b for a, b in zip(labels, labels[1:])) >= 3, ref
+    # the mix is the sum of the pieces: reference speech lies where the mix is loud
+    assert abs(len(mix) / 16000 - max(e for _, e, _ in ref)) < 0.2
+    from curation.intervals import annotation, overlap_regions
+
+    # seed 0 draws overlapping turns (negative gaps / a backchannel), as conversations have
+    assert overlap_regions(annotation(ref)).duration() > 0.2, ref
+    path = tmp_path / "c.rttm"
+    from benchmarks.validity.build_diarization_set import write_rttm
+
+    write_rttm(path, "c", ref)
+    assert len(load_rttm(path).labels()) == 2
