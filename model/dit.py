@@ -43,6 +43,42 @@ def unpatchify(tokens: torch.Tensor, num_frames: int, height: int, width: int, p
     return v[:, :, k - 1:]
 
 
+def tokens_to_frames(tokens: torch.Tensor, height: int, width: int, patch: int, channels: int = 3) -> torch.Tensor:
+    """(B, L*gh*gw, C*4*p*p) -> (B*L*4, C, H, W): every frame slot of every latent frame, as images."""
+    b, n = tokens.shape[:2]
+    k, gh, gw = TEMPORAL_COMPRESSION, height // patch, width // patch
+    lat = n // (gh * gw)
+    v = tokens.reshape(b, lat, gh, gw, channels, k, patch, patch)
+    return v.permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(b * lat * k, channels, height, width)
+
+
+def frames_to_tokens(frames: torch.Tensor, batch: int, patch: int) -> torch.Tensor:
+    """Inverse of ``tokens_to_frames``."""
+    n, c, h, w = frames.shape
+    k, gh, gw = TEMPORAL_COMPRESSION, h // patch, w // patch
+    lat = n // (batch * k)
+    v = frames.reshape(batch, lat, k, c, gh, patch, gw, patch).permute(0, 1, 4, 6, 3, 2, 5, 7)
+    return v.reshape(batch, lat * gh * gw, c * k * patch * patch)
+
+
+class ConvRefine(nn.Module):
+    """A small per-frame conv on the predicted residual, added to it (zero-initialised last
+    layer, so a new model still predicts the context frame). The linear head writes each
+    p x p patch on its own, so its errors form a grid of block edges; a 3 x 3 conv sees
+    across patch borders and can smooth them."""
+
+    def __init__(self, hidden: int = 16, channels: int = 3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(channels, hidden, 3, padding=1), nn.SiLU(),
+                                 nn.Conv2d(hidden, channels, 3, padding=1))
+        nn.init.zeros_(self.net[2].weight)
+        nn.init.zeros_(self.net[2].bias)
+
+    def forward(self, residual_tokens: torch.Tensor, height: int, width: int, patch: int) -> torch.Tensor:
+        frames = tokens_to_frames(residual_tokens, height, width, patch)
+        return residual_tokens + frames_to_tokens(self.net(frames), residual_tokens.shape[0], patch)
+
+
 def sincos(pos: torch.Tensor, dim: int) -> torch.Tensor:
     half = dim // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / max(half, 1))
@@ -60,7 +96,13 @@ def pos_embed_3d(lat: int, gh: int, gw: int, dim: int) -> torch.Tensor:
 
 
 class AudioProjector(nn.Module):
-    """(B, I, T, window, F) per-frame audio windows -> (B, I, T * tokens, dim)."""
+    """(B, I, T, window, F) per-frame audio windows -> (B, I, T * tokens, dim).
+
+    Each token also carries the position of its video frame inside its latent frame (frame 0
+    alone, then phases 1..4 of every group of 4) and its own index among the frame's tokens: a
+    latent frame's AFCA sees the audio of its 4 frames at once, and without these embeddings
+    the 4 frames' tokens are an unordered set, so the model could not tell which of the 4
+    frames a sound belongs to (the mouth moves within 160 ms)."""
 
     def __init__(self, feature_dim: int, window: int, tokens: int, dim: int, hidden: int = 512):
         super().__init__()
@@ -68,11 +110,16 @@ class AudioProjector(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(window * feature_dim, hidden), nn.GELU(),
                                  nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, tokens * dim))
         self.norm = nn.LayerNorm(dim)
+        self.phase_embed = nn.Parameter(torch.randn(TEMPORAL_COMPRESSION + 1, dim) * 0.02)
+        self.token_embed = nn.Parameter(torch.randn(tokens, dim) * 0.02)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         b, i, t = audio.shape[:3]
-        x = self.mlp(audio.reshape(b, i, t, -1)).reshape(b, i, t * self.tokens, self.dim)
-        return self.norm(x)
+        x = self.norm(self.mlp(audio.reshape(b, i, t, -1)).reshape(b, i, t, self.tokens, self.dim))
+        frames = torch.arange(t, device=audio.device)
+        phase = torch.where(frames == 0, 0, (frames - 1) % TEMPORAL_COMPRESSION + 1)
+        x = x + self.phase_embed[phase][:, None] + self.token_embed[None]
+        return x.reshape(b, i, t * self.tokens, self.dim)
 
 
 def modulate(x, shift, scale):
@@ -131,11 +178,20 @@ class AnyTalkerDiT(nn.Module):
         self.face_encoder = build_face_encoder(cfg)
         self.face_norm = nn.LayerNorm(self.dim)
         self.audio_proj = AudioProjector(audio_feature_dim, int(m["audio_window"]), self.audio_tokens, self.dim)
+        # auxiliary readout (training only, ``train.audio_aux_weight``): a frame's audio tokens ->
+        # the change of the mouth cells' brightness since the context frame, on the token grid
+        # of a single-face crop. It makes the audio tokens carry lip information from the first
+        # steps, so that AFCA has something worth routing into the mouth tokens.
+        gh, gw = int(v["height"]) // self.patch, int(v["width"]) // self.patch
+        self.mouth_readout = nn.Linear(self.audio_tokens * self.dim, gh * gw)
+        nn.init.zeros_(self.mouth_readout.weight)  # starts at "no change" (aux loss 1.0)
+        nn.init.zeros_(self.mouth_readout.bias)
         self.blocks = nn.ModuleList(DiTBlock(self.dim, int(m["heads"]), float(m["mlp_ratio"]))
                                     for _ in range(int(m["depth"])))
         self.norm_out = nn.LayerNorm(self.dim, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(self.dim, 2 * self.dim))
         self.head = nn.Linear(self.dim, self.patch_dim)
+        self.refine = ConvRefine(int(m.get("refine_channels", 16))) if int(m.get("refine_channels", 16)) else None
         for lin in (self.ada_out[1], self.head):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -147,6 +203,14 @@ class AnyTalkerDiT(nn.Module):
         f = prepare_faces(faces.flatten(0, 1), self.face_size)
         face_tokens = self.face_norm(self.face_encoder(f)).unflatten(0, (b, n_id))
         return face_tokens, self.audio_proj(audio)
+
+    def mouth_from_audio(self, audio_tokens: torch.Tensor) -> torch.Tensor:
+        """Audio tokens of identity 0 (B, I, T*A, D) -> predicted per-frame brightness change of
+        each token cell since frame 0, (B, T, gh*gw) (``mouth_readout``)."""
+        b, _, n, d = audio_tokens.shape
+        per_frame = audio_tokens[:, 0].reshape(b, n // self.audio_tokens, self.audio_tokens * d)
+        pred = self.mouth_readout(per_frame)
+        return pred - pred[:, :1]
 
     def condition_embedding(self, ref: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         """The part of the input embedding that does not depend on the noisy tokens: reference and
@@ -186,4 +250,7 @@ class AnyTalkerDiT(nn.Module):
             x = blk(x, c, face_tokens, audio_tokens, face_masks, num_frames, s)
         sh, sc = self.ada_out(c).chunk(2, -1)
         ctx_tokens = patchify(context[:, :, None].expand(-1, -1, num_frames, -1, -1), self.patch)
-        return ctx_tokens + self.head(modulate(self.norm_out(x), sh, sc))
+        residual = self.head(modulate(self.norm_out(x), sh, sc))
+        if self.refine is not None:  # latent frame 0 is the context itself (replaced by predict_x0)
+            residual = torch.cat([residual[:, :s], self.refine(residual[:, s:], h, w, self.patch)], 1)
+        return ctx_tokens + residual

@@ -20,7 +20,7 @@ from model.config import TEMPORAL_COMPRESSION
 from model.dit import AnyTalkerDiT, patchify, unpatchify
 
 T_MIN = 0.05  # floor of t in v = (x_t - x_0) / t when sampling
-LOSS_T_FLOOR = 0.3  # floor of t in the velocity-loss weight 1/t^2
+LOSS_T_FLOOR = 0.3  # default floor of t in the velocity-loss weight 1/t^2 (train.loss_t_floor)
 
 
 def frame_tokens(frame: torch.Tensor, num_frames: int, patch: int) -> torch.Tensor:
@@ -60,16 +60,42 @@ def _draw(b: int, shape, generator: torch.Generator):
     return noise, t
 
 
-def _weighted_loss(x0_hat, x0, t, weights, s):
-    # velocity error = clean-token error / t; the weight 1/t^2 is capped at t = LOSS_T_FLOOR
-    # (min-SNR style) so that rare tiny t do not swamp a small batch's loss
+def _weighted_loss(x0_hat, x0, t, weights, s, t_floor: float = LOSS_T_FLOOR):
+    # velocity error = clean-token error / t; the weight 1/t^2 is capped at t = t_floor
+    # (min-SNR style) so that rare tiny t do not swamp a small batch's loss. t_floor = 1 is the
+    # plain clean-token loss: it weighs noisy inputs (large t), where the mouth can only come
+    # from the audio, as much as nearly clean ones, where it can be copied from the input.
     err = (x0_hat[:, s:] - x0[:, s:]).pow(2).mean(-1)  # (B, tokens)
     err = (err * weights).sum(1) / weights.sum(1)
-    return (err / t.clamp(min=LOSS_T_FLOOR).pow(2)).mean()
+    return (err / t.clamp(min=t_floor).pow(2)).mean()
+
+
+def mouth_change_target(video: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, 3, T, H, W) -> (B, T, gh*gw): mean brightness of every token cell minus frame 0's."""
+    g = video.mean(1)  # (B, T, H, W)
+    cells = torch.nn.functional.avg_pool2d(g, patch)  # (B, T, gh, gw)
+    return (cells - cells[:, :1]).flatten(2)
+
+
+def audio_aux_loss(model: AnyTalkerDiT, batch: dict, audio_tokens: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of ``model.mouth_from_audio`` on the mouth cells, frames 1.., relative to
+    predicting no change (1.0 = no better than a still mouth). Single-face crops only: in a
+    two-crop batch the grid does not match the readout and the term is 0."""
+    video, mouth = batch["video"], batch.get("mouth_masks")
+    gh, gw = video.shape[3] // model.patch, video.shape[4] // model.patch
+    if mouth is None or gh * gw != model.mouth_readout.out_features:
+        return 0.0 * model.mouth_readout.weight.sum()  # keeps the readout in the graph (DDP)
+    target = mouth_change_target(video, model.patch)[:, 1:]
+    pred = model.mouth_from_audio(audio_tokens)[:, 1:]
+    m = mouth.reshape(mouth.shape[0], 1, -1).to(pred)
+    err = ((pred - target).pow(2) * m).sum()
+    base = (target.pow(2) * m).sum().clamp(min=1e-8)
+    return err / base
 
 
 def flow_matching_loss(model: AnyTalkerDiT, batch: dict, generator: torch.Generator,
-                       audio_dropout: float = 0.0, mouth_weight: float = 1.0) -> torch.Tensor:
+                       audio_dropout: float = 0.0, mouth_weight: float = 1.0,
+                       t_floor: float = LOSS_T_FLOOR, audio_aux_weight: float = 0.0) -> torch.Tensor:
     video = batch["video"]  # (B, 3, T, H, W) in [-1, 1]
     b, _, t_frames = video.shape[:3]
     audio = batch["audio"]
@@ -84,12 +110,14 @@ def flow_matching_loss(model: AnyTalkerDiT, batch: dict, generator: torch.Genera
     x0_hat = predict_x0(model, xt, t, batch["ref"], context, face_tokens, audio_tokens, batch["face_masks"], t_frames)
     lat = (t_frames - 1) // TEMPORAL_COMPRESSION + 1
     s = x0.shape[1] // lat  # tokens of latent frame 0
-    return _weighted_loss(x0_hat, x0, t, token_weights(batch, model, mouth_weight, lat), s)
+    loss = _weighted_loss(x0_hat, x0, t, token_weights(batch, model, mouth_weight, lat), s, t_floor)
+    # always in the graph (weight 0 included), so DDP sees a gradient for every parameter
+    return loss + audio_aux_weight * audio_aux_loss(model, batch, audio_tokens)
 
 
 @torch.no_grad()
 def loss_diagnostics(model: AnyTalkerDiT, batch: dict, generator: torch.Generator,
-                     mouth_weight: float = 1.0) -> dict:
+                     mouth_weight: float = 1.0, t_floor: float = LOSS_T_FLOOR) -> dict:
     """On one batch, with the same noise and timesteps for every variant:
 
     * ``loss``: the model's loss (no audio dropout);
@@ -99,6 +127,9 @@ def loss_diagnostics(model: AnyTalkerDiT, batch: dict, generator: torch.Generato
     * ``audio_swap``: the model's loss when each sample gets another sample's audio (rolled by
       one in the batch); ``audio_swap_gap`` = (audio_swap - loss) / loss. A model that ignores
       audio has a gap of 0; one that uses it pays for the wrong audio.
+    * ``audio_swap_gap_t1``: the same gap at pure noise (t = 1) on the mouth-region tokens only,
+      where nothing of the target is in the input: the model's mean prediction of the mouth,
+      which only the audio can tell apart.
     """
     was_training = model.training
     model.eval()
@@ -112,17 +143,26 @@ def loss_diagnostics(model: AnyTalkerDiT, batch: dict, generator: torch.Generato
     w = token_weights(batch, model, mouth_weight, lat)
     context = video[:, :, 0]
 
-    def run(audio):
+    def run(audio, xt=xt, t=t, w=w):
         ft, at = model.encode_conditions(batch["ref"], batch["faces"], audio)
         x0_hat = predict_x0(model, xt, t, batch["ref"], context, ft, at, batch["face_masks"], t_frames)
-        return float(_weighted_loss(x0_hat, x0, t, w, s))
+        return float(_weighted_loss(x0_hat, x0, t, w, s, t_floor))
 
     out = {"loss": run(batch["audio"])}
     if b > 1:
         out["audio_swap"] = run(torch.roll(batch["audio"], 1, 0))
         out["audio_swap_gap"] = (out["audio_swap"] - out["loss"]) / max(out["loss"], 1e-12)
-    out["copy_reference"] = float(_weighted_loss(frame_tokens(batch["ref"], t_frames, model.patch), x0, t, w, s))
-    out["copy_context"] = float(_weighted_loss(frame_tokens(context, t_frames, model.patch), x0, t, w, s))
+        mouth = batch.get("mouth_masks")
+        if mouth is not None:
+            w1 = mouth.reshape(b, -1).float().repeat(1, lat - 1)
+            t1 = torch.ones(b)
+            own = run(batch["audio"], noise, t1, w1)
+            out["audio_swap_gap_t1"] = (run(torch.roll(batch["audio"], 1, 0), noise, t1, w1) - own) / max(own, 1e-12)
+    _, at_own = model.encode_conditions(batch["ref"], batch["faces"], batch["audio"])
+    out["audio_aux"] = float(audio_aux_loss(model, batch, at_own))
+    out["copy_reference"] = float(_weighted_loss(frame_tokens(batch["ref"], t_frames, model.patch), x0, t, w, s,
+                                                 t_floor))
+    out["copy_context"] = float(_weighted_loss(frame_tokens(context, t_frames, model.patch), x0, t, w, s, t_floor))
     model.train(was_training)
     return out
 
@@ -177,10 +217,14 @@ def sample(model: AnyTalkerDiT, ref: torch.Tensor, faces: torch.Tensor, audio: t
 class FlowMatchingObjective(torch.nn.Module):
     """The loss as a module, so DDP wraps one forward that touches every parameter."""
 
-    def __init__(self, model: AnyTalkerDiT, mouth_weight: float = 1.0):
+    def __init__(self, model: AnyTalkerDiT, mouth_weight: float = 1.0, t_floor: float = LOSS_T_FLOOR,
+                 audio_aux_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.mouth_weight = float(mouth_weight)
+        self.t_floor = float(t_floor)
+        self.audio_aux_weight = float(audio_aux_weight)
 
     def forward(self, batch: dict, generator: torch.Generator, audio_dropout: float = 0.0) -> torch.Tensor:
-        return flow_matching_loss(self.model, batch, generator, audio_dropout, self.mouth_weight)
+        return flow_matching_loss(self.model, batch, generator, audio_dropout, self.mouth_weight, self.t_floor,
+                                  self.audio_aux_weight)

@@ -25,7 +25,7 @@ from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, 
 from model.config import load_config
 from model.data import ShardTrainingSource, StepBatches
 from model.dit import AnyTalkerDiT
-from model.flow import FlowMatchingObjective, loss_diagnostics
+from model.flow import LOSS_T_FLOOR, FlowMatchingObjective, loss_diagnostics
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ def _summarise_diagnostics(records: list[dict]) -> dict:
         return {}
     k = max(1, len(recs) // 5)
     out = {}
-    for key in ("diag_loss", "copy_reference", "copy_context", "audio_swap_gap"):
+    for key in ("diag_loss", "copy_reference", "copy_context", "audio_swap_gap", "audio_swap_gap_t1", "audio_aux"):
+        if not all(key in r for r in recs):
+            continue
         out[key] = {"first": round(float(np.mean([r[key] for r in recs[:k]])), 6),
                     "last": round(float(np.mean([r[key] for r in recs[-k:]])), 6)}
     out["logged_steps"] = len(recs)
@@ -129,7 +131,8 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                                   f"(only training/data values may change, not model shapes): {str(e)[:300]}") from e
         log.info("initialised from %s (step %d of that run)", init, int(init_blob["step"]))
     mouth_weight = float(tr.get("mouth_weight", 1.0))
-    objective = FlowMatchingObjective(model, mouth_weight)
+    t_floor = float(tr.get("loss_t_floor", LOSS_T_FLOOR))
+    objective = FlowMatchingObjective(model, mouth_weight, t_floor, float(tr.get("audio_aux_weight", 0.0)))
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -190,7 +193,8 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                            "world_size": world, "time": time.time()}
                     # the same batch after the update: copy baselines and the audio-swap gap, with
                     # one fixed noise draw shared by all variants (diagnostics RNG: rank + 2**20)
-                    diag = loss_diagnostics(model, batch, step_generator(seed, step, rank + 2 ** 20), mouth_weight)
+                    diag = loss_diagnostics(model, batch, step_generator(seed, step, rank + 2 ** 20), mouth_weight,
+                                            t_floor)
                     rec.update({("diag_loss" if k == "loss" else k): round(v, 6) for k, v in diag.items()})
                     logged.append(rec)
                     metrics_file.write(json.dumps(rec) + "\n")
@@ -218,9 +222,11 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
     diagnostics = _summarise_diagnostics(logged)
     if rank == 0 and diagnostics:
         gap = diagnostics["audio_swap_gap"]
-        log.warning("audio-swap gap (loss with another sample's audio / own audio - 1): first %.2f %%, last %.2f %%; "
-                    "loss %.4f vs copy-reference %.4f, copy-context %.4f (last fifth)", 100 * gap["first"],
-                    100 * gap["last"], diagnostics["diag_loss"]["last"], diagnostics["copy_reference"]["last"],
+        gap1 = diagnostics.get("audio_swap_gap_t1", {"first": float("nan"), "last": float("nan")})
+        log.warning("audio-swap gap (loss with another sample's audio / own audio - 1): first %.2f %%, last %.2f %% "
+                    "(mouth at t = 1: first %.2f %%, last %.2f %%); loss %.4f vs copy-reference %.4f, copy-context "
+                    "%.4f (last fifth)", 100 * gap["first"], 100 * gap["last"], 100 * gap1["first"],
+                    100 * gap1["last"], diagnostics["diag_loss"]["last"], diagnostics["copy_reference"]["last"],
                     diagnostics["copy_context"]["last"])
     return {"out": str(out), "step": step, "start_step": start_step, "loss": last_loss,
             "init": str(init) if init else None, "checkpoint": str(last_path), "data": source.describe(),

@@ -13,10 +13,12 @@ Protocol (all choices fixed here, none tuned on the scores):
   Each item is one identity (reference frame from its training span) and ``--seconds`` of
   held-out audio: own speech for clip-level items, the held-out speaker's for speaker-level ones.
 * For item k, ``matched`` is generated with its audio a_k, ``shuffled`` with the audio of item
-  k+1 (a derangement); both are scored against a_k: Pearson correlation of the mouth opening
+  k+1 (a derangement); both are scored against a_k. Main number: LSE-J, the offline sync
+  judge's confidence (``metrics.sync.LipSyncJudge``; a static mouth scores 0);
+  ``matched_beats_shuffled`` is the fraction of items scored on both videos where matched >
+  shuffled (ties lose). Secondary (``proxy_*``): Pearson correlation of the mouth opening
   (mediapipe inner-lip gap / face height, ``curation.faces``) with the audio's log-RMS envelope
-  per frame. ``matched_beats_shuffled`` is the fraction of items where matched > shuffled.
-  (The sync-judge metric being built in parallel is not used yet: this is the envelope proxy.)
+  per frame, counted the same way.
 * ``identity``: ``metrics.identity`` (dlib backend) of each matched video, mean over items.
 * ``sharpness_ratio``: variance of the Laplacian inside the face box of generated frames / the
   reference frame's, mean over matched videos.
@@ -135,6 +137,20 @@ def sync_corr(video: Path, audio_path: Path) -> float:
     mouth = max(mouths, key=lambda m: np.isfinite(m).sum())
     env = log_rms_envelope(load_audio(audio_path, sr=SR), len(mouth), analysis.fps)
     return pearson(mouth, env)
+
+
+def judge_conf(video: Path, audio_path: Path) -> tuple[float, str | None]:
+    """LSE-J (``metrics.sync.LipSyncJudge``, the offline sync judge) of the video's face against
+    ``audio_path``: (score, None) or (NaN, the metric's skip reason). A mouth that does not move
+    scores 0 by the metric's own rule."""
+    from metrics.base import MetricSkip, Sample
+    from metrics.sync import LipSyncJudge
+
+    try:
+        r = LipSyncJudge().score(Sample(video.stem, str(video), mixed_audio_path=str(audio_path)))
+    except MetricSkip as e:
+        return float("nan"), str(e)
+    return float(r.value), None
 
 
 def sharpness_and_repeats(video: Path) -> tuple[float, int]:
@@ -310,15 +326,18 @@ def main(argv=None) -> int:
         matched, shuffled = vid_dir / f"{k:02d}_matched.mp4", vid_dir / f"{k:02d}_shuffled.mp4"
         rec = generate(ckpt, png, box, [it["audio"]], matched, args.threads, args.seconds)
         generate(ckpt, png, box, [other], shuffled, args.threads, args.seconds)
+        j_m, why_m = judge_conf(matched, it["audio"])
+        j_s, why_s = judge_conf(shuffled, it["audio"])
         c_m, c_s = sync_corr(matched, it["audio"]), sync_corr(shuffled, it["audio"])
         sharp, rep_m = sharpness_and_repeats(matched)
         _, rep_s = sharpness_and_repeats(shuffled)
         row = {"item": k, "kind": it["kind"], "identity": it["identity"], "audio": it["audio"].name,
+               "judge_matched": j_m, "judge_shuffled": j_s, "judge_unscored": why_m or why_s,
                "corr_matched": c_m, "corr_shuffled": c_s, "identity_similarity": identity_of(matched),
                "sharpness_ratio": sharp, "identical_consecutive_frames": rep_m + rep_s,
                "seconds_per_generated_second": rec.get("seconds_per_generated_second")}
         rows.append(row)
-        log(f"item {k} {it['kind']:10s} matched r={c_m:+.3f} shuffled r={c_s:+.3f} id={row['identity_similarity']:.3f} "
+        log(f"item {k} {it['kind']:10s} LSE-J matched {j_m:.3f} shuffled {j_s:.3f} | matched r={c_m:+.3f} shuffled r={c_s:+.3f} id={row['identity_similarity']:.3f} "
             f"sharp={sharp:.2f}")
 
     log("two-person generation: 2p-0.png + interact_11 audios")
@@ -337,14 +356,22 @@ def main(argv=None) -> int:
         own_ratio[slot] = float(mi / mo) if mo > 0 else float("nan")
     _, rep_two = sharpness_and_repeats(two)
 
+    # main number: the sync judge (LSE-J); an item counts as scored when both videos were scored
+    # (a static mouth scores 0 and then cannot beat anything: ties are losses)
+    judged = [r for r in rows if np.isfinite(r["judge_matched"]) and np.isfinite(r["judge_shuffled"])]
+    beats = float(np.mean([r["judge_matched"] > r["judge_shuffled"] for r in judged])) if judged else float("nan")
     valid = [r for r in rows if np.isfinite(r["corr_matched"]) and np.isfinite(r["corr_shuffled"])]
-    beats = float(np.mean([r["corr_matched"] > r["corr_shuffled"] for r in valid])) if valid else float("nan")
+    proxy = float(np.mean([r["corr_matched"] > r["corr_shuffled"] for r in valid])) if valid else float("nan")
     result = {
         "matched_beats_shuffled": beats,
-        "matched_beats_shuffled_by_kind": {k: float(np.mean([r["corr_matched"] > r["corr_shuffled"]
-                                                             for r in valid if r["kind"] == k]))
-                                           for k in sorted({r["kind"] for r in valid})},
-        "n_items_scored": len(valid), "n_items": len(rows),
+        "matched_beats_shuffled_by_kind": {k: float(np.mean([r["judge_matched"] > r["judge_shuffled"]
+                                                             for r in judged if r["kind"] == k]))
+                                           for k in sorted({r["kind"] for r in judged})},
+        "n_items_scored": len(judged), "n_items": len(rows),
+        "mean_judge_matched": float(np.mean([r["judge_matched"] for r in judged])) if judged else None,
+        "mean_judge_shuffled": float(np.mean([r["judge_shuffled"] for r in judged])) if judged else None,
+        "proxy_matched_beats_shuffled": proxy,
+        "proxy_n_items_scored": len(valid),
         "mean_corr_matched": float(np.mean([r["corr_matched"] for r in valid])) if valid else None,
         "mean_corr_shuffled": float(np.mean([r["corr_shuffled"] for r in valid])) if valid else None,
         "identity": float(np.nanmean([r["identity_similarity"] for r in rows])),
@@ -356,7 +383,9 @@ def main(argv=None) -> int:
         "two_person_tracks": len(mouths),
         "train_minutes": train_minutes,
         "train_diagnostics": train_result.get("diagnostics"),
-        "sync_measure": "Pearson(mouth opening, log-RMS audio envelope), mediapipe landmarks; sync judge not used yet",
+        "sync_measure": ("matched_beats_shuffled: LSE-J (metrics.sync.LipSyncJudge, the offline sync judge) of the "
+                         "matched vs the shuffled video, both against the matched audio; proxy_*: Pearson(mouth "
+                         "opening, log-RMS audio envelope), mediapipe landmarks"),
         "config": args.config, "threads": args.threads, "seconds_per_item": args.seconds,
         "seconds_per_generated_second": float(np.mean([r["seconds_per_generated_second"] or np.nan for r in rows])),
         "items": rows,
@@ -365,12 +394,15 @@ def main(argv=None) -> int:
     contact_sheet([vid_dir / f"{k:02d}_matched.mp4" for k in range(min(6, len(rows)))] + [two], sheet)
     result["contact_sheet"] = str(sheet)
     Path(args.json).write_text(json.dumps(result, indent=2, default=str))
-    for key in ("matched_beats_shuffled", "identity", "sharpness_ratio", "identical_consecutive_frames",
+    for key in ("matched_beats_shuffled", "proxy_matched_beats_shuffled", "identity", "sharpness_ratio", "identical_consecutive_frames",
                 "own_interval_motion_ratio", "train_minutes"):
         print(f"{key:30s} {result[key]}")
     if result["train_diagnostics"]:
         gap = result["train_diagnostics"]["audio_swap_gap"]
         print(f"{'audio_swap_gap first/last':30s} {gap['first']:.4f} / {gap['last']:.4f}")
+        if "audio_swap_gap_t1" in result["train_diagnostics"]:
+            gap1 = result["train_diagnostics"]["audio_swap_gap_t1"]
+            print(f"{'audio_swap_gap_t1 first/last':30s} {gap1['first']:.4f} / {gap1['last']:.4f}")
     print(f"contact sheet: {sheet}")
     return 0
 

@@ -24,3 +24,17 @@ def test_items_are_balanced_over_kinds():
     picked = balanced(items, 5)
     assert [it["kind"] for it in picked] == ["a", "b", "c", "a", "b"]
     assert len(balanced(items, 100)) == len(items)
+
+
+def test_judge_score_of_a_faceless_video_is_nan_with_the_reason(tmp_path):
+    """The main number comes from the sync judge; an item it cannot score is NaN with the
+    metric's reason (and is left out of matched_beats_shuffled), never 0 or a crash."""
+    from benchmarks.model_quality.__main__ import judge_conf
+    from curation.media import write_video, write_wav
+
+    video, audio = tmp_path / "gray.mp4", tmp_path / "a.wav"
+    write_video(video, np.full((30, 64, 64, 3), 128, np.uint8), 25.0)
+    t = np.arange(int(1.2 * SR)) / SR
+    write_wav(audio, (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), SR)
+    score, reason = judge_conf(video, audio)
+    assert np.isnan(score) and reason and "face" in reason

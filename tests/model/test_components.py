@@ -111,3 +111,61 @@ def test_checkpoint_round_trip(tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_audio_tokens_carry_their_frame_phase_inside_a_latent_frame():
+    """A latent frame's AFCA sees its 4 frames' audio tokens at once: identical audio in every
+    frame must still give tokens that tell the 4 frames apart (and repeat with the phase)."""
+    from model.dit import AudioProjector
+
+    proj = AudioProjector(feature_dim=6, window=3, tokens=2, dim=16)
+    audio = torch.ones(1, 1, 9, 3, 6)  # the same window in all 9 frames
+    tok = proj(audio).reshape(9, 2, 16)
+    for f in range(1, 4):
+        assert not torch.allclose(tok[f], tok[f + 1])  # phases 1..4 of one group differ
+    assert torch.allclose(tok[1], tok[5]) and torch.allclose(tok[4], tok[8])  # same phase, next group
+    assert not torch.allclose(tok[0], tok[4])  # frame 0 (alone in latent frame 0) has its own phase
+
+
+def test_conv_refine_layout_round_trip_and_starts_as_identity():
+    from model.dit import ConvRefine, frames_to_tokens, patchify, tokens_to_frames
+
+    video = torch.randn(2, 3, 9, 16, 24)
+    tokens = patchify(video, 8)
+    frames = tokens_to_frames(tokens, 16, 24, 8).reshape(2, 3, 4, 3, 16, 24)  # (B, latent, slot, C, H, W)
+    assert torch.equal(frames[:, 0, 3], video[:, :, 0]) and torch.equal(frames[:, 1, 0], video[:, :, 1])
+    assert torch.equal(frames[:, 2, 3], video[:, :, 8])
+    assert torch.equal(frames_to_tokens(tokens_to_frames(tokens, 16, 24, 8), 2, 8), tokens)
+    refine = ConvRefine(4)
+    assert torch.equal(refine(tokens, 16, 24, 8), tokens)  # zero-initialised last layer
+    torch.nn.init.normal_(refine.net[2].weight)
+    out = refine(tokens, 16, 24, 8)
+    # the conv crosses patch borders: a change inside one patch reaches the neighbouring patch
+    bumped = tokens.clone().reshape(2, 3, 2, 3, 3, 4, 8, 8)
+    bumped[0, 1, 0, 0, :, 0, :, 7] += 5.0  # right column of patch (row 0, col 0), frame slot 0
+    diff = (refine(bumped.reshape_as(tokens), 16, 24, 8) - out).reshape(2, 3, 2, 3, 3, 4, 8, 8)
+    assert diff[0, 1, 0, 1].abs().sum() > 0  # patch (row 0, col 1) changed too
+
+
+def test_audio_aux_loss_is_relative_to_a_still_mouth():
+    """1.0 = no better than predicting no change; a readout that predicts the true change gets 0."""
+    from model.config import load_config
+    from model.dit import AnyTalkerDiT
+    from model.flow import audio_aux_loss, mouth_change_target
+
+    cfg = load_config("tiny", {"video": {"height": 16, "width": 16, "num_frames": 5, "patch": 8},
+                               "model": {"dim": 16, "depth": 1, "heads": 2, "face_size": 16, "audio_tokens": 1}})
+    model = AnyTalkerDiT(cfg, 4)
+    g = torch.Generator().manual_seed(0)
+    video = torch.rand(2, 3, 5, 16, 16, generator=g)
+    target = mouth_change_target(video, 8)
+    assert target.shape == (2, 5, 4) and torch.all(target[:, 0] == 0)
+    assert torch.allclose(target[0, 2, 0], video[0, :, 2, :8, :8].mean() - video[0, :, 0, :8, :8].mean())
+    batch = {"video": video, "mouth_masks": torch.tensor([[[0.0, 0.0], [1.0, 1.0]]] * 2)}
+    torch.nn.init.zeros_(model.mouth_readout.weight)
+    torch.nn.init.zeros_(model.mouth_readout.bias)
+    audio_tokens = torch.randn(2, 1, 5, 16, generator=g)
+    assert float(audio_aux_loss(model, batch, audio_tokens)) == pytest.approx(1.0)
+    # a readout that reproduces the target exactly: the loss is 0
+    model.mouth_from_audio = lambda at: target
+    assert float(audio_aux_loss(model, batch, audio_tokens)) == pytest.approx(0.0, abs=1e-9)

@@ -112,7 +112,7 @@ def test_stage2_from_stage1_weights_starts_at_stage1_loss(trained, clip_run, mic
     from model.checkpoint import load_checkpoint
     from model.config import load_config
     from model.data import ShardTrainingSource
-    from model.flow import flow_matching_loss
+    from model.flow import FlowMatchingObjective
     from model.train import build_model, step_generator
 
     ckpt = trained / "checkpoints" / "last.pt"
@@ -130,8 +130,9 @@ def test_stage2_from_stage1_weights_starts_at_stage1_loss(trained, clip_run, mic
     batch = ShardTrainingSource(clip_run, cfg, frontend).batch(1)
     assert batch["mode"] == "as_is"  # a real two-person clip: stage 2 data
     with torch.no_grad():
-        expected = float(flow_matching_loss(model, batch, step_generator(cfg["seed"], 1, 0),
-                                            cfg["train"]["audio_dropout"], cfg["train"]["mouth_weight"]))
+        tr = cfg["train"]
+        objective = FlowMatchingObjective(model, tr["mouth_weight"], tr["loss_t_floor"], tr["audio_aux_weight"])
+        expected = float(objective(batch, step_generator(cfg["seed"], 1, 0), tr["audio_dropout"]))
     assert first_init == pytest.approx(expected, rel=1e-4)
     assert first_init != pytest.approx(first_fresh, rel=1e-3)  # not a fresh start
 
@@ -186,3 +187,15 @@ def test_more_audios_than_faces_names_the_image(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "2p-0.png" in err and "1 face(s) but 2 audio" in err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_audio_gap_on_fixed_batches(trained, clip_run):
+    from model.audio_gap import mouth_swap_gap
+
+    res = mouth_swap_gap(trained / "checkpoints" / "last.pt", clip_run, batches=2)
+    assert sorted(res) == ["t=0.5", "t=0.8", "t=1.0"]
+    for r in res.values():
+        assert r["mouth_mse_own"] > 0 and 0 <= r["batches_swap_worse"] <= 2
+        assert r["gap_pct"] == pytest.approx(100 * (r["mouth_mse_swapped"] / r["mouth_mse_own"] - 1), abs=0.01)
+    # the same checkpoint and batches give the same figures (fixed batches and noise)
+    assert mouth_swap_gap(trained / "checkpoints" / "last.pt", clip_run, batches=2) == res
