@@ -157,6 +157,56 @@ def display_size(info: ProbeInfo) -> tuple[int, int]:
     return (h, w) if (info.rotation or 0) % 180 == 90 else (w, h)
 
 
+class _DecoderChild:
+    """One ffmpeg child writing raw frames to a pipe: address-space cap, stderr drained by a
+    thread (a chatty decoder never blocks on a full pipe), a kill timer, and one way to end it
+    that turns a timeout or a failure into a ``MediaError`` naming the file."""
+
+    def __init__(self, cmd: list[str], frame_bytes: int, timeout_s: float, path) -> None:
+        self.frame_bytes, self.timeout_s, self.path = frame_bytes, timeout_s, path
+        self.err_chunks: list[bytes] = []
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, bufsize=0)
+        _limit_child(self.proc.pid, decoder_max_bytes())
+        self._t_err = threading.Thread(target=lambda: self.err_chunks.append(self.proc.stderr.read()), daemon=True)
+        self._t_err.start()
+        self.timed_out = threading.Event()
+        self._timer = threading.Timer(timeout_s, self._kill)
+        self._timer.start()
+
+    def _kill(self) -> None:
+        self.timed_out.set()
+        self.proc.kill()
+
+    def read_frame(self, view: memoryview) -> bool:
+        """Fill ``view`` with one frame; False at end of stream (a partial frame is dropped)."""
+        got = 0
+        while got < self.frame_bytes:
+            k = self.proc.stdout.readinto(view[got:])
+            if not k:
+                return False
+            got += k
+        return True
+
+    def finish(self, stopped_early: bool, check: bool = True) -> None:
+        """End the child (killed when the reader ``stopped_early``); with ``check``, raise on a
+        timeout, or on a failure that was not our own kill."""
+        if stopped_early and self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.stdout.close()
+        rc = self.proc.wait()
+        self._timer.cancel()
+        self._t_err.join(5)
+        if not check:
+            return
+        if self.timed_out.is_set():
+            raise MediaError(f"{self.path}: video decode timed out after {self.timeout_s:.0f}s")
+        if rc != 0 and not stopped_early:
+            msg = b"".join(self.err_chunks).decode(errors="replace").strip()[-500:]
+            how = f"killed by signal {-rc}" if rc < 0 else f"exit {rc}"
+            raise MediaError(f"{self.path}: video decoder failed ({how}): {msg or 'no message'}")
+
+
 def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: int | None,
                 timeout_s: float, path) -> tuple[np.ndarray, int]:
     """Run ``cmd``; read rgb24 frames of ``frame_bytes`` from its stdout into one preallocated
@@ -166,24 +216,9 @@ def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: i
         cap = min(cap, max_frames)
     buf = np.empty((cap, frame_bytes), np.uint8)
     n = 0
-    err_chunks: list[bytes] = []
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            bufsize=0)
-    _limit_child(proc.pid, decoder_max_bytes())
-    # stderr is drained by a thread so a chatty decoder can never block on a full pipe
-    t_err = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
-    t_err.start()
-    timed_out = threading.Event()
-
-    def _kill() -> None:
-        timed_out.set()
-        proc.kill()
-
-    timer = threading.Timer(timeout_s, _kill)
-    timer.start()
+    child = _DecoderChild(cmd, frame_bytes, timeout_s, path)
     truncated = False
     try:
-        out = proc.stdout
         while True:
             if n == len(buf):
                 if max_frames is not None and n >= max_frames:
@@ -191,29 +226,13 @@ def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: i
                     break
                 grow = min(max(16, len(buf) // 2), (max_frames - n) if max_frames is not None else 1 << 30)
                 buf = np.concatenate([buf, np.empty((grow, frame_bytes), np.uint8)])
-            view = memoryview(buf[n])
-            got = 0
-            while got < frame_bytes:
-                k = out.readinto(view[got:])
-                if not k:
-                    break
-                got += k
-            if got < frame_bytes:
+            if not child.read_frame(memoryview(buf[n])):
                 break  # EOF (a partial last frame is dropped)
             n += 1
-    finally:
-        if truncated:
-            proc.kill()
-        proc.stdout.close()
-        rc = proc.wait()
-        timer.cancel()
-        t_err.join(5)
-    if timed_out.is_set():
-        raise MediaError(f"{path}: video decode timed out after {timeout_s:.0f}s")
-    if rc != 0 and not truncated:
-        msg = b"".join(err_chunks).decode(errors="replace").strip()[-500:]
-        how = f"killed by signal {-rc}" if rc < 0 else f"exit {rc}"
-        raise MediaError(f"{path}: video decoder failed ({how}): {msg or 'no message'}")
+    except BaseException:
+        child.finish(stopped_early=True, check=False)  # the reader's own error is the one to see
+        raise
+    child.finish(stopped_early=truncated)
     return buf, n
 
 
@@ -442,45 +461,23 @@ def iter_frames(path, *, rate: float | None = None, size: tuple[int, int] | None
     cmd = [_ffmpeg(), "-nostdin", "-v", "error", "-threads", str(decode_threads()), "-i", str(path),
            "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
     frame_bytes = w * h * 3
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-    _limit_child(proc.pid, decoder_max_bytes())
-    err_chunks: list[bytes] = []
-    t_err = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
-    t_err.start()
-    timed_out = threading.Event()
-    timer = threading.Timer(timeout_s, lambda: (timed_out.set(), proc.kill()))
-    timer.start()
+    child = _DecoderChild(cmd, frame_bytes, timeout_s, path)
     total, eof = 0, False
     try:
-        while True:
+        while not eof:
             buf = np.empty((chunk_frames, frame_bytes), np.uint8)
-            n, eof = 0, False
-            while n < chunk_frames and not eof:
-                view, got = memoryview(buf[n]), 0
-                while got < frame_bytes:
-                    k = proc.stdout.readinto(view[got:])
-                    if not k:
-                        eof = True
-                        break
-                    got += k
-                if got == frame_bytes:
-                    n += 1
+            n = 0
+            while n < chunk_frames:
+                if not child.read_frame(memoryview(buf[n])):
+                    eof = True
+                    break
+                n += 1
             if n:
                 total += n
                 yield buf[:n].reshape(n, h, w, 3)
-            if eof:
-                break
-    finally:
-        if proc.poll() is None and not eof:
-            proc.kill()  # the consumer stopped early
-        proc.stdout.close()
-        rc = proc.wait()
-        timer.cancel()
-        t_err.join(5)
-    if timed_out.is_set():
-        raise MediaError(f"{path}: video decode timed out after {timeout_s:.0f}s")
-    if rc != 0:
-        msg = b"".join(err_chunks).decode(errors="replace").strip()[-500:]
-        raise MediaError(f"{path}: video decoder failed (exit {rc}): {msg or 'no message'}")
+    except BaseException:  # GeneratorExit included: the consumer stopped early
+        child.finish(stopped_early=True, check=False)
+        raise
+    child.finish(stopped_early=False)
     if total == 0:
         raise MediaError(f"{path}: no decodable video frames")

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.code_checkout import use_model_package_from
+
 T_VALUES = (0.5, 0.8, 1.0)
 FIRST_STEP = 900_000
 
@@ -80,9 +82,7 @@ def main(argv=None) -> int:
     ap.add_argument("--code", help="checkout whose model/ package loads the checkpoint (default: this one)")
     args = ap.parse_args(argv)
     if args.code:
-        sys.path.insert(0, args.code)
-        for name in [m for m in sys.modules if m == "model" or m.startswith("model.")]:
-            del sys.modules[name]
+        use_model_package_from(args.code)
     torch.set_num_threads(args.threads)
     for path, what in ((Path(args.checkpoint), "checkpoint"), (Path(args.shards), "shards run directory")):
         if not path.exists():

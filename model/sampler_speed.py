@@ -17,6 +17,8 @@ import inspect
 import sys
 import time
 
+from model.code_checkout import use_model_package_from
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,9 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=2)
     args = ap.parse_args(argv)
     if args.code:
-        sys.path.insert(0, args.code)
-        for name in [m for m in sys.modules if m == "model" or m.startswith("model.")]:
-            del sys.modules[name]
+        use_model_package_from(args.code)
     import torch
 
     from model.flow import sample
