@@ -17,21 +17,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kernel.data import cache_dir, candidate_roots, examples_dir
 from kernel.errors import UserError
 from kernel.media import sha256_file
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ANYTALKER_CACHE", Path.home() / ".cache" / "anytalker"))
 
 
 def assets_dir() -> Path:
     # the metrics look here too (metrics.assets.find_asset)
     return Path(os.environ.get("ANYTALKER_ASSETS", cache_dir() / "assets"))
-
-
-def examples_dir() -> Path:
-    return cache_dir() / "examples"
 
 
 @dataclass
@@ -290,8 +283,6 @@ def locate(asset: Asset, data: str | os.PathLike | None = None) -> tuple[Path | 
     asset folder. Returns (path or None, label of the place)."""
     if asset.kind != "media":
         return (asset.path, "cache") if asset.path.exists() else (None, "")
-    from kernel.data import candidate_roots
-
     roots = ([("--data", Path(data))] if data else []) + candidate_roots()
     for label, root in roots:
         if (root / asset.dest).exists():

@@ -39,10 +39,17 @@ def _env_root() -> tuple[str, Path] | None:
     return None
 
 
+def cache_dir() -> Path:
+    return Path(os.environ.get("ANYTALKER_CACHE", Path.home() / ".cache" / "anytalker"))
+
+
+def examples_dir() -> Path:
+    """Where ``anytalker fetch --examples`` puts the example media (the last data root tried)."""
+    return cache_dir() / "examples"
+
+
 def candidate_roots() -> list[tuple[str, Path]]:
     """(label, folder) in the order they are tried, whether they exist or not."""
-    from kernel.assets import examples_dir
-
     out = []
     env = _env_root()
     if env:
