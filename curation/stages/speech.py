@@ -62,7 +62,7 @@ class SpeechParams:
 
 class SpeechStage(Stage):
     name = "speech"
-    version = "1"
+    version = "2"  # 2: the regrouping seed follows the source bytes (sha256), not the path
     requires = ("source_abs_path", "fps", "start_frame", "end_frame", "start_s", "end_s")
     produces = ("vad_backend", "diarization_backend", "speech_seed", "speech_intervals")
     fields = {
@@ -96,7 +96,10 @@ class SpeechStage(Stage):
             speech._voice_encoder()
 
     def _clip_seed(self, row: Row) -> int:
-        key = f"{row.get('source_path') or row.get('source_abs_path')}:{row.get('start_frame')}:{row.get('end_frame')}"
+        # keyed by the source's bytes, not its path: the same video gives the same spans wherever
+        # it sits (another output folder, a moved dataset, a resumed run on another mount)
+        source = row.get("source_sha256") or row.get("source_path") or row.get("source_abs_path")
+        key = f"{source}:{row.get('start_frame')}:{row.get('end_frame')}"
         return (int(self.seed) * 1_000_003 + zlib.crc32(key.encode())) % (2**31)
 
     def process(self, row: Row) -> Row | list[Row]:

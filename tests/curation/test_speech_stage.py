@@ -67,6 +67,18 @@ def test_single_mode_fans_out_into_regrouped_spans(speech_single):
     assert other[0]["speech_seed"] != rows[0]["speech_seed"]
 
 
+def test_spans_follow_the_source_bytes_not_its_path(tmp_path):
+    path = shared_file("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4")
+    copy = tmp_path / "elsewhere" / "renamed.mp4"
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())
+    stage = SpeechStage(mode="single")
+    here = run_stage_batch(stage, [{**source_row(path, "a.mp4"), "source_sha256": "same-bytes"}])
+    there = run_stage_batch(stage, [{**source_row(copy, "b/renamed.mp4"), "source_sha256": "same-bytes"}])
+    assert [(r["start_frame"], r["end_frame"], r["speech_seed"]) for r in here] == \
+        [(r["start_frame"], r["end_frame"], r["speech_seed"]) for r in there]
+
+
 def test_multi_mode_limits_speakers():
     # the accepted two-person path is the acceptance test in test_person_pipelines.py
     path = shared_file("anytalker_benchmark/interact_11.mp4")
