@@ -126,18 +126,20 @@ def _start_and_kill_driver(inputs: Path, out: Path) -> tuple[int, list[int]]:
 def test_ray_processes_of_a_killed_driver_are_ended(ender, tmp_path, ffmpeg):
     """After kill -9 of the driver, Ray workers that were starting outlive the runtime (Ray ends
     the registered ones itself, so whether any is left depends on timing: up to 4 tries to get
-    one); ``anytalker curate cleanup``, or the next run, ends every process of the killed run."""
+    one; when Ray ended them all itself there is nothing to clean and the test skips, saying so);
+    ``anytalker curate cleanup``, or the next run, ends every process of the killed run."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     talking_like(inputs / "clip.mp4", seconds=2.0)
     drivers = []
     try:
-        for i in range(4):
+        for i in range(6):
             pid, left = _start_and_kill_driver(inputs, tmp_path / f"run{i}")
             drivers.append(pid)
             if left:
                 break
-        assert left, "no Ray process outlived its killed driver in 4 tries: nothing to clean"
+        if not left:  # a timing matter (seen once in ~10 runs), not a failure of the cleanup
+            pytest.skip("Ray ended every process of the killed driver itself in 6 tries: nothing to clean")
         if ender == "cleanup":
             res = subprocess.run(_cli("curate", "cleanup"), cwd=REPO, stdin=subprocess.DEVNULL,
                                  capture_output=True, text=True, timeout=120)
