@@ -599,6 +599,7 @@ def _figures(name, readings, shas, meta, fold_of, n_folds, shipped) -> dict:
         "offset_abs_pm2_on": abs_kind or "all in-sync clips",
         "own_offsets": {meta[s]["row"]["file"]: readings[(s, "real", 0)].whole[0]
                         for s in shas if readings.get((s, "real", 0)) is not None},
+        "per_clip": _per_clip(readings, shas, meta, abs_kind),
     }
     shipped_conf, shipped_off = shipped
     if name == "judge":
@@ -647,6 +648,32 @@ def _figures(name, readings, shas, meta, fold_of, n_folds, shipped) -> dict:
     else:
         out.update(filter_rates(lambda fold: (shipped_conf, shipped_off)))
         out["thresholds"] = {"mode": "shipped", "min_conf": shipped_conf, "max_abs_offset": shipped_off}
+    return out
+
+
+def _per_clip(readings, shas, meta, abs_kind) -> dict:
+    """Every clip's readings, to see which clips and pairs fail: whole-track offset and conf of
+    the clip, of each shift (sample / container), of each foreign mux and of the frozen clip."""
+    out = {}
+    for s in shas:
+        real = readings.get((s, "real", 0))
+        if real is None:
+            continue
+        row = meta[s]["row"]
+
+        def whole(key):
+            r = readings.get(key)
+            return None if r is None else [int(r.whole[0]), round(float(r.whole[1]), 4)]
+
+        out[row["file"]] = {
+            "kind": row.get("kind"), "in_offset_abs": abs_kind is None or row.get("kind") == abs_kind,
+            "real": whole((s, "real", 0)),
+            "shift_sample": {str(k): whole((s, "shift_sample", k)) for k in SHIFTS},
+            "shift_container": {str(k): whole((s, "shift_container", k)) for k in SHIFTS},
+            "foreign": [whole((s, "foreign", i)) for i in range(3)],
+            "frozen": whole((s, "frozen", 0)),
+            "windows": [[int(o), round(float(c), 4)] for o, c in real.windows],
+        }
     return out
 
 

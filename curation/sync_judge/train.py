@@ -22,6 +22,8 @@ from curation.sync_judge.features import (AUDIO_DIM, FPS, audio_features, face_t
                                           lip_features, lip_opening, main_track)
 
 MAX_SHIFT = 12  # training shifts (frames); the judge searches +-15 at inference
+NEAR_SHIFTS = 3  # the small shifts that ``near_margin`` makes harder
+DETECT_EVERY = 5  # curation.faces.analyze_video: the detector runs every 5th frame, the ROI is tracked between
 SEGMENT = 75  # 3 s segments
 CHUNK = 25  # 1 s chunks
 
@@ -34,9 +36,20 @@ class TrainConfig:
     weight_decay: float = 1e-3
     width: int = 96
     seed: int = 0
+    # landmark-jitter augmentation, in inter-ocular units (``_tracker_jitter``); 0 = only the
+    # independent per-coordinate noise of the first weights
+    jitter: float = 0.0
+    # additive margin on the own audio at small shifts (|k| <= NEAR_SHIFTS) in the loss
+    near_margin: float = 0.0
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        # fields added after the first weights are keyed only when used, so an unchanged
+        # configuration keeps its identity (``clips_key``) and its cached fold models
+        for name in ("jitter", "near_margin"):
+            if not d[name]:
+                d.pop(name)
+        return d
 
 
 @dataclass
@@ -116,6 +129,8 @@ def train_judge(clips: list[ClipData], config: TrainConfig, device: str = "cpu",
             c = usable[ci]
             s = int(rng.integers(0, c.n - SEGMENT + 1))
             lip = c.lips[s:s + SEGMENT] * rng.uniform(0.9, 1.1)
+            if config.jitter:
+                lip = _tracker_jitter(lip, rng, config.jitter)
             lip = lip + rng.normal(0, 0.004, lip.shape)
             a_lo, a_hi = s - k, s + SEGMENT + k
             a = c.audio[max(0, a_lo):min(c.n, a_hi)]
@@ -130,7 +145,7 @@ def train_judge(clips: list[ClipData], config: TrainConfig, device: str = "cpu",
         aud_t = torch.tensor(np.stack(aud), dtype=torch.float32, device=device)
         v = net.embed_lips(lips_t, mask_t)  # (B, L, E)
         a = net.embed_audio(aud_t)  # (B, L + 2K, E)
-        loss = _contrastive_loss(v, a, mask_t, scale.exp(), k)
+        loss = _contrastive_loss(v, a, mask_t, scale.exp(), k, config.near_margin)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -143,7 +158,37 @@ def train_judge(clips: list[ClipData], config: TrainConfig, device: str = "cpu",
     return net, history
 
 
-def _contrastive_loss(v, a, mask, scale, k):
+def _tracker_jitter(lip: np.ndarray, rng, sigma: float) -> np.ndarray:
+    """``lip`` ((T, LIP_DIM) eye-aligned lip coordinates) as another face pass might have read
+    it: the mesh of a tracked face moves as a whole from frame to frame (translation and scale of
+    the mouth), as (a) independent per-frame noise, (b) a step at each re-detection, held between
+    detections (``DETECT_EVERY`` frames, random phase) and (c) a slow drift (~1 s); and a tracker
+    may smooth in time (a random [a, 1 - 2a, a] filter, a < 0.25, on half the segments).
+    ``sigma`` is each component's standard deviation in inter-ocular units."""
+    t, n = len(lip), lip.shape[1] // 2
+
+    def component() -> np.ndarray:
+        iid = rng.normal(0, sigma, t)
+        phase = int(rng.integers(0, DETECT_EVERY))
+        held = np.repeat(rng.normal(0, sigma, t // DETECT_EVERY + 2), DETECT_EVERY)[phase:phase + t]
+        knots = np.arange(0, t + 25, 25)
+        drift = np.interp(np.arange(t), knots, rng.normal(0, sigma, len(knots)))
+        return iid + held + drift
+
+    x, y = lip[:, :n], lip[:, n:]
+    cx, cy = x.mean(1, keepdims=True), y.mean(1, keepdims=True)
+    grow = 1.0 + component()[:, None]
+    x = cx + (x - cx) * grow + component()[:, None]
+    y = cy + (y - cy) * grow + component()[:, None]
+    out = np.concatenate([x, y], 1)
+    if rng.random() < 0.5:
+        a = rng.uniform(0.0, 0.25)
+        padded = np.concatenate([out[:1], out, out[-1:]])
+        out = a * padded[:-2] + (1 - 2 * a) * padded[1:-1] + a * padded[2:]
+    return out
+
+
+def _contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0):
     import torch
 
     b, length, _ = v.shape
@@ -157,6 +202,13 @@ def _contrastive_loss(v, a, mask, scale, k):
     eye = torch.eye(b, dtype=torch.bool, device=v.device)
     foreign = foreign[~eye].view(b, b - 1, length)
     sims = torch.cat([own, foreign], 1)  # (B, 2K+1 + B-1, L); target index K
+    if near_margin:
+        # the own audio 1..NEAR_SHIFTS frames away must lose by a margin: the peak's sharpness
+        # is what reads an absolute offset right
+        bump = torch.zeros(sims.shape[1], device=v.device)
+        for d in range(1, NEAR_SHIFTS + 1):
+            bump[k - d] = bump[k + d] = near_margin
+        sims = sims + bump[None, :, None]
     losses = []
     for lo, hi in [(0, length)] + [(s, s + CHUNK) for s in range(0, length - CHUNK + 1, CHUNK)]:
         w = m[:, None, lo:hi]
