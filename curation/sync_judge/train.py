@@ -38,9 +38,9 @@ class TrainConfig:
     seed: int = 0
     # landmark-jitter augmentation, in inter-ocular units (``_tracker_jitter``); 0 = only the
     # independent per-coordinate noise of the first weights
-    jitter: float = 0.0
+    jitter: float = 0.004
     # additive margin on the own audio at small shifts (|k| <= NEAR_SHIFTS) in the loss
-    near_margin: float = 0.0
+    near_margin: float = 0.05
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
