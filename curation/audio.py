@@ -271,6 +271,22 @@ def _voice_encoder():
     return model
 
 
+def _window_starts(n_mel: int, window_s: float, step_s: float) -> np.ndarray:
+    """Mel-frame starts of the sliding d-vector windows over ``n_mel`` frames (padded to one window)."""
+    win = int(round(window_s * _MEL_FPS))
+    step = max(1, int(round(step_s * _MEL_FPS)))
+    return np.arange(0, max(n_mel, win) - win + 1, step)
+
+
+def window_centres(n_samples: int, window_s: float = EMBED_WINDOW_S, step_s: float = EMBED_STEP_S) -> np.ndarray:
+    """The centre times of ``speaker_embeddings(audio, window_s=..., step_s=...)`` for ``n_samples``
+    samples at 16 kHz, without running the encoder (the grid depends on the length only)."""
+    padded = int(n_samples) + 2 * (_MEL_WINDOW // 2)
+    n_mel = max(0, 1 + (padded - _MEL_WINDOW) // _MEL_HOP) if padded >= _MEL_WINDOW else 0
+    win = int(round(window_s * _MEL_FPS))
+    return (_window_starts(n_mel, window_s, step_s) + win / 2) / _MEL_FPS
+
+
 def speaker_embeddings(
     audio: np.ndarray,
     sr: int = SR,
@@ -293,7 +309,7 @@ def speaker_embeddings(
     step = max(1, int(round(step_s * _MEL_FPS)))
     if len(mel) < win:
         mel = np.pad(mel, ((0, win - len(mel)), (0, 0)))
-    starts = np.arange(0, len(mel) - win + 1, step)
+    starts = _window_starts(len(mel), window_s, step_s)
     centres = (starts + win / 2) / _MEL_FPS
     model = _voice_encoder()
     out = []
@@ -498,18 +514,28 @@ def _diarize_resemblyzer(
         # resegmentation on the shorter-window grid: start from the clustering labels (nearest
         # grid time), then alternate centroid estimation and nearest-centroid + median filter
         times_c = times[in_speech]
-        times, emb = frame_embeddings if frame_embeddings is not None else speaker_embeddings(
-            audio, window_s=RESEGMENT_WINDOW_S)
+        if frame_embeddings is not None:
+            times, emb = frame_embeddings
+        elif len(big) == 1:
+            # one voice: every grid point gets label 0 whatever the embeddings say, so only the
+            # grid is needed (the encoder pass on the resegmentation windows is ~40 % of the
+            # stage's cost on single-speaker clips; the turns are identical)
+            times, emb = window_centres(len(audio), RESEGMENT_WINDOW_S), None
+        else:
+            times, emb = speaker_embeddings(audio, window_s=RESEGMENT_WINDOW_S)
         in_speech = _mask_from_segments(voiced, times)
         if in_speech.sum() == 0:
             in_speech = _mask_from_segments(speech, times)
         if in_speech.sum() == 0:
             return []
-        sp_emb = emb[in_speech]
         t = times[in_speech]
         after = np.clip(np.searchsorted(times_c, t), 0, len(times_c) - 1)
         before = np.maximum(after - 1, 0)
         best = best[np.where(np.abs(times_c[before] - t) <= np.abs(times_c[after] - t), before, after)]
+        if emb is None:
+            passes = 0
+        else:
+            sp_emb = emb[in_speech]
     for _ in range(passes):
         centroids = centroids_of(best, range(len(big)), centroids)
         sims = sp_emb @ centroids.T  # (N, K)

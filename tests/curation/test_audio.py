@@ -83,6 +83,26 @@ def test_single_speaker_clip_is_one_speaker():
     assert len({t[2] for t in audio.diarize(wav)}) == 1
 
 
+def test_window_grid_without_the_encoder_matches_the_embedding_grid():
+    for n in (0, 399, 400, 16000, 16000 * 3 + 17, 123457):
+        wav = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1
+        for win in (audio.EMBED_WINDOW_S, audio.RESEGMENT_WINDOW_S):
+            times, _ = audio.speaker_embeddings(wav, window_s=win)
+            assert np.array_equal(times, audio.window_centres(n, win)), (n, win)
+
+
+def test_one_voice_skips_the_resegmentation_encoder_with_identical_turns(monkeypatch):
+    wav = load_audio(shared_file("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"))
+    reseg = audio.speaker_embeddings(wav, window_s=audio.RESEGMENT_WINDOW_S)
+    full = audio.diarize(wav, frame_embeddings=reseg)  # the encoder's resegmentation grid, as before
+    windows = []
+    real = audio.speaker_embeddings
+    monkeypatch.setattr(audio, "speaker_embeddings", lambda a, **kw: windows.append(kw) or real(a, **kw))
+    assert audio.diarize(wav) == full
+    assert len({t[2] for t in full}) == 1
+    assert windows == [{}]  # only the clustering windows were encoded
+
+
 def test_der_on_pyannote_sample_below_measured_bound():
     from benchmarks.perf.diarization_der import run
 
