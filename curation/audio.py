@@ -374,13 +374,15 @@ def estimate_speaker_count(prints: np.ndarray, max_speakers: int, threshold: flo
 
 def _cluster(emb: np.ndarray, num_speakers: int) -> np.ndarray:
     """Spectral clustering of d-vectors into exactly ``num_speakers`` clusters."""
-    from sklearn.cluster import SpectralClustering
-
     n = len(emb)
     k = max(1, min(int(num_speakers), n // 4))
     if n < 4 or k == 1:
         return np.zeros(n, int)
     import warnings
+
+    # imported here, after the one-voice return: scikit-learn's import costs ~2 s of CPU per
+    # worker, and a run of single-speaker clips never clusters
+    from sklearn.cluster import SpectralClustering
 
     with warnings.catch_warnings():
         # a pruned graph of two well-separated voices is not connected: that is the easy case

@@ -94,7 +94,6 @@ class SpeechStage(Stage):
         speech._silero_model()
         if self.diarization_backend in ("default", "resemblyzer"):
             speech._voice_encoder()
-            import sklearn.cluster  # noqa: F401 - the clustering's import (~2 s) is set-up, not the first clip's cost
 
     def _clip_seed(self, row: Row) -> int:
         # keyed by the source's bytes, not its path: the same video gives the same spans wherever
