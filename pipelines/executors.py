@@ -109,6 +109,8 @@ class WorkerClock:
         self.busy_s = 0.0  # set-up inside a busy span (a lazily set-up stage) is not counted
         self.cpu_s = 0.0
         self._setup_cpu_s = 0.0
+        self.first_start: float | None = None  # epoch seconds: the worker's processing window
+        self.last_end: float | None = None
 
     @staticmethod
     def _cpu() -> float:
@@ -130,14 +132,18 @@ class WorkerClock:
     def busy(self):
         t, c = time.perf_counter(), self._cpu()
         s0, sc0 = self.setup_s, self._setup_cpu_s
+        if self.first_start is None:
+            self.first_start = time.time()
         try:
             yield
         finally:
             self.busy_s += time.perf_counter() - t - (self.setup_s - s0)
             self.cpu_s += self._cpu() - c - (self._setup_cpu_s - sc0)
+            self.last_end = time.time()
 
     def as_dict(self) -> dict[str, float]:
-        return {"setup_s": round(self.setup_s, 3), "busy_s": round(self.busy_s, 3), "cpu_s": round(self.cpu_s, 3)}
+        return {"setup_s": round(self.setup_s, 3), "busy_s": round(self.busy_s, 3), "cpu_s": round(self.cpu_s, 3),
+                "first_start": self.first_start, "last_end": self.last_end}
 
 
 def peak_rss_mb() -> float:

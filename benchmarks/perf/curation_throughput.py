@@ -9,7 +9,9 @@ by default. Prints, side by side from one run: frames/s of decode only (decord a
 resolution, the reference of issue 12; and the ffmpeg pipe at the analysis size that the
 stages share), of each curation run, their ratios, the per-stage cost table of the local run
 (seconds and ms per source frame: wall and CPU time of each stage's batches in the local run,
-model set-up excluded), each worker's set-up / busy / CPU seconds, and the peak RSS of
+model set-up excluded), each worker's set-up / busy / CPU seconds, the processing window
+(first source started on any worker -> last one finished: the same ratios without the one-off
+start-up of Ray, actors and models, what a long run tends to), and the peak RSS of
 the process that ran each curation (each run is a fresh child process) and of its largest
 decoder child. Machines here are noisy: compare ratios from one run, not absolute numbers
 across runs. Not a test.
@@ -165,6 +167,20 @@ def main() -> None:
             t1, t2 = ray[f"curate {args.config} ray x1"], ray[f"curate {args.config} ray x2"]
             print(f"ray speed-up 2 workers vs 1: {t1 / t2:.2f}x; ray x1 vs local: {local['wall'] / t1:.2f}x")
         print(f"rows: {local['status']}")
+        # the processing window: first source started on any worker -> last source finished;
+        # what a long run's throughput tends to (start-up of Ray, actors and models excluded)
+        win = {}
+        for name, _, r in runs:
+            ws = [v for v in (r or {}).get("worker_seconds", {}).values() if v.get("first_start") and v.get("last_end")]
+            if ws:
+                win[name] = max(v["last_end"] for v in ws) - min(v["first_start"] for v in ws)
+        if win:
+            print("\nprocessing window (first source started -> last source finished; start-up excluded):")
+            for name, w in win.items():
+                print(f"{name:42s} {w:9.2f} {frames / w:10.1f} {t_dec / w:10.3f}")
+            w_loc, w1, w2 = (win.get(f"curate {args.config} {k}") for k in ("local", "ray x1", "ray x2"))
+            if w1 and w2 and w_loc:
+                print(f"window ratios: ray x2 vs x1 {w1 / w2:.2f}x; ray x1 vs local {w_loc / w1:.2f}x")
         print("\nworkers (set-up: imports + model loads, once per worker; busy: running sources; CPU: the "
               "worker's threads + its decoder children while busy):")
         print(f"{'run':42s} {'worker':>14s} {'set-up s':>9s} {'busy s':>8s} {'CPU s':>8s} {'CPU/busy':>9s}")
