@@ -109,7 +109,8 @@ class WorkerClock:
         self.busy_s = 0.0  # set-up inside a busy span (a lazily set-up stage) is not counted
         self.cpu_s = 0.0
         self._setup_cpu_s = 0.0
-        self.first_start: float | None = None  # epoch seconds: the worker's processing window
+        # epoch seconds: the worker's processing window (set-up inside it moves its start on)
+        self.first_start: float | None = None
         self.last_end: float | None = None
 
     @staticmethod
@@ -125,8 +126,11 @@ class WorkerClock:
         try:
             yield
         finally:
-            self.setup_s += time.perf_counter() - t
+            took = time.perf_counter() - t
+            self.setup_s += took
             self._setup_cpu_s += self._cpu() - c
+            if self.first_start is not None:  # a stage set up lazily, inside the window: not processing
+                self.first_start += took
 
     @contextmanager
     def busy(self):
