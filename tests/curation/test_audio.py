@@ -169,3 +169,18 @@ def test_viterbi_labels_pay_a_switch_penalty_and_pure_windows_skip_label_changes
     assert audio.pure_windows(labels, 2).tolist() == [True] * 5 + [False] * 2 + [True] * 5
     assert audio.pure_windows(labels, 3).tolist() == [True] * 4 + [False] * 4 + [True] * 4
     assert audio.pure_windows(labels, 0).all()
+
+
+def test_confident_mean_leaves_out_windows_that_lean_to_the_other_voice():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=256), rng.normal(size=256)
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    clean = a + 0.3 * rng.normal(size=(30, 256)) / 16
+    mixed = 0.4 * a + 0.6 * b + 0.3 * rng.normal(size=(10, 256)) / 16  # a window under the other voice
+    members = audio.unit_rows(np.concatenate([clean, mixed]))
+    centroids = audio.unit_rows(np.stack([members.mean(0), b]))
+    kept = audio.unit_rows(audio.confident_mean(members, centroids, 0, 0.5)[None])[0]
+    plain = audio.unit_rows(members.mean(0)[None])[0]
+    assert kept @ a > plain @ a + 0.02 and kept @ b < plain @ b - 0.05
+    # trim 0 keeps every window
+    assert np.allclose(audio.confident_mean(members, centroids, 0, 0.0), members.mean(0))
