@@ -89,15 +89,15 @@ def test_der_on_pyannote_sample_below_measured_bound():
     shared_file("audio/sample.rttm")
     res = run(shared_file("audio/sample.wav").parents[1])
     oracle = res["oracle_2_speakers"]
-    # measured 0.234 (FA 0.026, missed 0.081, confusion 0.128) with resemblyzer 0.1.4 / silero 6.2.3
-    # (v2: 0.188); sample.wav is held out: every post-processing / labelling choice was made on the
-    # built set, which prefers settings that are worse here (docs/calibration.md)
-    assert oracle["der"] < 0.26, res
+    # measured 0.230 (FA 0.026, missed 0.081, confusion 0.123) with resemblyzer 0.1.4 / silero 6.2.3
+    # (v3: 0.234, v2: 0.188); sample.wav is held out: every post-processing / labelling choice was
+    # made on the built set (docs/calibration.md); missed speech here is its overlapped speech
+    assert oracle["der"] < 0.25, res
     assert oracle["num_speakers_found"] == 2
     assert abs(oracle["der"] - (oracle["false_alarm"] + oracle["missed"] + oracle["confusion"])) < 1e-3
     # the count is estimated right on this telephone-band pair (v1 estimated 1)
     assert res["estimated_speakers"]["num_speakers_found"] == 2, res
-    assert res["estimated_speakers"]["der"] < 0.26, res
+    assert res["estimated_speakers"]["der"] < 0.25, res
 
 
 def test_pyannote_backend_explains_how_to_install_when_missing():
