@@ -9,8 +9,10 @@ Backends, all offline by default:
   GE2E voice encoder (``pretrained.pt`` ships inside the ``resemblyzer`` wheel, Apache-2.0) over
   sliding windows of VAD speech, spectral clustering (pruned cosine affinity), the speaker count
   estimated by average-linkage clustering of ~2 s segment voice prints with a calibrated stopping
-  distance, a short median filter, and an overlap heuristic (a window whose two nearest speaker centroids are
-  almost equally close and both close enough counts as both speakers). The wheel's own
+  distance, then resegmentation on shorter windows against voice centroids learnt from
+  confidently labelled windows only, a short median filter, and an optional overlap heuristic
+  (a window whose two nearest speaker centroids are almost equally close and both close enough
+  counts as both speakers; off by default). The wheel's own
   preprocessing imports librosa + webrtcvad, which we do not want as dependencies, so the
   network (3-layer LSTM 40->256, linear 256->256, ReLU, L2 norm) is rebuilt here and loads the
   wheel's weight file; the mel filterbank reproduces ``librosa.filters.mel`` (Slaney scale and
