@@ -9,8 +9,10 @@ Backends, all offline by default:
   GE2E voice encoder (``pretrained.pt`` ships inside the ``resemblyzer`` wheel, Apache-2.0) over
   sliding windows of VAD speech, spectral clustering (pruned cosine affinity), the speaker count
   estimated by average-linkage clustering of ~2 s segment voice prints with a calibrated stopping
-  distance, a short median filter, and an overlap heuristic (a window whose two nearest speaker centroids are
-  almost equally close and both close enough counts as both speakers). The wheel's own
+  distance, then resegmentation on shorter windows against voice centroids learnt from
+  confidently labelled windows only, a short median filter, and an optional overlap heuristic
+  (a window whose two nearest speaker centroids are almost equally close and both close enough
+  counts as both speakers; off by default). The wheel's own
   preprocessing imports librosa + webrtcvad, which we do not want as dependencies, so the
   network (3-layer LSTM 40->256, linear 256->256, ReLU, L2 norm) is rebuilt here and loads the
   wheel's weight file; the mel filterbank reproduces ``librosa.filters.mel`` (Slaney scale and
@@ -43,16 +45,19 @@ _MEL_FPS = SR // _MEL_HOP  # 100 mel frames per second
 
 # Diarization defaults. Window sizes date from v1; every post-processing and labelling choice
 # below was made on the built calibration set (benchmarks/validity/build_diarization_set.py:
-# 140 files, with re-timed conversations; calibrate_diarization.py), never on the held-out
-# audio/sample.wav (docs/calibration.md).
+# 140 files with re-timed conversations, plus a narrowband copy of each since v4 = 280;
+# calibrate_diarization.py), never on the held-out audio/sample.wav (docs/calibration.md).
+# v3: turn bridge, pure-window centroids, resegmentation; v4: confident-window centroids
+LABELLING_VERSION = 4
 EMBED_WINDOW_S = 1.2  # d-vector window: long enough for a stable voice print
 EMBED_STEP_S = 0.1  # label resolution
 AFFINITY_KEEP = 0.1  # spectral clustering: each window keeps its 10 % most similar windows
 MIN_NEIGHBOURS = 5  # ... but at least this many (short clips)
 # speaker count: average-linkage clustering of ~2 s speech-segment voice prints, stopped at this
-# cosine distance (chosen on the built 1/2/3-speaker set, not on sample.wav; docs/calibration.md)
+# cosine distance (threshold chosen on the built 1/2/3-speaker set with its narrowband copies, v4;
+# shorter 1 s pieces count better there but give 1 voice on sample.wav: docs/calibration.md)
 COUNT_SEGMENT_S = 2.0
-COUNT_LINKAGE_THRESHOLD = 0.28
+COUNT_LINKAGE_THRESHOLD = 0.24
 # VAD post-processing (calibrated against RTTMs, docs/calibration.md): pauses shorter than
 # VAD_BRIDGE_S between silero segments are filled, every segment is padded by VAD_PAD_S. Both
 # 0 since the turn bridge below: bridging before labelling also filled gaps at speaker changes
@@ -70,19 +75,26 @@ DETECT_OVERLAP = False
 MEDIAN_FILTER_S = 0.5  # label smoothing
 # optional resegmentation after clustering: labels re-assigned on a grid of shorter d-vector
 # windows by nearest speaker centroid + median filter, the centroids re-estimated from the new
-# labels each pass (pure windows only, CENTROID_MARGIN_S). On (5 passes): chosen on the built
-# set (DER 0.159 -> 0.141 there); on the held-out sample.wav it is worse (docs/calibration.md).
+# labels each pass (pure windows only, CENTROID_MARGIN_S, and confident ones, CENTROID_TRIM).
+# On (5 passes): chosen on the built set (v4 there: 0.159 without -> 0.139); on the held-out
+# sample.wav it is worse (docs/calibration.md).
 RESEGMENT_WINDOW_S = 0.8
 RESEGMENT_PASSES = 5
 # voice centroids from "pure" windows only: a 1.2 s window within CENTROID_MARGIN_S of a label
 # change mixes two voices and drags the centroid towards the other voice (0 = every window);
-# re-estimated CENTROID_PASSES times from the new labels
+# re-estimated CENTROID_PASSES times from the new labels before the resegmentation (v3: 4)
 CENTROID_MARGIN_S = 0.3
-CENTROID_PASSES = 4
+CENTROID_PASSES = 0
 # label smoothing: "median" (MEDIAN_FILTER_S) or "viterbi" (best label path where every speaker
 # change costs VITERBI_SWITCH_PENALTY in cosine similarity)
 SMOOTHING = "median"
 VITERBI_SWITCH_PENALTY = 0.1
+# centroids from confident windows (v4): each centroid is re-estimated from its windows whose
+# margin (cosine to their own centroid minus the best other one) is at or above this quantile
+# of the voice's margins: windows under a second voice or mislabelled ones sit low and drag the
+# centroid towards the other voice. With it, no centroid passes before the resegmentation.
+# Chosen on the built set with narrowband copies (docs/calibration.md)
+CENTROID_TRIM = 0.5
 
 
 def _package_version(dist: str) -> str:
@@ -98,7 +110,7 @@ def vad_backend_name() -> str:
 
 def diarization_backend_name(backend: str = "default") -> str:
     if backend in ("default", "resemblyzer"):
-        return f"resemblyzer-spectral {_package_version('resemblyzer')}"
+        return f"resemblyzer-spectral {_package_version('resemblyzer')} labelling v{LABELLING_VERSION}"
     if backend == "pyannote":
         return f"pyannote.audio {_package_version('pyannote.audio')}"
     raise ValueError(f"unknown diarization backend {backend!r}; use 'default' or 'pyannote'")
@@ -410,6 +422,18 @@ def viterbi_labels(scores: np.ndarray, switch_penalty: float) -> np.ndarray:
     return path
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-8)
+
+
+def confident_mean(member_emb: np.ndarray, centroids: np.ndarray, own: int, trim: float) -> np.ndarray:
+    """Mean of the member windows of voice ``own`` whose margin (cosine to its centroid minus
+    the best other centroid) is at or above the ``trim`` quantile of their margins."""
+    sims = member_emb @ centroids.T
+    margin = sims[:, own] - np.delete(sims, own, axis=1).max(1)
+    return member_emb[margin >= np.quantile(margin, trim)].mean(0)
+
+
 def pure_windows(labels: np.ndarray, margin_steps: int) -> np.ndarray:
     """Windows whose nearest differently-labelled window is at least ``margin_steps`` grid steps
     away (every window when ``margin_steps`` <= 0)."""
@@ -448,6 +472,7 @@ def _diarize_resemblyzer(
     overlap_margin: float | None = None,
     overlap_min_sim: float | None = None,
     turn_bridge_s: float | None = None,
+    centroid_trim: float | None = None,
 ) -> list[tuple[float, float, str]]:
     from scipy.ndimage import median_filter
 
@@ -455,6 +480,7 @@ def _diarize_resemblyzer(
     c_passes = CENTROID_PASSES if centroid_passes is None else int(centroid_passes)
     smoothing = SMOOTHING if smoothing is None else smoothing
     penalty = VITERBI_SWITCH_PENALTY if switch_penalty is None else float(switch_penalty)
+    trim = CENTROID_TRIM if centroid_trim is None else float(centroid_trim)
     if smoothing not in ("median", "viterbi"):
         raise ValueError(f"smoothing={smoothing!r}: use 'median' or 'viterbi'")
 
@@ -495,14 +521,17 @@ def _diarize_resemblyzer(
     def centroids_of(lab: np.ndarray, ids, old=None) -> np.ndarray:
         # pure windows when the label runs allow it, else every window of the label
         pure = pure_windows(lab, int(round(margin_s / EMBED_STEP_S)))
-        cs = []
-        for j, k in enumerate(ids):
+        members = []
+        for k in ids:
             sel = (lab == k) & pure
-            if sel.sum() < 3:
-                sel = lab == k
-            cs.append(sp_emb[sel].mean(0) if sel.any() else old[j])
-        cs = np.stack(cs)
-        return cs / np.linalg.norm(cs, axis=1, keepdims=True).clip(1e-8)
+            members.append(sel if sel.sum() >= 3 else lab == k)
+        cs = unit_rows(np.stack([sp_emb[sel].mean(0) if sel.any() else old[j] for j, sel in enumerate(members)]))
+        if trim <= 0 or len(cs) < 2:
+            return cs
+        # confident windows only (CENTROID_TRIM): windows under a second voice or mislabelled
+        # ones sit near the other centroid and drag this one towards it
+        return unit_rows(np.stack([confident_mean(sp_emb[sel], cs, j, trim) if sel.sum() >= 6 else cs[j]
+                                   for j, sel in enumerate(members)]))
 
     centroids = centroids_of(labels, big)
     sims = sp_emb @ centroids.T  # (N, K)
