@@ -9,8 +9,10 @@ Backends, all offline by default:
   GE2E voice encoder (``pretrained.pt`` ships inside the ``resemblyzer`` wheel, Apache-2.0) over
   sliding windows of VAD speech, spectral clustering (pruned cosine affinity), the speaker count
   estimated by average-linkage clustering of ~2 s segment voice prints with a calibrated stopping
-  distance, a short median filter, and an overlap heuristic (a window whose two nearest speaker centroids are
-  almost equally close and both close enough counts as both speakers). The wheel's own
+  distance, then resegmentation on shorter windows against voice centroids learnt from
+  confidently labelled windows only, a short median filter, and an optional overlap heuristic
+  (a window whose two nearest speaker centroids are almost equally close and both close enough
+  counts as both speakers; off by default). The wheel's own
   preprocessing imports librosa + webrtcvad, which we do not want as dependencies, so the
   network (3-layer LSTM 40->256, linear 256->256, ReLU, L2 norm) is rebuilt here and loads the
   wheel's weight file; the mel filterbank reproduces ``librosa.filters.mel`` (Slaney scale and
@@ -43,16 +45,19 @@ _MEL_FPS = SR // _MEL_HOP  # 100 mel frames per second
 
 # Diarization defaults. Window sizes date from v1; every post-processing and labelling choice
 # below was made on the built calibration set (benchmarks/validity/build_diarization_set.py:
-# 140 files, with re-timed conversations; calibrate_diarization.py), never on the held-out
-# audio/sample.wav (docs/calibration.md).
+# 140 files with re-timed conversations, plus a narrowband copy of each since v4 = 280;
+# calibrate_diarization.py), never on the held-out audio/sample.wav (docs/calibration.md).
+# v3: turn bridge, pure-window centroids, resegmentation; v4: confident-window centroids
+LABELLING_VERSION = 4
 EMBED_WINDOW_S = 1.2  # d-vector window: long enough for a stable voice print
 EMBED_STEP_S = 0.1  # label resolution
 AFFINITY_KEEP = 0.1  # spectral clustering: each window keeps its 10 % most similar windows
 MIN_NEIGHBOURS = 5  # ... but at least this many (short clips)
 # speaker count: average-linkage clustering of ~2 s speech-segment voice prints, stopped at this
-# cosine distance (chosen on the built 1/2/3-speaker set, not on sample.wav; docs/calibration.md)
+# cosine distance (threshold chosen on the built 1/2/3-speaker set with its narrowband copies, v4;
+# shorter 1 s pieces count better there but give 1 voice on sample.wav: docs/calibration.md)
 COUNT_SEGMENT_S = 2.0
-COUNT_LINKAGE_THRESHOLD = 0.28
+COUNT_LINKAGE_THRESHOLD = 0.24
 # VAD post-processing (calibrated against RTTMs, docs/calibration.md): pauses shorter than
 # VAD_BRIDGE_S between silero segments are filled, every segment is padded by VAD_PAD_S. Both
 # 0 since the turn bridge below: bridging before labelling also filled gaps at speaker changes
@@ -70,19 +75,26 @@ DETECT_OVERLAP = False
 MEDIAN_FILTER_S = 0.5  # label smoothing
 # optional resegmentation after clustering: labels re-assigned on a grid of shorter d-vector
 # windows by nearest speaker centroid + median filter, the centroids re-estimated from the new
-# labels each pass (pure windows only, CENTROID_MARGIN_S). On (5 passes): chosen on the built
-# set (DER 0.159 -> 0.141 there); on the held-out sample.wav it is worse (docs/calibration.md).
+# labels each pass (pure windows only, CENTROID_MARGIN_S, and confident ones, CENTROID_TRIM).
+# On (5 passes): chosen on the built set (v4 there: 0.159 without -> 0.139); on the held-out
+# sample.wav it is worse (docs/calibration.md).
 RESEGMENT_WINDOW_S = 0.8
 RESEGMENT_PASSES = 5
 # voice centroids from "pure" windows only: a 1.2 s window within CENTROID_MARGIN_S of a label
 # change mixes two voices and drags the centroid towards the other voice (0 = every window);
-# re-estimated CENTROID_PASSES times from the new labels
+# re-estimated CENTROID_PASSES times from the new labels before the resegmentation (v3: 4)
 CENTROID_MARGIN_S = 0.3
-CENTROID_PASSES = 4
+CENTROID_PASSES = 0
 # label smoothing: "median" (MEDIAN_FILTER_S) or "viterbi" (best label path where every speaker
 # change costs VITERBI_SWITCH_PENALTY in cosine similarity)
 SMOOTHING = "median"
 VITERBI_SWITCH_PENALTY = 0.1
+# centroids from confident windows (v4): each centroid is re-estimated from its windows whose
+# margin (cosine to their own centroid minus the best other one) is at or above this quantile
+# of the voice's margins: windows under a second voice or mislabelled ones sit low and drag the
+# centroid towards the other voice. With it, no centroid passes before the resegmentation.
+# Chosen on the built set with narrowband copies (docs/calibration.md)
+CENTROID_TRIM = 0.5
 
 
 def _package_version(dist: str) -> str:
@@ -98,7 +110,7 @@ def vad_backend_name() -> str:
 
 def diarization_backend_name(backend: str = "default") -> str:
     if backend in ("default", "resemblyzer"):
-        return f"resemblyzer-spectral {_package_version('resemblyzer')}"
+        return f"resemblyzer-spectral {_package_version('resemblyzer')} labelling v{LABELLING_VERSION}"
     if backend == "pyannote":
         return f"pyannote.audio {_package_version('pyannote.audio')}"
     raise ValueError(f"unknown diarization backend {backend!r}; use 'default' or 'pyannote'")
@@ -271,6 +283,22 @@ def _voice_encoder():
     return model
 
 
+def _window_starts(n_mel: int, window_s: float, step_s: float) -> np.ndarray:
+    """Mel-frame starts of the sliding d-vector windows over ``n_mel`` frames (padded to one window)."""
+    win = int(round(window_s * _MEL_FPS))
+    step = max(1, int(round(step_s * _MEL_FPS)))
+    return np.arange(0, max(n_mel, win) - win + 1, step)
+
+
+def window_centres(n_samples: int, window_s: float = EMBED_WINDOW_S, step_s: float = EMBED_STEP_S) -> np.ndarray:
+    """The centre times of ``speaker_embeddings(audio, window_s=..., step_s=...)`` for ``n_samples``
+    samples at 16 kHz, without running the encoder (the grid depends on the length only)."""
+    padded = int(n_samples) + 2 * (_MEL_WINDOW // 2)
+    n_mel = max(0, 1 + (padded - _MEL_WINDOW) // _MEL_HOP) if padded >= _MEL_WINDOW else 0
+    win = int(round(window_s * _MEL_FPS))
+    return (_window_starts(n_mel, window_s, step_s) + win / 2) / _MEL_FPS
+
+
 def speaker_embeddings(
     audio: np.ndarray,
     sr: int = SR,
@@ -293,7 +321,7 @@ def speaker_embeddings(
     step = max(1, int(round(step_s * _MEL_FPS)))
     if len(mel) < win:
         mel = np.pad(mel, ((0, win - len(mel)), (0, 0)))
-    starts = np.arange(0, len(mel) - win + 1, step)
+    starts = _window_starts(len(mel), window_s, step_s)
     centres = (starts + win / 2) / _MEL_FPS
     model = _voice_encoder()
     out = []
@@ -358,13 +386,15 @@ def estimate_speaker_count(prints: np.ndarray, max_speakers: int, threshold: flo
 
 def _cluster(emb: np.ndarray, num_speakers: int) -> np.ndarray:
     """Spectral clustering of d-vectors into exactly ``num_speakers`` clusters."""
-    from sklearn.cluster import SpectralClustering
-
     n = len(emb)
     k = max(1, min(int(num_speakers), n // 4))
     if n < 4 or k == 1:
         return np.zeros(n, int)
     import warnings
+
+    # imported here, after the one-voice return: scikit-learn's import costs ~2 s of CPU per
+    # worker, and a run of single-speaker clips never clusters
+    from sklearn.cluster import SpectralClustering
 
     with warnings.catch_warnings():
         # a pruned graph of two well-separated voices is not connected: that is the easy case
@@ -390,6 +420,18 @@ def viterbi_labels(scores: np.ndarray, switch_penalty: float) -> np.ndarray:
     for i in range(n - 1, 0, -1):
         path[i - 1] = back[i, path[i]]
     return path
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-8)
+
+
+def confident_mean(member_emb: np.ndarray, centroids: np.ndarray, own: int, trim: float) -> np.ndarray:
+    """Mean of the member windows of voice ``own`` whose margin (cosine to its centroid minus
+    the best other centroid) is at or above the ``trim`` quantile of their margins."""
+    sims = member_emb @ centroids.T
+    margin = sims[:, own] - np.delete(sims, own, axis=1).max(1)
+    return member_emb[margin >= np.quantile(margin, trim)].mean(0)
 
 
 def pure_windows(labels: np.ndarray, margin_steps: int) -> np.ndarray:
@@ -430,6 +472,7 @@ def _diarize_resemblyzer(
     overlap_margin: float | None = None,
     overlap_min_sim: float | None = None,
     turn_bridge_s: float | None = None,
+    centroid_trim: float | None = None,
 ) -> list[tuple[float, float, str]]:
     from scipy.ndimage import median_filter
 
@@ -437,6 +480,7 @@ def _diarize_resemblyzer(
     c_passes = CENTROID_PASSES if centroid_passes is None else int(centroid_passes)
     smoothing = SMOOTHING if smoothing is None else smoothing
     penalty = VITERBI_SWITCH_PENALTY if switch_penalty is None else float(switch_penalty)
+    trim = CENTROID_TRIM if centroid_trim is None else float(centroid_trim)
     if smoothing not in ("median", "viterbi"):
         raise ValueError(f"smoothing={smoothing!r}: use 'median' or 'viterbi'")
 
@@ -477,14 +521,17 @@ def _diarize_resemblyzer(
     def centroids_of(lab: np.ndarray, ids, old=None) -> np.ndarray:
         # pure windows when the label runs allow it, else every window of the label
         pure = pure_windows(lab, int(round(margin_s / EMBED_STEP_S)))
-        cs = []
-        for j, k in enumerate(ids):
+        members = []
+        for k in ids:
             sel = (lab == k) & pure
-            if sel.sum() < 3:
-                sel = lab == k
-            cs.append(sp_emb[sel].mean(0) if sel.any() else old[j])
-        cs = np.stack(cs)
-        return cs / np.linalg.norm(cs, axis=1, keepdims=True).clip(1e-8)
+            members.append(sel if sel.sum() >= 3 else lab == k)
+        cs = unit_rows(np.stack([sp_emb[sel].mean(0) if sel.any() else old[j] for j, sel in enumerate(members)]))
+        if trim <= 0 or len(cs) < 2:
+            return cs
+        # confident windows only (CENTROID_TRIM): windows under a second voice or mislabelled
+        # ones sit near the other centroid and drag this one towards it
+        return unit_rows(np.stack([confident_mean(sp_emb[sel], cs, j, trim) if sel.sum() >= 6 else cs[j]
+                                   for j, sel in enumerate(members)]))
 
     centroids = centroids_of(labels, big)
     sims = sp_emb @ centroids.T  # (N, K)
@@ -498,18 +545,28 @@ def _diarize_resemblyzer(
         # resegmentation on the shorter-window grid: start from the clustering labels (nearest
         # grid time), then alternate centroid estimation and nearest-centroid + median filter
         times_c = times[in_speech]
-        times, emb = frame_embeddings if frame_embeddings is not None else speaker_embeddings(
-            audio, window_s=RESEGMENT_WINDOW_S)
+        if frame_embeddings is not None:
+            times, emb = frame_embeddings
+        elif len(big) == 1:
+            # one voice: every grid point gets label 0 whatever the embeddings say, so only the
+            # grid is needed (the encoder pass on the resegmentation windows is ~40 % of the
+            # stage's cost on single-speaker clips; the turns are identical)
+            times, emb = window_centres(len(audio), RESEGMENT_WINDOW_S), None
+        else:
+            times, emb = speaker_embeddings(audio, window_s=RESEGMENT_WINDOW_S)
         in_speech = _mask_from_segments(voiced, times)
         if in_speech.sum() == 0:
             in_speech = _mask_from_segments(speech, times)
         if in_speech.sum() == 0:
             return []
-        sp_emb = emb[in_speech]
         t = times[in_speech]
         after = np.clip(np.searchsorted(times_c, t), 0, len(times_c) - 1)
         before = np.maximum(after - 1, 0)
         best = best[np.where(np.abs(times_c[before] - t) <= np.abs(times_c[after] - t), before, after)]
+        if emb is None:
+            passes = 0
+        else:
+            sp_emb = emb[in_speech]
     for _ in range(passes):
         centroids = centroids_of(best, range(len(big)), centroids)
         sims = sp_emb @ centroids.T  # (N, K)

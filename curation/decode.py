@@ -147,8 +147,17 @@ class Frames:
         return (self.start_frame + np.arange(len(self.frames))) / self.rate
 
     def at(self, indices) -> np.ndarray:
-        """Frames at timeline indices (clipped to the decoded range)."""
+        """Frames at timeline indices (clipped to the decoded range). Evenly spaced increasing
+        indices (a run, every n-th frame) give a read-only view of the decode, not a copy: a
+        32-frame chunk at analysis size is ~50 MB to copy, and the face pass asks for one per
+        chunk; the read-only flag keeps callers from writing into the shared frames."""
         idx = np.clip(np.asarray(indices, dtype=np.int64) - self.start_frame, 0, max(0, len(self.frames) - 1))
+        if idx.ndim == 1 and len(idx) >= 2:
+            step = int(idx[1] - idx[0])
+            if step > 0 and bool((np.diff(idx) == step).all()):
+                view = self.frames[int(idx[0]):int(idx[-1]) + 1:step].view()
+                view.flags.writeable = False
+                return view
         return self.frames[idx]
 
 

@@ -203,10 +203,31 @@ def sample_indices(start_frame: int, end_frame: int, src_fps: float, target_fps:
     return np.clip(idx, start_frame, max(start_frame, end_frame - 1))
 
 
+_START_TIMES: dict[tuple, tuple[float, float | None]] = {}
+
+
 def stream_start_times(path: str | os.PathLike, timeout_s: float = 60.0) -> tuple[float, float | None]:
     """(video start, audio start) in seconds on the container's timeline, edit lists applied
     (ffprobe's ``start_time`` of the first video / audio stream; 0.0 for a missing video
-    stream, None for a missing audio stream)."""
+    stream, None for a missing audio stream). Kept per process for the file's (path, mtime,
+    size): every ``load_audio`` of a clip asks (speech once, av_sync once per face and span),
+    and an ffprobe costs about as much as the audio decode it precedes."""
+    try:
+        st = os.stat(path)
+        key = (os.path.abspath(str(path)), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _START_TIMES:
+        return _START_TIMES[key]
+    times = _stream_start_times(path, timeout_s)
+    if key is not None:
+        if len(_START_TIMES) >= 256:
+            _START_TIMES.pop(next(iter(_START_TIMES)))
+        _START_TIMES[key] = times
+    return times
+
+
+def _stream_start_times(path: str | os.PathLike, timeout_s: float) -> tuple[float, float | None]:
     exe = shutil.which("ffprobe")
     if exe is None:
         raise MediaError("ffprobe is not on PATH: install ffmpeg (Debian: apt-get install -y ffmpeg)")

@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import time
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 from curation.base import Row, Stage, run_stage_batch
@@ -52,9 +54,13 @@ def build_pipeline_stages(stage_specs: list[dict[str, Any]]) -> list[Stage]:
     return stages
 
 
-def run_stages(stages: list[Stage], rows: list[Row], batch_size: int = 1) -> list[Row]:
-    """Every stage over ``rows`` (one source's rows), through the adapter."""
+def run_stages(stages: list[Stage], rows: list[Row], batch_size: int = 1, clock: "WorkerClock | None" = None) -> list[Row]:
+    """Every stage over ``rows`` (one source's rows), through the adapter. A stage is set up
+    when a row first reaches it (timed by ``clock``)."""
     for stage in stages:
+        if clock is not None and rows and not stage._is_setup:
+            with clock.setup():
+                stage.ensure_setup()
         out: list[Row] = []
         for i in range(0, len(rows), max(1, batch_size)):
             out.extend(run_stage_batch(stage, rows[i : i + max(1, batch_size)]))
@@ -93,6 +99,57 @@ def cap_threads(n: int) -> None:
         pass
 
 
+class WorkerClock:
+    """Seconds one worker spent setting its stages up and running sources (wall and process
+    CPU, threads and reaped decoder children included): how busy a worker was, beside its
+    peak RSS, in the run summary and the throughput benchmark."""
+
+    def __init__(self) -> None:
+        self.setup_s = 0.0
+        self.busy_s = 0.0  # set-up inside a busy span (a lazily set-up stage) is not counted
+        self.cpu_s = 0.0
+        self._setup_cpu_s = 0.0
+        # epoch seconds: the worker's processing window (set-up inside it moves its start on)
+        self.first_start: float | None = None
+        self.last_end: float | None = None
+
+    @staticmethod
+    def _cpu() -> float:
+        import resource
+
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + kids.ru_utime + kids.ru_stime
+
+    @contextmanager
+    def setup(self):
+        t, c = time.perf_counter(), self._cpu()
+        try:
+            yield
+        finally:
+            took = time.perf_counter() - t
+            self.setup_s += took
+            self._setup_cpu_s += self._cpu() - c
+            if self.first_start is not None:  # a stage set up lazily, inside the window: not processing
+                self.first_start += took
+
+    @contextmanager
+    def busy(self):
+        t, c = time.perf_counter(), self._cpu()
+        s0, sc0 = self.setup_s, self._setup_cpu_s
+        if self.first_start is None:
+            self.first_start = time.time()
+        try:
+            yield
+        finally:
+            self.busy_s += time.perf_counter() - t - (self.setup_s - s0)
+            self.cpu_s += self._cpu() - c - (self._setup_cpu_s - sc0)
+            self.last_end = time.time()
+
+    def as_dict(self) -> dict[str, float]:
+        return {"setup_s": round(self.setup_s, 3), "busy_s": round(self.busy_s, 3), "cpu_s": round(self.cpu_s, 3),
+                "first_start": self.first_start, "last_end": self.last_end}
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     import resource
@@ -109,11 +166,17 @@ class LocalExecutor:
         self.stages = build_pipeline_stages(stage_specs)
         self.batch_size = batch_size
         self.peak_rss_mb: dict[str, float] = {}  # worker -> peak RSS (MB), for the run summary
+        self.worker_seconds: dict[str, dict[str, float]] = {}  # worker -> WorkerClock.as_dict()
+        self._clock = WorkerClock()
 
     def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
+        key = f"local:{os.getpid()}"
         for src in sources:
-            yield src, sort_rows(run_stages(self.stages, [src], self.batch_size))
-            self.peak_rss_mb = {f"local:{os.getpid()}": round(peak_rss_mb(), 1)}
+            with self._clock.busy():
+                out = sort_rows(run_stages(self.stages, [src], self.batch_size, self._clock))
+            self.peak_rss_mb = {key: round(peak_rss_mb(), 1)}
+            self.worker_seconds = {key: self._clock.as_dict()}
+            yield src, out
 
     def run(self, rows: list[Row]) -> list[Row]:
         return sort_rows([r for _, out in self.run_stream(rows) for r in out])
@@ -146,20 +209,27 @@ class _FusedStages:
     """
 
     def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int, threads: int):
-        cap_threads(threads)
-        self.stages = build_pipeline_stages(stage_specs)
-        for st in self.stages:
-            st.ensure_setup()
+        self.clock = WorkerClock()
+        with self.clock.setup():
+            cap_threads(threads)
+            self.stages = build_pipeline_stages(stage_specs)
+            for st in self.stages:
+                st.ensure_setup()
         self.batch_size = batch_size
 
     def __call__(self, batch: dict) -> dict:
+        import json
+
         import numpy as np
 
-        out = [pickle.dumps(run_stages(self.stages, pickle.loads(p), self.batch_size), protocol=5)
-               for p in batch["payload"]]
+        out = []
+        for p in batch["payload"]:
+            with self.clock.busy():
+                out.append(pickle.dumps(run_stages(self.stages, pickle.loads(p), self.batch_size), protocol=5))
         n = len(out)
         return {"key": np.asarray(batch["key"]), "payload": np.array(out, dtype=object),
-                "worker": np.full(n, os.getpid()), "peak_rss_mb": np.full(n, peak_rss_mb())}
+                "worker": np.full(n, os.getpid()), "peak_rss_mb": np.full(n, peak_rss_mb()),
+                "seconds": np.array([json.dumps(self.clock.as_dict())] * n, dtype=object)}
 
 
 def machine_cpus() -> int:
@@ -208,6 +278,7 @@ class RayDataExecutor:
         self.specs = stage_specs
         self.batch_size = batch_size
         self.peak_rss_mb: dict[str, float] = {}  # worker -> peak RSS (MB), for the run summary
+        self.worker_seconds: dict[str, dict[str, float]] = {}  # worker -> WorkerClock.as_dict() (latest)
         self._owns_ray = start_ray(workers, address)
         cluster = ray.cluster_resources()
         self.cluster_cpus = float(cluster.get("CPU", 1.0))
@@ -220,6 +291,8 @@ class RayDataExecutor:
         rayutil.preflight()
 
     def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
+        import json
+
         import numpy as np
         import ray
 
@@ -257,9 +330,13 @@ class RayDataExecutor:
                 if explained is e:
                     raise
                 raise explained from e
-            for worker, rss in zip(np.asarray(batch["worker"]).tolist(), np.asarray(batch["peak_rss_mb"]).tolist()):
+            for worker, rss, secs in zip(np.asarray(batch["worker"]).tolist(),
+                                         np.asarray(batch["peak_rss_mb"]).tolist(), batch["seconds"]):
                 key = f"ray:{worker}"
                 self.peak_rss_mb[key] = round(max(self.peak_rss_mb.get(key, 0.0), float(rss)), 1)
+                secs = json.loads(secs)
+                if secs["busy_s"] >= self.worker_seconds.get(key, {}).get("busy_s", -1.0):
+                    self.worker_seconds[key] = secs
             for key, payload in zip(np.asarray(batch["key"]).tolist(), batch["payload"]):
                 yield sources[int(key)], sort_rows(pickle.loads(payload))
 

@@ -78,6 +78,8 @@ class RunSummary:
     skipped: Skipped = field(default_factory=Skipped)
     not_retried: int = 0  # failed sources whose attempts reached MAX_ATTEMPTS
     worker_peak_rss_mb: dict[str, float] = field(default_factory=dict)  # peak RSS of each worker process
+    # per worker process: set-up, busy (running sources) and CPU seconds (executors.WorkerClock)
+    worker_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def describe(self) -> str:
         t = self.totals
@@ -498,7 +500,8 @@ def _run_curation(
     return RunSummary(run_dir=run_dir, totals=manifest["totals"], reasons=manifest["reasons"],
                       partitions_done=len(todo), partitions_skipped=skipped, seconds=time.time() - t0,
                       manifest=manifest, skipped=not_curated, not_retried=not_retried,
-                      worker_peak_rss_mb=peak_rss)
+                      worker_peak_rss_mb=peak_rss,
+                      worker_seconds=dict(getattr(ex, "worker_seconds", {}) or {}))
 
 
 def _failed_attempts(rows: list[dict]) -> dict[str, int]:

@@ -8,8 +8,10 @@ a different container comment, so the run's sha256 dedupe does not collapse them
 by default. Prints, side by side from one run: frames/s of decode only (decord at full
 resolution, the reference of issue 12; and the ffmpeg pipe at the analysis size that the
 stages share), of each curation run, their ratios, the per-stage cost table of the local run
-(seconds and ms per source frame: wall time of each stage's batches in the local run, model
-set-up excluded), and the peak RSS of
+(seconds and ms per source frame: wall and CPU time of each stage's batches in the local run,
+model set-up excluded), each worker's set-up / busy / CPU seconds, the processing window
+(first source started on any worker -> last one finished: the same ratios without the one-off
+start-up of Ray, actors and models, what a long run tends to), and the peak RSS of
 the process that ran each curation (each run is a fresh child process) and of its largest
 decoder child. Machines here are noisy: compare ratios from one run, not absolute numbers
 across runs. Not a test.
@@ -73,15 +75,21 @@ _CHILD = textwrap.dedent("""
     from pathlib import Path
     import curation.base as base
 
-    # wall time of every stage batch in this process (local executor), model set-up excluded;
+    # wall and CPU time of every stage batch in this process (local executor), model set-up
+    # excluded; CPU = this process (all its threads) + its reaped children (the ffmpeg decoders);
     # rows' stage_seconds cannot be summed: fan-out copies a parent's timings into every child
-    stage_wall, _run = {}, base.run_stage_batch
+    stage_wall, stage_cpu, _run = {}, {}, base.run_stage_batch
+
+    def cpu():
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + kids.ru_utime + kids.ru_stime
 
     def timed(stage, rows):
         stage.ensure_setup()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu()
         out = _run(stage, rows)
         stage_wall[stage.name] = stage_wall.get(stage.name, 0.0) + time.perf_counter() - t
+        stage_cpu[stage.name] = stage_cpu.get(stage.name, 0.0) + cpu() - c
         return out
 
     base.run_stage_batch = timed  # before pipelines binds the name
@@ -100,7 +108,8 @@ _CHILD = textwrap.dedent("""
         status[r["status"]] = status.get(r["status"], 0) + 1
     stages = stage_wall
     ru = resource.getrusage
-    print("RESULT " + json.dumps({"wall": wall, "stages": stages, "status": status,
+    print("RESULT " + json.dumps({"wall": wall, "stages": stages, "stage_cpu": stage_cpu, "status": status,
+                                  "worker_seconds": summary.worker_seconds,
                                   "rss_mb": ru(resource.RUSAGE_SELF).ru_maxrss / 1024,
                                   "child_rss_mb": ru(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
                                   "worker_rss_mb": summary.worker_peak_rss_mb}))
@@ -158,12 +167,39 @@ def main() -> None:
             t1, t2 = ray[f"curate {args.config} ray x1"], ray[f"curate {args.config} ray x2"]
             print(f"ray speed-up 2 workers vs 1: {t1 / t2:.2f}x; ray x1 vs local: {local['wall'] / t1:.2f}x")
         print(f"rows: {local['status']}")
-        print(f"\nper-stage cost, local run ({frames} source frames; wall time of the stage's batches):")
+        # the processing window: first source started on any worker -> last source finished;
+        # what a long run's throughput tends to (start-up of Ray, actors and models excluded)
+        win = {}
+        for name, _, r in runs:
+            ws = [v for v in (r or {}).get("worker_seconds", {}).values() if v.get("first_start") and v.get("last_end")]
+            if ws:
+                win[name] = max(v["last_end"] for v in ws) - min(v["first_start"] for v in ws)
+        if win:
+            print("\nprocessing window (first source started -> last source finished; start-up excluded):")
+            for name, w in win.items():
+                print(f"{name:42s} {w:9.2f} {frames / w:10.1f} {t_dec / w:10.3f}")
+            w_loc, w1, w2 = (win.get(f"curate {args.config} {k}") for k in ("local", "ray x1", "ray x2"))
+            if w1 and w2 and w_loc:
+                print(f"window ratios: ray x2 vs x1 {w1 / w2:.2f}x; ray x1 vs local {w_loc / w1:.2f}x")
+        print("\nworkers (set-up: imports + model loads, once per worker; busy: running sources; CPU: the "
+              "worker's threads + its decoder children while busy):")
+        print(f"{'run':42s} {'worker':>14s} {'set-up s':>9s} {'busy s':>8s} {'CPU s':>8s} {'CPU/busy':>9s}")
+        for name, _, r in runs:
+            for w, v in sorted((r or {}).get("worker_seconds", {}).items()):
+                busy = v.get("busy_s") or 0.0
+                print(f"{name:42s} {w:>14s} {v.get('setup_s', 0):9.2f} {busy:8.2f} {v.get('cpu_s', 0):8.2f} "
+                      f"{(v.get('cpu_s', 0) / busy if busy else 0):9.2f}")
+        print(f"\nper-stage cost, local run ({frames} source frames; wall and CPU time of the stage's batches, "
+              "CPU = process threads + decoder children):")
         total = sum(local["stages"].values()) or 1.0
-        print(f"{'stage':16s} {'seconds':>9s} {'ms/frame':>9s} {'share':>7s}")
+        total_cpu = sum(local.get("stage_cpu", {}).values()) or 1.0
+        print(f"{'stage':16s} {'seconds':>9s} {'ms/frame':>9s} {'share':>7s} {'CPU s':>8s} {'CPU ms/frame':>13s} {'CPU share':>10s}")
         for k, v in sorted(local["stages"].items(), key=lambda kv: -kv[1]):
-            print(f"{k:16s} {v:9.2f} {1000 * v / frames:9.2f} {v / total:7.1%}")
-        print(f"{'(sum)':16s} {total:9.2f} {1000 * total / frames:9.2f}; wall {local['wall']:.2f} s "
+            c = local.get("stage_cpu", {}).get(k, 0.0)
+            print(f"{k:16s} {v:9.2f} {1000 * v / frames:9.2f} {v / total:7.1%} {c:8.2f} {1000 * c / frames:13.2f} "
+                  f"{c / total_cpu:10.1%}")
+        print(f"{'(sum)':16s} {total:9.2f} {1000 * total / frames:9.2f} {'':7s} {total_cpu:8.2f} "
+              f"{1000 * total_cpu / frames:13.2f}; wall {local['wall']:.2f} s "
               f"(the rest: imports, model set-up, shards, manifest)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -28,6 +28,13 @@ Sources (any folder with the same layout works):
   list talks with file i + n/2, so two clips of the same person (adjacent names) never meet.
   Each voice brings 5-20 s of speech (the benchmark pairs bring about 4 s).
 
+* **Narrowband copies** (``--narrowband``): every file again as ``X_nb.wav`` (same RTTM),
+  band-limited the way telephone-band recordings are: down to 8 kHz (polyphase anti-alias
+  low-pass) and back to 16 kHz, so nothing above 4 kHz is left. The per-speaker material is
+  wideband; telephone-band conversations (such as pyannote's ``sample.wav``) bring voices that
+  the d-vectors hold closer together, and a labelling chosen on wideband audio alone was worse
+  there (docs/calibration.md).
+
 Nothing is written into ``--data``. The figures of the ``diarization`` check on this folder are
 leave-one-file-out or held-out figures only when the judged parameters were not tuned on it
 (see docs/calibration.md).
@@ -262,17 +269,46 @@ def build(data: Path, out: Path, n_three: int = 6, n_conv: int = 2) -> dict:
     return {"output": str(out), "files_by_speaker_count": counts}
 
 
+def narrowband(wav: np.ndarray) -> np.ndarray:
+    """16 kHz -> 8 kHz -> 16 kHz (polyphase, scipy's anti-alias filter): telephone bandwidth."""
+    from scipy.signal import resample_poly
+
+    wav = np.asarray(wav, np.float32)
+    return np.clip(resample_poly(resample_poly(wav, 1, 2), 2, 1)[: len(wav)], -1, 1).astype(np.float32)
+
+
+def add_narrowband_copies(out: Path) -> int:
+    """``X_nb.wav`` + ``X_nb.rttm`` beside every ``X.wav`` + ``X.rttm`` of ``out``."""
+    from curation.media import load_audio, write_wav
+
+    n = 0
+    for rttm in sorted(out.glob("*.rttm")):
+        wav_path = rttm.with_suffix(".wav")
+        if rttm.stem.endswith("_nb") or not wav_path.is_file():
+            continue
+        uri = rttm.stem + "_nb"
+        write_wav(out / f"{uri}.wav", narrowband(load_audio(wav_path)))
+        lines = [" ".join([f[0], uri, *f[2:]]) for f in (ln.split() for ln in rttm.read_text().splitlines()) if f]
+        (out / f"{uri}.rttm").write_text("\n".join(lines) + "\n")
+        n += 1
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="data folder with anytalker_benchmark/ and eval/audio_only/")
     ap.add_argument("--output", type=Path, required=True, help="folder to write X.wav + X.rttm into")
     ap.add_argument("--n-three", type=int, default=6, help="how many 3-speaker files to build")
     ap.add_argument("--n-conv", type=int, default=2, help="conversations built per benchmark pair (seeds)")
+    ap.add_argument("--narrowband", action="store_true", help="also write a telephone-band copy X_nb.wav of every file")
     args = ap.parse_args(argv)
     if args.output.resolve().is_relative_to(args.data.resolve()):
         print(f"error: {args.output}: inside --data; write the built set elsewhere", file=sys.stderr)
         return 2
-    print(build(args.data, args.output, args.n_three, args.n_conv))
+    summary = build(args.data, args.output, args.n_three, args.n_conv)
+    if args.narrowband:
+        summary["narrowband_copies"] = add_narrowband_copies(args.output)
+    print(summary)
     return 0
 
 

@@ -156,6 +156,7 @@ def run(args) -> dict:
         "backend": audio.diarization_backend_name("default"), "vad_backend": audio.vad_backend_name(),
         "vad_bridge_s": audio.VAD_BRIDGE_S, "vad_pad_s": audio.VAD_PAD_S, "turn_bridge_s": audio.TURN_BRIDGE_S,
         "centroid_margin_s": audio.CENTROID_MARGIN_S, "centroid_passes": audio.CENTROID_PASSES,
+        "centroid_trim": audio.CENTROID_TRIM,
         "count_linkage_threshold": audio.COUNT_LINKAGE_THRESHOLD,
         "resegment_window_s": audio.RESEGMENT_WINDOW_S, "resegment_passes": audio.RESEGMENT_PASSES,
         "detect_overlap": audio.DETECT_OVERLAP,

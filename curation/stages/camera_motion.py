@@ -103,9 +103,11 @@ class CameraMotionStage(Filter):
     def setup(self) -> None:
         self._detector = None
         if self.mask_faces:
-            from curation.faces import FaceDetector
+            from curation.faces import _cached
 
-            self._detector = FaceDetector()
+            # the process's one detector (stateless per image), shared with the faces stage:
+            # one mediapipe graph build per worker instead of two
+            self._detector = _cached("det")
 
     def _face_mask(self, frame: np.ndarray, scale: float) -> np.ndarray | None:
         import cv2

@@ -142,6 +142,13 @@ class FacesStage(Filter):
         if int(self.expected_persons) < 1:
             raise ValueError(f"faces: expected_persons must be >= 1, got {self.expected_persons}")
         self._embedder: Embedder = get_embedder(self.identity_backend, self.identity_model_path)
+        # the mediapipe graphs analyze_video uses, built now (once per worker) rather than
+        # during the first clip
+        from curation.faces import _cached
+
+        _cached("det")
+        if self.landmarks:
+            _cached("mesh")
 
     # -- measurements --------------------------------------------------------------------------
     def measure(self, row: Row) -> Row:

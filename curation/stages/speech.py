@@ -62,7 +62,9 @@ class SpeechParams:
 
 class SpeechStage(Stage):
     name = "speech"
-    version = "2"  # 2: the regrouping seed follows the source bytes (sha256), not the path
+    # 2: the regrouping seed follows the source bytes (sha256), not the path; 3: diarization
+    # labelling v4 (centroids from confident windows, curation.audio.CENTROID_TRIM)
+    version = "3"
     requires = ("source_abs_path", "fps", "start_frame", "end_frame", "start_s", "end_s")
     produces = ("vad_backend", "diarization_backend", "speech_seed", "speech_intervals")
     fields = {

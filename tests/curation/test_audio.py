@@ -83,21 +83,41 @@ def test_single_speaker_clip_is_one_speaker():
     assert len({t[2] for t in audio.diarize(wav)}) == 1
 
 
+def test_window_grid_without_the_encoder_matches_the_embedding_grid():
+    for n in (0, 399, 400, 16000, 16000 * 3 + 17, 123457):
+        wav = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1
+        for win in (audio.EMBED_WINDOW_S, audio.RESEGMENT_WINDOW_S):
+            times, _ = audio.speaker_embeddings(wav, window_s=win)
+            assert np.array_equal(times, audio.window_centres(n, win)), (n, win)
+
+
+def test_one_voice_skips_the_resegmentation_encoder_with_identical_turns(monkeypatch):
+    wav = load_audio(shared_file("talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"))
+    reseg = audio.speaker_embeddings(wav, window_s=audio.RESEGMENT_WINDOW_S)
+    full = audio.diarize(wav, frame_embeddings=reseg)  # the encoder's resegmentation grid, as before
+    windows = []
+    real = audio.speaker_embeddings
+    monkeypatch.setattr(audio, "speaker_embeddings", lambda a, **kw: windows.append(kw) or real(a, **kw))
+    assert audio.diarize(wav) == full
+    assert len({t[2] for t in full}) == 1
+    assert windows == [{}]  # only the clustering windows were encoded
+
+
 def test_der_on_pyannote_sample_below_measured_bound():
     from benchmarks.perf.diarization_der import run
 
     shared_file("audio/sample.rttm")
     res = run(shared_file("audio/sample.wav").parents[1])
     oracle = res["oracle_2_speakers"]
-    # measured 0.234 (FA 0.026, missed 0.081, confusion 0.128) with resemblyzer 0.1.4 / silero 6.2.3
-    # (v2: 0.188); sample.wav is held out: every post-processing / labelling choice was made on the
-    # built set, which prefers settings that are worse here (docs/calibration.md)
-    assert oracle["der"] < 0.26, res
+    # measured 0.230 (FA 0.026, missed 0.081, confusion 0.123) with resemblyzer 0.1.4 / silero 6.2.3
+    # (v3: 0.234, v2: 0.188); sample.wav is held out: every post-processing / labelling choice was
+    # made on the built set (docs/calibration.md); missed speech here is its overlapped speech
+    assert oracle["der"] < 0.25, res
     assert oracle["num_speakers_found"] == 2
     assert abs(oracle["der"] - (oracle["false_alarm"] + oracle["missed"] + oracle["confusion"])) < 1e-3
     # the count is estimated right on this telephone-band pair (v1 estimated 1)
     assert res["estimated_speakers"]["num_speakers_found"] == 2, res
-    assert res["estimated_speakers"]["der"] < 0.26, res
+    assert res["estimated_speakers"]["der"] < 0.25, res
 
 
 def test_pyannote_backend_explains_how_to_install_when_missing():
@@ -169,3 +189,18 @@ def test_viterbi_labels_pay_a_switch_penalty_and_pure_windows_skip_label_changes
     assert audio.pure_windows(labels, 2).tolist() == [True] * 5 + [False] * 2 + [True] * 5
     assert audio.pure_windows(labels, 3).tolist() == [True] * 4 + [False] * 4 + [True] * 4
     assert audio.pure_windows(labels, 0).all()
+
+
+def test_confident_mean_leaves_out_windows_that_lean_to_the_other_voice():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=256), rng.normal(size=256)
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    clean = a + 0.3 * rng.normal(size=(30, 256)) / 16
+    mixed = 0.4 * a + 0.6 * b + 0.3 * rng.normal(size=(10, 256)) / 16  # a window under the other voice
+    members = audio.unit_rows(np.concatenate([clean, mixed]))
+    centroids = audio.unit_rows(np.stack([members.mean(0), b]))
+    kept = audio.unit_rows(audio.confident_mean(members, centroids, 0, 0.5)[None])[0]
+    plain = audio.unit_rows(members.mean(0)[None])[0]
+    assert kept @ a > plain @ a + 0.02 and kept @ b < plain @ b - 0.05
+    # trim 0 keeps every window
+    assert np.allclose(audio.confident_mean(members, centroids, 0, 0.0), members.mean(0))

@@ -43,3 +43,34 @@ def test_cap_threads_limits_blas_torch_and_opencv(monkeypatch):
         torch.set_num_threads(before_torch)
         cv2.setNumThreads(before_cv)
         threadpool_limits(before_blas)
+
+
+class SlowSetupStage(Stage):
+    name = "slow_setup"
+    produces = ()
+
+    def setup(self) -> None:
+        import time
+
+        time.sleep(1.0)
+
+    def process(self, row):
+        sum(i * i for i in range(50_000))  # some CPU
+        return row
+
+
+def test_local_worker_clock_keeps_set_up_out_of_busy_time(monkeypatch):
+    from pipelines.executors import LocalExecutor
+
+    monkeypatch.setitem(registry.STAGES, "slow_setup", f"{__name__}:SlowSetupStage")
+    monkeypatch.setattr("pipelines.executors.build_pipeline_stages",
+                        lambda specs: [registry.build_stage(s["name"], s.get("params")) for s in specs])
+    ex = LocalExecutor([{"name": "slow_setup"}])
+    out = list(ex.run_stream([{"source_path": f"s{i}", "status": "ok"} for i in range(3)]))
+    assert len(out) == 3
+    (secs,) = ex.worker_seconds.values()
+    assert 1.0 <= secs["setup_s"] < 3.0  # set up once, on the first source
+    assert 0.0 < secs["busy_s"] < secs["setup_s"]  # the sleep is not busy time
+    assert secs["cpu_s"] > 0.0
+    # the processing window leaves the set-up out, as a Ray actor's does (it sets up before)
+    assert secs["last_end"] - secs["first_start"] < secs["setup_s"]

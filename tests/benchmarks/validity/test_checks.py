@@ -111,3 +111,28 @@ def test_built_conversations_have_turn_changes_overlap_and_match_their_audio(tmp
 
     write_rttm(path, "c", ref)
     assert len(load_rttm(path).labels()) == 2
+
+
+def test_narrowband_copies_keep_the_reference_and_drop_the_band_above_4_khz(tmp_path):
+    import numpy as np
+
+    from benchmarks.validity.build_diarization_set import add_narrowband_copies, write_rttm
+    from benchmarks.validity.calibrate_diarization import recording_groups
+    from benchmarks.validity.diarization import find_pairs, load_rttm
+    from curation.media import load_audio, write_wav
+
+    t = np.arange(16000) / 16000
+    write_wav(tmp_path / "conv_interact_3_s0.wav", 0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 6000 * t))
+    write_rttm(tmp_path / "conv_interact_3_s0.rttm", "conv_interact_3_s0", [(0.1, 0.9, "A")])
+    assert add_narrowband_copies(tmp_path) == 1
+    assert add_narrowband_copies(tmp_path) == 1  # a copy is never copied again
+    nb = load_audio(tmp_path / "conv_interact_3_s0_nb.wav")
+    spec = np.abs(np.fft.rfft(nb[2000:14000]))
+    freqs = np.fft.rfftfreq(12000, 1 / 16000)
+    assert spec[np.abs(freqs - 6000) < 50].max() < 0.01 * spec[np.abs(freqs - 1000) < 50].max()
+    ref = load_rttm(tmp_path / "conv_interact_3_s0_nb.rttm")
+    assert ref.uri == "conv_interact_3_s0_nb" and ref.labels() == ["A"] and abs(ref.get_timeline()[0].end - 0.9) < 1e-6
+    assert len(find_pairs(tmp_path)) == 2
+    # leave-one-recording-out leaves a file and its narrowband copy out together
+    groups = recording_groups(["conv_interact_3_s0", "conv_interact_3_s0_nb", "xconv_a__b", "xconv_a__b_nb", "three_x"])
+    assert groups[0] == groups[1] and groups[2] == groups[3] and len(set(groups)) == 3
