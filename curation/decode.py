@@ -22,6 +22,7 @@ or a smaller size of a cached decode is served from the cache. Frames never go i
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import subprocess
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.media import MediaError, ProbeInfo, probe, require_ffmpeg
+from curation.media import MediaError, ProbeInfo, file_key, probe, require_ffmpeg
 
 # The analysis size: at most ANALYSIS_MAX_SIDE px on the long side and ANALYSIS_MAX_PIXELS in
 # all. Face detection runs at <= 640 px and the face mesh on a 192x192 crop, so a face keeps
@@ -338,7 +339,6 @@ class FrameCache:
 
 
 _CACHE: FrameCache | None = None
-_PROBES: OrderedDict[tuple, ProbeInfo] = OrderedDict()
 
 
 def frame_cache() -> FrameCache:
@@ -348,20 +348,14 @@ def frame_cache() -> FrameCache:
     return _CACHE
 
 
-def _file_key(path) -> tuple:
-    st = os.stat(path)
-    return (os.path.abspath(str(path)), st.st_mtime_ns, st.st_size)
+@functools.lru_cache(maxsize=64)
+def _probe_of(key: tuple) -> ProbeInfo:
+    return probe(key[0])
 
 
 def probe_cached(path) -> ProbeInfo:
-    key = _file_key(path)
-    info = _PROBES.get(key)
-    if info is None:
-        info = probe(path)
-        _PROBES[key] = info
-        while len(_PROBES) > 64:
-            _PROBES.popitem(last=False)
-    return info
+    """``probe`` kept per process for the file's ``file_key``."""
+    return _probe_of(file_key(path))
 
 
 def _slice(fr: Frames, start: int, end: int) -> Frames:
@@ -405,7 +399,7 @@ def load_frames(path, start_frame: int = 0, end_frame: int | None = None, *, rat
     cache = cache or frame_cache()
     info = probe_cached(path)
     rate = float(rate or info.fps or 25.0)
-    fkey = _file_key(path)
+    fkey = file_key(path)
     dw, dh = display_size(info)
     ow, oh = bounded_size(dw, dh, OVERVIEW_MAX_SIDE, None)
     start = max(0, int(start_frame))
@@ -459,7 +453,7 @@ def iter_frames(path, *, rate: float | None = None, size: tuple[int, int] | None
     rate = float(rate or info.fps or 25.0)
     dw, dh = display_size(info)
     w, h = size or (bounded_size(dw, dh, OVERVIEW_MAX_SIDE, None) if overview else bounded_size(dw, dh))
-    cached = frame_cache().find(_file_key(path) + ("overview" if overview else "analysis", rate), 0, None)
+    cached = frame_cache().find(file_key(path) + ("overview" if overview else "analysis", rate), 0, None)
     if cached is not None and cached.frames.shape[1:3] == (h, w):
         for a in range(0, len(cached.frames), chunk_frames):
             yield cached.frames[a:a + chunk_frames]

@@ -6,6 +6,7 @@ mono float32 at the requested rate. Errors raise ``MediaError`` with the file na
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -203,28 +204,28 @@ def sample_indices(start_frame: int, end_frame: int, src_fps: float, target_fps:
     return np.clip(idx, start_frame, max(start_frame, end_frame - 1))
 
 
-_START_TIMES: dict[tuple, tuple[float, float | None]] = {}
+def file_key(path: str | os.PathLike) -> tuple:
+    """Identity of a file's current bytes for per-process caches: (real path, size, mtime)."""
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_size, st.st_mtime_ns)
 
 
 def stream_start_times(path: str | os.PathLike, timeout_s: float = 60.0) -> tuple[float, float | None]:
     """(video start, audio start) in seconds on the container's timeline, edit lists applied
     (ffprobe's ``start_time`` of the first video / audio stream; 0.0 for a missing video
-    stream, None for a missing audio stream). Kept per process for the file's (path, mtime,
-    size): every ``load_audio`` of a clip asks (speech once, av_sync once per face and span),
-    and an ffprobe costs about as much as the audio decode it precedes."""
+    stream, None for a missing audio stream). Kept per process for the file's ``file_key``:
+    every ``load_audio`` of a clip asks (speech once, av_sync once per face and span), and an
+    ffprobe costs about as much as the audio decode it precedes."""
     try:
-        st = os.stat(path)
-        key = (os.path.abspath(str(path)), st.st_mtime_ns, st.st_size)
+        key = file_key(path)
     except OSError:
-        key = None
-    if key is not None and key in _START_TIMES:
-        return _START_TIMES[key]
-    times = _stream_start_times(path, timeout_s)
-    if key is not None:
-        if len(_START_TIMES) >= 256:
-            _START_TIMES.pop(next(iter(_START_TIMES)))
-        _START_TIMES[key] = times
-    return times
+        return _stream_start_times(path, timeout_s)
+    return _start_times_of(key, timeout_s)
+
+
+@functools.lru_cache(maxsize=256)
+def _start_times_of(key: tuple, timeout_s: float) -> tuple[float, float | None]:
+    return _stream_start_times(key[0], timeout_s)
 
 
 def _stream_start_times(path: str | os.PathLike, timeout_s: float) -> tuple[float, float | None]:

@@ -3,16 +3,12 @@ tracks are computed once). A tiny LRU keyed by file identity and analysis settin
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
+
+from curation.media import file_key
 
 _CACHE: "OrderedDict[tuple, object]" = OrderedDict()
 _MAX_ENTRIES = 4
-
-
-def _file_key(path) -> tuple:
-    st = os.stat(path)
-    return (os.path.realpath(path), st.st_size, st.st_mtime_ns)
 
 
 def analyze(path, fps: float | None, with_landmarks: bool = True, max_faces: int = 6, reference: bool = False):
@@ -26,7 +22,7 @@ def analyze(path, fps: float | None, with_landmarks: bool = True, max_faces: int
     less listener motion on interact_11)."""
     from curation.faces import _cached, analyze_video
 
-    fk = _file_key(path)
+    fk = file_key(path)
     for lm in ((True, False) if not with_landmarks else (True,)):
         key = (fk, fps, lm, max_faces) + (("reference",) if reference else ())
         if key in _CACHE:

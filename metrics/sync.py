@@ -33,6 +33,7 @@ from collections import OrderedDict
 import numpy as np
 
 from kernel.errors import UserError
+from curation.media import file_key
 from metrics import _analysis
 from metrics.base import ItemResult, Metric, MetricSkip, Sample
 from metrics.intervals import intervals_to_mask
@@ -48,7 +49,7 @@ _AUDIO_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 def _load_audio(path) -> np.ndarray:
     from curation.media import MediaError, load_audio, probe
 
-    key = _analysis._file_key(path)
+    key = file_key(path)
     if key in _AUDIO_CACHE:
         return _AUDIO_CACHE[key]
     try:
@@ -159,7 +160,7 @@ class _TrackSync(_SyncBase):
 
     def _per_track(self, sample: Sample) -> dict:
         audio_path = sample.mixed_audio_path or sample.video_path
-        key = (_analysis._file_key(sample.video_path), _analysis._file_key(audio_path),
+        key = (file_key(sample.video_path), file_key(audio_path),
                self.backend, self.backend_version, int(self.params["vshift"]))
         if key in self._RESULTS:
             return self._RESULTS[key]

@@ -71,10 +71,11 @@ def compare(a, b) -> tuple[float, int, int, int]:
 
 
 def lse_j(path: Path, analysis) -> str:
+    from curation.media import file_key
     from metrics import Sample, _analysis, get_metric
 
     _analysis.clear()
-    _analysis._CACHE[(_analysis._file_key(path), 25.0, True, 6)] = analysis  # score this pass
+    _analysis._CACHE[(file_key(path), 25.0, True, 6)] = analysis  # score this pass
     res = get_metric("lipsync_judge").evaluate([Sample(path.name, str(path))])
     _analysis.clear()
     return f"{res.value:.4f}" if res.n_scored else f"skip:{next(iter(res.failures))}"
