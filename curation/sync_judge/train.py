@@ -41,12 +41,17 @@ class TrainConfig:
     jitter: float = 0.004
     # additive margin on the own audio at small shifts (|k| <= NEAR_SHIFTS) in the loss
     near_margin: float = 0.05
+    # foreign audio as negatives: "" = the other segments' audio at shift 0 only; "all" = at every
+    # shift -K..K (each one a negative in the softmax); "hardest" = per other segment, its shift
+    # closest to the lips. Why: the judge reads the best shift of any audio, so a foreign audio
+    # wins by one spurious peak anywhere in the search; shift 0 alone never trains that away.
+    foreign_shifts: str = ""
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
         # fields added after the first weights are keyed only when used, so an unchanged
         # configuration keeps its identity (``clips_key``) and its cached fold models
-        for name in ("jitter", "near_margin"):
+        for name in ("jitter", "near_margin", "foreign_shifts"):
             if not d[name]:
                 d.pop(name)
         return d
@@ -145,7 +150,7 @@ def train_judge(clips: list[ClipData], config: TrainConfig, device: str = "cpu",
         aud_t = torch.tensor(np.stack(aud), dtype=torch.float32, device=device)
         v = net.embed_lips(lips_t, mask_t)  # (B, L, E)
         a = net.embed_audio(aud_t)  # (B, L + 2K, E)
-        loss = _contrastive_loss(v, a, mask_t, scale.exp(), k, config.near_margin)
+        loss = _contrastive_loss(v, a, mask_t, scale.exp(), k, config.near_margin, config.foreign_shifts)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -188,31 +193,42 @@ def _tracker_jitter(lip: np.ndarray, rng, sigma: float) -> np.ndarray:
     return out
 
 
-def _contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0):
+def _contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0, foreign_shifts: str = ""):
     import torch
 
+    if foreign_shifts not in ("", "all", "hardest"):
+        raise ValueError(f"foreign_shifts must be '', 'all' or 'hardest', not {foreign_shifts!r}")
     b, length, _ = v.shape
     m = mask.float()
-    # own audio at every shift: sims[b, j, t] = <v[b, t], a[b, t + j]>, j = 0..2K (shift j - K)
-    windows = a.unfold(1, length, 1)  # (B, 2K+1, E, L)
-    own = torch.einsum("bte,bjet->bjt", v, windows)  # (B, 2K+1, L)
-    # other segments' audio at shift 0
-    a0 = a[:, k:k + length]  # (B, L, E)
-    foreign = torch.einsum("bte,cte->bct", v, a0)  # (B, B, L)
+    n_shift = 2 * k + 1
+    windows = a.unfold(1, length, 1)  # (B, 2K+1, E, L): every segment's audio at shift j - K
     eye = torch.eye(b, dtype=torch.bool, device=v.device)
-    foreign = foreign[~eye].view(b, b - 1, length)
-    sims = torch.cat([own, foreign], 1)  # (B, 2K+1 + B-1, L); target index K
+    if foreign_shifts:
+        # every lip sequence against every segment's audio at every shift
+        every = torch.einsum("bte,cjet->bcjt", v, windows)  # (B, B, 2K+1, L)
+        own = every[eye]  # (B, 2K+1, L)
+        foreign = every[~eye].view(b, b - 1, n_shift, length)
+    else:
+        # own audio at every shift: sims[b, j, t] = <v[b, t], a[b, t + j]>; foreign at shift 0
+        own = torch.einsum("bte,bjet->bjt", v, windows)  # (B, 2K+1, L)
+        a0 = a[:, k:k + length]  # (B, L, E)
+        foreign = torch.einsum("bte,cte->bct", v, a0)[~eye].view(b, b - 1, 1, length)
     if near_margin:
         # the own audio 1..NEAR_SHIFTS frames away must lose by a margin: the peak's sharpness
         # is what reads an absolute offset right
-        bump = torch.zeros(sims.shape[1], device=v.device)
+        bump = torch.zeros(n_shift, device=v.device)
         for d in range(1, NEAR_SHIFTS + 1):
             bump[k - d] = bump[k + d] = near_margin
-        sims = sims + bump[None, :, None]
+        own = own + bump[None, :, None]
     losses = []
     for lo, hi in [(0, length)] + [(s, s + CHUNK) for s in range(0, length - CHUNK + 1, CHUNK)]:
         w = m[:, None, lo:hi]
-        logits = (sims[:, :, lo:hi] * w).sum(-1) / w.sum(-1).clamp(min=1.0) * scale
+        denom = w.sum(-1).clamp(min=1.0)
+        own_logits = (own[:, :, lo:hi] * w).sum(-1) / denom  # (B, 2K+1)
+        foreign_logits = (foreign[..., lo:hi] * w[:, :, None]).sum(-1) / denom[:, :, None]  # (B, B-1, S)
+        if foreign_shifts == "hardest":
+            foreign_logits = foreign_logits.max(-1).values
+        logits = torch.cat([own_logits, foreign_logits.reshape(b, -1)], 1) * scale
         losses.append(torch.nn.functional.cross_entropy(logits, torch.full((b,), k, device=v.device)))
     return torch.stack(losses).mean()
 
