@@ -43,7 +43,9 @@ class TrainConfig:
     near_margin: float = 0.05
     # foreign audio as negatives: "" = the other segments' audio at shift 0 only; "all" = at every
     # shift -K..K (each one a negative in the softmax); "hardest" = per other segment, its shift
-    # closest to the lips. Why: the judge reads the best shift of any audio, so a foreign audio
+    # closest to the lips; "separate" = the loss of "" plus a second softmax of the own audio at
+    # shift 0 against the foreign audio at every shift (the many foreign negatives then do not
+    # dilute the own-shift contrast that reads offsets). Why: the judge reads the best shift of any audio, so a foreign audio
     # wins by one spurious peak anywhere in the search; shift 0 alone never trains that away.
     foreign_shifts: str = ""
 
@@ -196,8 +198,8 @@ def _tracker_jitter(lip: np.ndarray, rng, sigma: float) -> np.ndarray:
 def _contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0, foreign_shifts: str = ""):
     import torch
 
-    if foreign_shifts not in ("", "all", "hardest"):
-        raise ValueError(f"foreign_shifts must be '', 'all' or 'hardest', not {foreign_shifts!r}")
+    if foreign_shifts not in ("", "all", "hardest", "separate"):
+        raise ValueError(f"foreign_shifts must be '', 'all', 'hardest' or 'separate', not {foreign_shifts!r}")
     b, length, _ = v.shape
     m = mask.float()
     n_shift = 2 * k + 1
@@ -226,10 +228,17 @@ def _contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0, foreign_sh
         denom = w.sum(-1).clamp(min=1.0)
         own_logits = (own[:, :, lo:hi] * w).sum(-1) / denom  # (B, 2K+1)
         foreign_logits = (foreign[..., lo:hi] * w[:, :, None]).sum(-1) / denom[:, :, None]  # (B, B-1, S)
+        target = torch.full((b,), k, device=v.device)
+        if foreign_shifts == "separate":
+            logits = torch.cat([own_logits, foreign_logits[:, :, k]], 1) * scale
+            losses.append(torch.nn.functional.cross_entropy(logits, target))
+            logits = torch.cat([own_logits[:, k:k + 1], foreign_logits.reshape(b, -1)], 1) * scale
+            losses.append(torch.nn.functional.cross_entropy(logits, torch.zeros_like(target)))
+            continue
         if foreign_shifts == "hardest":
             foreign_logits = foreign_logits.max(-1).values
         logits = torch.cat([own_logits, foreign_logits.reshape(b, -1)], 1) * scale
-        losses.append(torch.nn.functional.cross_entropy(logits, torch.full((b,), k, device=v.device)))
+        losses.append(torch.nn.functional.cross_entropy(logits, target))
     return torch.stack(losses).mean()
 
 
