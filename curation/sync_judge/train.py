@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,9 @@ class TrainConfig:
     # shift -K..K (each one a negative in the softmax); "hardest" = per other segment, its shift
     # closest to the lips; "separate" = the loss of "" plus a second softmax of the own audio at
     # shift 0 against the foreign audio at every shift (the many foreign negatives then do not
-    # dilute the own-shift contrast that reads offsets). Why: the judge reads the best shift of any audio, so a foreign audio
+    # dilute the own-shift contrast that reads offsets); "meanexp" = each foreign segment is one
+    # negative whose logit is the log-mean-exp over its shifts (between "all", a sum, and
+    # "hardest", a max). Why: the judge reads the best shift of any audio, so a foreign audio
     # wins by one spurious peak anywhere in the search; shift 0 alone never trains that away.
     foreign_shifts: str = ""
 
@@ -198,8 +201,9 @@ def _tracker_jitter(lip: np.ndarray, rng, sigma: float) -> np.ndarray:
 def _contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0, foreign_shifts: str = ""):
     import torch
 
-    if foreign_shifts not in ("", "all", "hardest", "separate"):
-        raise ValueError(f"foreign_shifts must be '', 'all', 'hardest' or 'separate', not {foreign_shifts!r}")
+    if foreign_shifts not in ("", "all", "hardest", "separate", "meanexp"):
+        raise ValueError(f"foreign_shifts must be '', 'all', 'hardest', 'separate' or 'meanexp', "
+                         f"not {foreign_shifts!r}")
     b, length, _ = v.shape
     m = mask.float()
     n_shift = 2 * k + 1
@@ -237,6 +241,8 @@ def _contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0, foreign_sh
             continue
         if foreign_shifts == "hardest":
             foreign_logits = foreign_logits.max(-1).values
+        elif foreign_shifts == "meanexp":
+            foreign_logits = (torch.logsumexp(foreign_logits * scale, -1) - math.log(n_shift)) / scale
         logits = torch.cat([own_logits, foreign_logits.reshape(b, -1)], 1) * scale
         losses.append(torch.nn.functional.cross_entropy(logits, target))
     return torch.stack(losses).mean()
