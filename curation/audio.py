@@ -72,6 +72,11 @@ OVERLAP_MIN_SIM = 0.78  # ... with sim(second) above this -> both speakers activ
 # near-tie overlap heuristic: off; the built set (with overlapped turns) scores it worse
 # (its labels of a second voice are mostly wrong); diarize(detect_overlap=True) turns it on
 DETECT_OVERLAP = False
+# learnt overlap detector (curation.overlap, trained on mixtures of single-speaker tracks): grid
+# points whose overlap probability is at or above this get a second speaker; >= 1 turns it off.
+# Chosen on the built set with fold models that never saw the scored file's recordings
+# (benchmarks/validity/calibrate_overlap.py, docs/calibration.md "Overlapped speech")
+OVERLAP_THRESHOLD = 1.0
 MEDIAN_FILTER_S = 0.5  # label smoothing
 # optional resegmentation after clustering: labels re-assigned on a grid of shorter d-vector
 # windows by nearest speaker centroid + median filter, the centroids re-estimated from the new
@@ -473,6 +478,8 @@ def _diarize_resemblyzer(
     overlap_min_sim: float | None = None,
     turn_bridge_s: float | None = None,
     centroid_trim: float | None = None,
+    overlap_threshold: float | None = None,
+    overlap_prob: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[tuple[float, float, str]]:
     from scipy.ndimage import median_filter
 
@@ -494,6 +501,7 @@ def _diarize_resemblyzer(
     voiced = speech if voiced is None else intervals.pairs(
         intervals.timeline(voiced).crop(intervals.timeline(speech).support()), None)
     times, emb = embeddings if embeddings is not None else speaker_embeddings(audio)
+    times_1s2, emb_1s2 = times, emb  # the 1.2 s grid: the overlap detector's input
     # label grid at EMBED_STEP_S; each grid point uses the window centred on it
     in_speech = _mask_from_segments(voiced, times)
     if in_speech.sum() == 0:
@@ -592,6 +600,20 @@ def _diarize_resemblyzer(
         sec_idx = np.argsort(sims, axis=1)[:, -2]
         tmp = np.where(near_tie, sec_idx, -1)
         second[in_speech] = tmp
+    o_thr = OVERLAP_THRESHOLD if overlap_threshold is None else float(overlap_threshold)
+    if 0 < o_thr < 1 and len(big) >= 2 and sims.shape[0] == int(in_speech.sum()):
+        # learnt overlap detector (curation.overlap): where it fires, the second voice is the
+        # centroid closest after the point's own label
+        if overlap_prob is None:
+            from curation.overlap import overlap_probability
+
+            overlap_prob = (times_1s2, overlap_probability(audio, times_1s2, emb_1s2))
+        on = np.interp(times, overlap_prob[0], overlap_prob[1]) >= o_thr
+        if len(on) >= 3:  # a lone grid point (0.1 s) is noise
+            on = median_filter(on.astype(np.int8), size=3, mode="nearest").astype(bool)
+        other = sims.copy()
+        other[np.arange(len(best)), best] = -np.inf
+        second[in_speech] = np.where(on[in_speech], np.argmax(other, axis=1), -1)
     half = EMBED_STEP_S / 2
     turns: list[tuple[float, float, str]] = []
     # each grid point covers [t - step/2, t + step/2); clip to the VAD segments
