@@ -33,7 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+# --vad-grid: does VAD bridging / padding / the turn bridge, calibrated here with the detector
+# on, lower the false alarm or the confusion? (calibrate_diarization chose them without it)
+VAD_BRIDGES = (0.0, 0.25, 0.5)
+VAD_PADS = (0.0, 0.05, 0.1)
+TURN_BRIDGES = (1.0, 1.5, 2.0)
 
 
 def source_keys(name: str, other_keys: set[str]) -> set[str]:
@@ -98,6 +103,47 @@ def reference_overlap(ref, times: np.ndarray) -> np.ndarray:
     return out
 
 
+def vad_grid(args, pairs, fold, probs, threshold: float, der, comp_dict) -> dict:
+    """Leave-one-fold-out over (detector off / at ``threshold``) x VAD bridge x pad x turn bridge."""
+    import itertools
+
+    from benchmarks.validity.diarization import components, diarize_file, load_rttm
+    from curation.intervals import bridge_within_turns
+
+    grid = list(itertools.product(sorted({1.0, threshold}), VAD_BRIDGES, VAD_PADS, TURN_BRIDGES))
+    comps = np.zeros((len(pairs), len(grid), 4))
+    for i, (wav_path, rttm, _) in enumerate(pairs):
+        ref = load_rttm(rttm)
+        n_true = len(ref.labels())
+        wav, raw, emb, frame_emb = _cached_analysis(wav_path, args.cache)
+        for thr, b, p in itertools.product(sorted({1.0, threshold}), VAD_BRIDGES, VAD_PADS):
+            if n_true == 1 and thr < 1:
+                continue  # one voice: identical to the detector off
+            turns = diarize_file(wav, raw, emb, frame_emb, n_true, 4, b, p, turn_bridge_s=0.0,
+                                 overlap_threshold=thr, overlap_prob=(emb[0], probs[i]))
+            for tb in TURN_BRIDGES:
+                c = components(ref, bridge_within_turns(turns, tb))
+                row = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
+                comps[i, grid.index((thr, b, p, tb))] = row
+                if n_true == 1 and threshold < 1:
+                    comps[i, grid.index((threshold, b, p, tb))] = row
+    loo = np.zeros((len(pairs), 4))
+    chosen = []
+    for f in np.unique(fold):
+        rest = comps[fold != f]
+        j = int(np.argmin([der(rest[:, jj]) for jj in range(len(grid))]))
+        chosen.append(dict(zip(("overlap_threshold", "vad_bridge_s", "vad_pad_s", "turn_bridge_s"), grid[j])))
+        loo[fold == f] = comps[fold == f, j]
+    best = int(np.argmin([der(comps[:, j]) for j in range(len(grid))]))
+    return {
+        "best_in_sample": dict(zip(("overlap_threshold", "vad_bridge_s", "vad_pad_s", "turn_bridge_s"), grid[best])),
+        "best_in_sample_components": comp_dict(comps[:, best]),
+        "leave_one_fold_out": {"chosen_per_fold": chosen, **comp_dict(loo)},
+        "grid_der": {f"thr={g[0]},bridge={g[1]},pad={g[2]},turn_bridge={g[3]}": comp_dict(comps[:, j])
+                     for j, g in enumerate(grid)},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
     from sklearn.metrics import roc_auc_score
@@ -113,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "anytalker")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--vad-grid", action="store_true",
+                    help="also score VAD bridge x pad x turn bridge with the detector off / at the chosen threshold")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -135,13 +183,14 @@ def main(argv: list[str] | None = None) -> int:
 
     n_thr = len(THRESHOLDS)
     comps = np.zeros((len(pairs), n_thr + 1, 4))  # [off, thresholds...] x (total, fa, miss, conf)
-    frame_p, frame_y, n_true_all = [], [], []
+    frame_p, frame_y, n_true_all, probs = [], [], [], []
     for i, (wav_path, rttm, _) in enumerate(pairs):
         ref = load_rttm(rttm)
         n_true = len(ref.labels())
         n_true_all.append(n_true)
         wav, raw, emb, frame_emb = _cached_analysis(wav_path, args.cache)
         prob = overlap_probability(wav, emb[0], emb[1], models[fold[i]])
+        probs.append(prob)
         in_ref = reference_overlap(ref, emb[0])
         keep = in_ref >= 1
         frame_p.append(prob[keep])
@@ -193,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - t0, 1),
         "backend": audio.diarization_backend_name("default"),
     }
+    if args.vad_grid:
+        res["vad_grid"] = vad_grid(args, pairs, fold, probs, ((1.0,) + THRESHOLDS)[best], der, comp_dict)
+        res["seconds"] = round(time.time() - t0, 1)
     text = json.dumps(res, indent=2)
     if args.json:
         args.json.write_text(text)

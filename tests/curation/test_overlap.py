@@ -6,7 +6,7 @@ import numpy as np
 
 from curation import audio
 from curation.media import load_audio
-from curation.overlap import OverlapModel, frame_features, load_model, overlap_probability
+from curation.overlap import N_ACOUSTIC, OverlapModel, frame_features, load_model, overlap_probability
 from curation.overlap.train import activity, grid_targets
 from tests.conftest import shared_file
 
@@ -65,5 +65,5 @@ def test_model_round_trip_and_targets(tmp_path):
     act = activity(wav)
     assert not act[:90].any() and act[110:190].all() and not act[210:].any()
     feats = frame_features(wav, np.array([0.5, 1.5]), np.zeros((2, 256)))
-    assert feats.shape == (2, 82 + 256) and np.isfinite(feats).all()
-    assert load_model().coefs[0].shape[0] == 82 + 256
+    assert feats.shape == (2, N_ACOUSTIC + 256) and np.isfinite(feats).all()
+    assert load_model().coefs[0].shape[0] == N_ACOUSTIC + 256
