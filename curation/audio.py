@@ -696,7 +696,9 @@ def diarize(
     overrides the other module defaults for calibration: ``centroid_margin_s``
     (CENTROID_MARGIN_S), ``centroid_passes``, ``smoothing`` ("median" / "viterbi"),
     ``switch_penalty``, ``overlap_margin``, ``overlap_min_sim``, ``turn_bridge_s``
-    (TURN_BRIDGE_S)."""
+    (TURN_BRIDGE_S), ``overlap_threshold`` (OVERLAP_THRESHOLD: the learnt overlap detector,
+    ``curation.overlap``; >= 1 = off) and ``overlap_prob`` (its ``(times, probabilities)`` on the
+    1.2 s d-vector grid, when already computed)."""
     wav = _to_16k(audio, sr)
     if backend in ("default", "resemblyzer"):
         return _diarize_resemblyzer(wav, num_speakers, max_speakers, speech, embeddings, voiced,
