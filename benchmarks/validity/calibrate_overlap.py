@@ -12,12 +12,12 @@ threshold, with fold models that never saw the scored file's recordings.
   points inside reference speech; positive = two or more reference speakers), and precision /
   recall at each threshold.
 * DER (count given, collar 0, pyannote.metrics, overlap scored) of ``curation.audio.diarize``
-  without the detector and with it at each threshold of ``THRESHOLDS``; then leave-one-fold-out:
-  each fold scored at the threshold chosen on the other folds. Components (false alarm, missed,
-  confusion) for each.
-* The chosen threshold (lowest in-sample DER over all folds) is what ``OVERLAP_THRESHOLD`` in
-  ``curation/audio.py`` should hold, provided the leave-one-fold-out DER is not worse than
-  without the detector.
+  without the detector and with it at each setting of ``SETTINGS`` (threshold x minimum cosine
+  of the second voice); then leave-one-fold-out: each fold scored at the setting chosen on the
+  other folds. Components (false alarm, missed, confusion) for each.
+* The ship rule (``setting_to_ship``): the setting with the lowest in-sample DER over all folds
+  goes into ``OVERLAP_THRESHOLD`` / ``OVERLAP_MIN_SECOND_SIM`` of ``curation/audio.py`` only when
+  the leave-one-fold-out DER is not worse than without the detector; else the detector stays off.
 
 d-vectors and VAD of the built files are cached in ``--cache`` (default ``~/.cache/anytalker``).
 """
@@ -34,6 +34,10 @@ from pathlib import Path
 import numpy as np
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+# DER settings: (overlap threshold, minimum cosine of the second voice; 0 = no such gate).
+# The gate keeps a second label only where that voice is also close to the window's d-vector
+SETTINGS = [(1.0, 0.0)] + [(t, 0.0) for t in THRESHOLDS] + [
+    (t, s) for t in (0.5, 0.7, 0.8, 0.9) for s in (0.6, 0.7, 0.75)]
 # --vad-grid: does VAD bridging / padding / the turn bridge, calibrated here with the detector
 # on, lower the false alarm or the confusion? (calibrate_diarization chose them without it)
 VAD_BRIDGES = (0.0, 0.25, 0.5)
@@ -102,8 +106,9 @@ def reference_overlap(ref, times: np.ndarray) -> np.ndarray:
     return reference_speakers(ref, times)
 
 
-def vad_grid(args, pairs, fold, probs, threshold: float, der, comp_dict) -> dict:
-    """Leave-one-fold-out over (detector off / at ``threshold``) x VAD bridge x pad x turn bridge."""
+def vad_grid(args, pairs, fold, probs, setting: tuple[float, float], der, comp_dict) -> dict:
+    """Leave-one-fold-out over (detector off / at ``setting``) x VAD bridge x pad x turn bridge."""
+    threshold, min_sim = setting
     import itertools
 
     from benchmarks.validity.diarization import components, diarize_file, load_rttm
@@ -119,7 +124,8 @@ def vad_grid(args, pairs, fold, probs, threshold: float, der, comp_dict) -> dict
             if n_true == 1 and thr < 1:
                 continue  # one voice: identical to the detector off
             turns = diarize_file(wav, raw, emb, frame_emb, n_true, 4, b, p, turn_bridge_s=0.0,
-                                 overlap_threshold=thr, overlap_prob=(emb[0], probs[i]))
+                                 overlap_threshold=thr, overlap_prob=(emb[0], probs[i]),
+                                 overlap_min_second_sim=min_sim)
             for tb in TURN_BRIDGES:
                 c = components(ref, bridge_within_turns(turns, tb))
                 row = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
@@ -180,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     models = [fit(x[m], y[m], config) for m in (excluding(keys, fk) for fk in fold_keys)]
     print(f"fold models: {time.time() - t0:.0f} s", file=sys.stderr)
 
-    n_thr = len(THRESHOLDS)
-    comps = np.zeros((len(pairs), n_thr + 1, 4))  # [off, thresholds...] x (total, fa, miss, conf)
+    comps = np.zeros((len(pairs), len(SETTINGS), 4))  # settings x (total, fa, miss, conf)
     frame_p, frame_y, n_true_all, probs = [], [], [], []
     for i, (wav_path, rttm, _) in enumerate(pairs):
         ref = load_rttm(rttm)
@@ -194,12 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         keep = in_ref >= 1
         frame_p.append(prob[keep])
         frame_y.append(in_ref[keep] >= 2)
-        for j, thr in enumerate((1.0,) + THRESHOLDS):
+        for j, (thr, min_sim) in enumerate(SETTINGS):
             if n_true == 1 and j > 0:
                 comps[i, j] = comps[i, 0]  # one voice: no second speaker to add
                 continue
             turns = diarize_file(wav, raw, emb, frame_emb, n_true, 4, overlap_threshold=thr,
-                                 overlap_prob=(emb[0], prob))
+                                 overlap_prob=(emb[0], prob), overlap_min_second_sim=min_sim)
             c = components(ref, turns)
             comps[i, j] = [c["total"], c["false_alarm"], c["missed"], c["confusion"]]
         if i % 40 == 0:
@@ -216,10 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen_per_fold = []
     for f in range(args.folds):
         rest = comps[fold != f]
-        j = int(np.argmin([der(rest[:, jj]) for jj in range(n_thr + 1)]))
-        chosen_per_fold.append(((1.0,) + THRESHOLDS)[j])
+        j = int(np.argmin([der(rest[:, jj]) for jj in range(len(SETTINGS))]))
+        chosen_per_fold.append(SETTINGS[j])
         loo[fold == f] = comps[fold == f, j]
-    best = int(np.argmin([der(comps[:, j]) for j in range(n_thr + 1)]))
+    best = int(np.argmin([der(comps[:, j]) for j in range(len(SETTINGS))]))
     p_all, y_all = np.concatenate(frame_p), np.concatenate(frame_y)
     nb = np.array([n.endswith("_nb") for n in names])
     res = {
@@ -232,18 +237,18 @@ def main(argv: list[str] | None = None) -> int:
             "by_threshold": {str(t): {"precision": round(float(y_all[p_all >= t].mean()), 4) if (p_all >= t).any() else None,
                                       "recall": round(float((p_all[y_all] >= t).mean()), 4)} for t in THRESHOLDS},
         },
-        "der_given_count": {("off" if j == 0 else str(THRESHOLDS[j - 1])): {
+        "der_given_count": {("off" if j == 0 else f"thr={t},min_second_sim={ms}"): {
             "all": comp_dict(comps[:, j]), "wideband": round(der(comps[~nb, j]), 4), "narrowband": round(der(comps[nb, j]), 4)}
-            for j in range(n_thr + 1)},
-        "leave_one_fold_out": {"thresholds_chosen": chosen_per_fold, **comp_dict(loo)},
+            for j, (t, ms) in enumerate(SETTINGS)},
+        "leave_one_fold_out": {"settings_chosen": chosen_per_fold, **comp_dict(loo)},
         "without_detector": comp_dict(comps[:, 0]),
-        "chosen_threshold_in_sample": ((1.0,) + THRESHOLDS)[best],
+        "chosen_setting_in_sample": SETTINGS[best],
         "seconds": round(time.time() - t0, 1),
         "backend": audio.diarization_backend_name("default"),
     }
     # the ship rule: the detector is used only when the leave-one-fold-out DER is not worse
-    shipped = ((1.0,) + THRESHOLDS)[best] if der(loo) <= der(comps[:, 0]) else 1.0
-    res["threshold_to_ship"] = shipped
+    shipped = SETTINGS[best] if der(loo) <= der(comps[:, 0]) else SETTINGS[0]
+    res["setting_to_ship"] = {"overlap_threshold": shipped[0], "overlap_min_second_sim": shipped[1]}
     if args.vad_grid:
         res["vad_grid"] = vad_grid(args, pairs, fold, probs, shipped, der, comp_dict)
         res["seconds"] = round(time.time() - t0, 1)

@@ -40,16 +40,21 @@ def test_detector_fires_where_two_voices_talk_and_not_where_one_does():
 
 def test_diarization_gives_the_overlap_region_a_second_speaker():
     mix = _two_voices()
-    base = audio.diarize(mix, num_speakers=2, overlap_threshold=1.0)
-    with_ov = audio.diarize(mix, num_speakers=2, overlap_threshold=0.5)
     from curation.intervals import remove_overlaps
 
-    _, ov_base = remove_overlaps(base)
-    _, ov = remove_overlaps(with_ov)
-    inside = sum(max(0.0, min(e, 5.0) - max(s, 2.8)) for s, e in ov)
-    assert inside > 0.8, (ov, with_ov)  # 2.2 s of reference overlap
-    assert inside > sum(max(0.0, min(e, 5.0) - max(s, 2.8)) for s, e in ov_base)
-    assert {t[2] for t in with_ov} == {t[2] for t in base}  # no new voice, the second of the two
+    def overlap_inside(turns) -> tuple[float, float]:
+        _, ov = remove_overlaps(turns)
+        inside = sum(max(0.0, min(e, 5.0) - max(s, 2.8)) for s, e in ov)  # 2.2 s of reference overlap
+        return inside, sum(e - s for s, e in ov) - inside
+
+    base = audio.diarize(mix, num_speakers=2, overlap_threshold=1.0)
+    ungated = audio.diarize(mix, num_speakers=2, overlap_threshold=0.5, overlap_min_second_sim=0.0)
+    shipped = audio.diarize(mix, num_speakers=2)  # OVERLAP_THRESHOLD / OVERLAP_MIN_SECOND_SIM
+    assert overlap_inside(base)[0] < 0.3
+    assert overlap_inside(ungated)[0] > 0.8, ungated
+    inside, outside = overlap_inside(shipped)
+    assert inside > 0.5 and outside < 0.3, shipped
+    assert {t[2] for t in ungated} == {t[2] for t in shipped} == {t[2] for t in base}  # no new voice
 
 
 def test_model_round_trip_and_targets(tmp_path):
