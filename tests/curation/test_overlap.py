@@ -72,3 +72,24 @@ def test_model_round_trip_and_targets(tmp_path):
     feats = frame_features(wav, np.array([0.5, 1.5]), np.zeros((2, 256)))
     assert feats.shape == (2, N_ACOUSTIC + 256) and np.isfinite(feats).all()
     assert load_model().coefs[0].shape[0] == N_ACOUSTIC + 256
+
+
+def test_shipped_weights_name_their_training_command_and_clips():
+    import json
+
+    from curation.overlap import WEIGHTS_DIR
+
+    listing = json.loads((WEIGHTS_DIR / "training_clips.json").read_text())
+    assert listing["command"].startswith("anytalker train overlap-detector")
+    assert listing["clips"] and all(len(c["sha256"]) == 64 for c in listing["clips"])
+    from curation.overlap import FEATURE_VERSION
+
+    assert listing["feature_version"] == FEATURE_VERSION  # the weights were trained on today's features
+
+
+def test_train_command_refuses_shards_in_one_line(capsys):
+    from anytalker.cli import main
+
+    assert main(["train", "overlap-detector", "--shards", "runs/r1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--data" in err[0]
