@@ -142,7 +142,7 @@ def register(sub) -> None:
     r.add_argument("--overwrite", action="store_true", help="delete the run's shards and start over")
     c.add_data(r, "data root: source paths are stored relative to it (default: the common folder of the inputs)",
                old=("--data-root",))
-    r.add_argument("--workers", type=int, default=None, help="Ray: CPUs of the local runtime / actor pool size")
+    r.add_argument("--workers", type=int, default=None, help="worker processes (local: default one per CPU, at most one per input; 1 = in this process, one input after another) or Ray actors (default one per CPU of the cluster); each gets an equal share of the CPUs")
     r.add_argument("--ray-address", default=None, help="Ray: connect to an existing cluster (e.g. auto)")
     r.add_argument("--set", action="append", metavar="STAGE.PARAM=VALUE",
                    help="override a stage parameter (repeatable), e.g. probe.min_duration_s=2")

@@ -1,4 +1,7 @@
-"""Executors run a pipeline's stages over source rows, one source start-to-end at a time.
+"""Executors run a pipeline's stages over source rows, one source start-to-end in one worker.
+
+Local: worker processes on this machine (default one per CPU, each capped to its share of the
+CPUs; ``workers=1`` runs in this process, one source after another). Ray: see below.
 
 Both take the source rows of a whole run and yield ``(source_row, output_rows)`` as each source
 finishes, so the runner can write a partition as soon as its last source is back. Rows leave
@@ -157,19 +160,110 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def local_worker_count(workers: int | None, n_sources: int) -> int:
+    """Worker processes of a local run: ``workers`` if given, else one per CPU this process may
+    run on; never more than there are sources (a one-clip run stays in-process)."""
+    n = int(workers) if workers else machine_cpus()
+    return max(1, min(n, max(1, n_sources)))
+
+
+def worker_share(cpus: float, workers: int) -> int:
+    """Compute threads of one of ``workers`` workers sharing ``cpus`` CPUs (at least 1)."""
+    return max(1, int(cpus // max(1, workers)))
+
+
+# state of one local worker process (set by _local_worker_init, once per process)
+_LOCAL_WORKER: dict[str, Any] = {}
+
+
+def _end_with_parent() -> None:
+    """Ask the kernel to end this process when its parent dies (Linux), so a killed driver
+    never leaves worker processes behind."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _local_worker_init(stage_specs: list[dict[str, Any]], batch_size: int, threads: int) -> None:
+    _end_with_parent()
+    clock = WorkerClock()
+    with clock.setup():
+        for var in THREAD_ENV_VARS:  # before the stages import their libraries
+            os.environ[var] = str(threads)
+        cap_threads(threads)
+        stages = build_pipeline_stages(stage_specs)
+    _LOCAL_WORKER.update(stages=stages, batch_size=batch_size, clock=clock)
+
+
+def _local_worker_run(source: Row) -> tuple[list[Row], int, float, dict]:
+    """One source start to end in a worker process (stages set up on first use, as in-process)."""
+    w = _LOCAL_WORKER
+    with w["clock"].busy():
+        out = run_stages(w["stages"], [source], w["batch_size"], w["clock"])
+    return out, os.getpid(), peak_rss_mb(), w["clock"].as_dict()
+
+
+def worker_died_row(source: Row, detail: str) -> Row:
+    from curation.base import Reason, reject
+
+    return reject(source, Reason.WORKER_DIED, detail, stage="worker")
+
+
+@contextmanager
+def _main_not_reimported():
+    """While worker processes start: a ``__main__`` run from a script file is hidden from
+    multiprocessing's spawn, which would otherwise run that script again in every worker (a
+    script without an ``if __name__ == "__main__"`` guard would start a run in each). Workers
+    only need this package's modules."""
+    import sys
+    import types
+
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
+        yield  # ``python -m ...`` / interactive: spawn imports it by name or not at all
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 class LocalExecutor:
-    """In-process, sequential: for small runs, tests and debugging."""
+    """Local processes. ``workers`` 1: in this process, one source after another (tests,
+    debugging, one-clip runs). More: that many worker processes (default one per CPU, at most
+    one per source), each with an equal share of the CPUs as its compute threads (torch, OpenCV,
+    BLAS, the ffmpeg decoder), its stages set up once; each source runs start to end in one
+    worker through the same stage adapter, so rows equal the in-process rows. A worker that
+    dies (native crash, killed) takes no other source with it: the sources it may have held
+    are run again one at a time in a fresh worker, and the one that ends a worker again
+    becomes a ``worker_died`` row."""
 
     name = "local"
 
-    def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1):
-        self.stages = build_pipeline_stages(stage_specs)
+    def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1, workers: int | None = None):
+        self.specs = stage_specs
+        self.stages = build_pipeline_stages(stage_specs)  # config errors here, before any worker
         self.batch_size = batch_size
+        self.requested_workers = workers
+        self.workers = 1
         self.peak_rss_mb: dict[str, float] = {}  # worker -> peak RSS (MB), for the run summary
         self.worker_seconds: dict[str, dict[str, float]] = {}  # worker -> WorkerClock.as_dict()
         self._clock = WorkerClock()
+        self._pool = None
 
     def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
+        self.workers = local_worker_count(self.requested_workers, len(sources))
+        if self.workers == 1:
+            yield from self._run_serial(sources)
+        else:
+            yield from self._run_pool(sources)
+
+    def _run_serial(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
         key = f"local:{os.getpid()}"
         for src in sources:
             with self._clock.busy():
@@ -178,11 +272,81 @@ class LocalExecutor:
             self.worker_seconds = {key: self._clock.as_dict()}
             yield src, out
 
+    def _new_pool(self):
+        import concurrent.futures
+        import multiprocessing
+
+        self.close()
+        # spawn: a fresh interpreter per worker (mediapipe, torch and OpenMP are not fork-safe)
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_local_worker_init,
+            initargs=(self.specs, self.batch_size, worker_share(machine_cpus(), self.workers)))
+        return self._pool
+
+    def _note(self, pid: int, rss: float, secs: dict) -> None:
+        key = f"local:{pid}"
+        self.peak_rss_mb[key] = round(max(self.peak_rss_mb.get(key, 0.0), float(rss)), 1)
+        self.worker_seconds[key] = secs
+
+    def _run_pool(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
+        import concurrent.futures
+        from concurrent.futures.process import BrokenProcessPool
+
+        todo = list(reversed(sources))  # popped from the end: sources in order
+        suspects: list[Row] = []  # in flight when a worker died: each run again alone
+        pool = self._new_pool()
+        inflight: dict[concurrent.futures.Future, Row] = {}
+        try:
+            while todo or suspects or inflight:
+                # alone while a suspect runs, so that a second death names its source
+                while not inflight and suspects:
+                    src = suspects.pop(0)
+                    with _main_not_reimported():  # a worker process starts in submit()
+                        fut = pool.submit(_local_worker_run, src)
+                    try:
+                        out, pid, rss, secs = fut.result()
+                    except BrokenProcessPool as e:
+                        yield src, [worker_died_row(src, f"the worker process ended while running this source "
+                                                         f"({e}); it ended a fresh worker too")]
+                        pool = self._new_pool()
+                        continue
+                    self._note(pid, rss, secs)
+                    yield src, sort_rows(out)
+                while todo and len(inflight) < 2 * self.workers:
+                    src = todo.pop()
+                    with _main_not_reimported():  # a worker process starts in submit()
+                        inflight[pool.submit(_local_worker_run, src)] = src
+                if not inflight:
+                    continue
+                done, _ = concurrent.futures.wait(inflight, return_when=concurrent.futures.FIRST_COMPLETED)
+                broken = False
+                for fut in done:
+                    src = inflight.pop(fut)
+                    try:
+                        out, pid, rss, secs = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        suspects.append(src)
+                        continue
+                    self._note(pid, rss, secs)
+                    yield src, sort_rows(out)
+                if broken:
+                    log.warning("a local worker process died; re-running its %d in-flight source(s) one at a time",
+                                len(suspects) + len(inflight))
+                    suspects.extend(inflight.values())
+                    inflight.clear()
+                    pool = self._new_pool()
+        finally:
+            self.close()
+
     def run(self, rows: list[Row]) -> list[Row]:
         return sort_rows([r for _, out in self.run_stream(rows) for r in out])
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def resource_groups(stage_specs: list[dict[str, Any]], gpus_available: bool) -> list[dict[str, Any]]:
@@ -353,7 +517,7 @@ class RayDataExecutor:
 def make_executor(kind: str, stage_specs: list[dict[str, Any]], batch_size: int = 1,
                   workers: int | None = None, address: str | None = None):
     if kind == "local":
-        return LocalExecutor(stage_specs, batch_size=batch_size)
+        return LocalExecutor(stage_specs, batch_size=batch_size, workers=workers)
     if kind == "ray":
         return RayDataExecutor(stage_specs, batch_size=batch_size, workers=workers, address=address)
     raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")

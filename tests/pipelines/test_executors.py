@@ -65,7 +65,7 @@ def test_local_worker_clock_keeps_set_up_out_of_busy_time(monkeypatch):
     monkeypatch.setitem(registry.STAGES, "slow_setup", f"{__name__}:SlowSetupStage")
     monkeypatch.setattr("pipelines.executors.build_pipeline_stages",
                         lambda specs: [registry.build_stage(s["name"], s.get("params")) for s in specs])
-    ex = LocalExecutor([{"name": "slow_setup"}])
+    ex = LocalExecutor([{"name": "slow_setup"}], workers=1)  # in-process: the stage is registered here only
     out = list(ex.run_stream([{"source_path": f"s{i}", "status": "ok"} for i in range(3)]))
     assert len(out) == 3
     (secs,) = ex.worker_seconds.values()
