@@ -99,6 +99,7 @@ def cmd_describe(args) -> int:
 
 def cmd_cleanup(args) -> int:
     from pipelines.rayutil import end_orphans, find_orphans
+    from pipelines.staging import sweep_stale
 
     if args.dry_run:
         pids = find_orphans()
@@ -106,6 +107,8 @@ def cmd_cleanup(args) -> int:
         return 0
     pids = end_orphans()
     print(f"ended {len(pids)} leftover Ray process(es) of ended anytalker runs" + (f": {pids}" if pids else ""))
+    swept = sweep_stale()
+    print(f"removed {len(swept)} staging folder(s) of killed runs")
     return 0
 
 
@@ -181,7 +184,7 @@ def register(sub) -> None:
     c.add_output(rp, "HTML page to write", required=True, old=("--html",), metavar="FILE")
     rp.set_defaults(func=cmd_report)
 
-    cl = c.leaf(s, "cleanup", "end Ray processes left by runs whose driver was killed (kill -9)", [
+    cl = c.leaf(s, "cleanup", "end Ray processes and remove staging folders left by runs whose driver was killed (kill -9)", [
         "anytalker curate cleanup --dry-run",
         "anytalker curate cleanup",
     ])

@@ -255,6 +255,7 @@ class LocalExecutor:
         self.worker_seconds: dict[str, dict[str, float]] = {}  # worker -> WorkerClock.as_dict()
         self._clock = WorkerClock()
         self._pool = None
+        self._streaming = False  # a pooled stream is running (not yet exhausted)
 
     def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
         self.workers = local_worker_count(self.requested_workers, len(sources))
@@ -276,7 +277,7 @@ class LocalExecutor:
         import concurrent.futures
         import multiprocessing
 
-        self.close()
+        self._shutdown(abort=True)  # a broken pool's survivors
         # spawn: a fresh interpreter per worker (mediapipe, torch and OpenMP are not fork-safe)
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
@@ -297,6 +298,7 @@ class LocalExecutor:
         suspects: list[Row] = []  # in flight when a worker died: each run again alone
         pool = self._new_pool()
         inflight: dict[concurrent.futures.Future, Row] = {}
+        self._streaming = True
         try:
             while todo or suspects or inflight:
                 # alone while a suspect runs, so that a second death names its source
@@ -337,14 +339,22 @@ class LocalExecutor:
                     suspects.extend(inflight.values())
                     inflight.clear()
                     pool = self._new_pool()
+            self._streaming = False
         finally:
-            self.close()
+            self.close()  # ends the workers at once if the run stopped early (error, SIGTERM)
 
     def run(self, rows: list[Row]) -> list[Row]:
         return sort_rows([r for _, out in self.run_stream(rows) for r in out])
 
     def close(self) -> None:
+        self._shutdown(abort=self._streaming)  # stopped mid-run: do not wait for the sources in flight
+        self._streaming = False
+
+    def _shutdown(self, abort: bool) -> None:
         if self._pool is not None:
+            if abort:
+                for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+                    proc.terminate()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
