@@ -28,7 +28,7 @@ def cmd_run(args) -> int:
         summary = run_curation(
             args.config, args.input, args.output, executor=args.executor, limit=args.limit,
             retry_failed=args.retry_failed, overwrite=args.overwrite, data_root=args.data,
-            workers=args.workers, ray_address=args.ray_address, overrides=_overrides(args.set),
+            workers=args.workers, cpus_per_worker=args.cpus_per_worker, ray_address=args.ray_address, overrides=_overrides(args.set),
             progress=progress_enabled(args),
         )
     except StageConfigError as e:
@@ -145,6 +145,8 @@ def register(sub) -> None:
     r.add_argument("--overwrite", action="store_true", help="delete the run's shards and start over")
     c.add_data(r, "data root: source paths are stored relative to it (default: the common folder of the inputs)",
                old=("--data-root",))
+    r.add_argument("--cpus-per-worker", type=int, default=None, metavar="N",
+                   help="compute threads (Ray: CPUs) of each worker, decoder included; default an equal share of the CPUs")
     r.add_argument("--workers", type=int, default=None, help="worker processes (local: default one per CPU, at most one per input; 1 = in this process, one input after another) or Ray actors (default one per CPU of the cluster); each gets an equal share of the CPUs")
     r.add_argument("--ray-address", default=None, help="Ray: connect to an existing cluster (e.g. auto)")
     r.add_argument("--set", action="append", metavar="STAGE.PARAM=VALUE",

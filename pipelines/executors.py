@@ -245,8 +245,10 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1, workers: int | None = None):
+    def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1, workers: int | None = None,
+                 cpus_per_worker: int | None = None):
         self.specs = stage_specs
+        self.cpus_per_worker = cpus_per_worker  # None: an equal share of this machine's CPUs
         self.stages = build_pipeline_stages(stage_specs)  # config errors here, before any worker
         self.batch_size = batch_size
         self.requested_workers = workers
@@ -266,6 +268,10 @@ class LocalExecutor:
 
     def _run_serial(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
         key = f"local:{os.getpid()}"
+        if self.cpus_per_worker:  # this process is the worker: capped as a worker process is
+            for var in THREAD_ENV_VARS:
+                os.environ[var] = str(int(self.cpus_per_worker))
+            cap_threads(int(self.cpus_per_worker))
         for src in sources:
             with self._clock.busy():
                 out = sort_rows(run_stages(self.stages, [src], self.batch_size, self._clock))
@@ -282,7 +288,8 @@ class LocalExecutor:
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_local_worker_init,
-            initargs=(self.specs, self.batch_size, worker_share(machine_cpus(), self.workers)))
+            initargs=(self.specs, self.batch_size,
+                      int(self.cpus_per_worker or worker_share(machine_cpus(), self.workers))))
         return self._pool
 
     def _note(self, pid: int, rss: float, secs: dict) -> None:
@@ -414,7 +421,7 @@ def machine_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def start_ray(workers: int | None, address: str | None = None) -> bool:
+def start_ray(workers: int | None, address: str | None = None, cpus_per_worker: int | None = None) -> bool:
     """Start (or join) Ray through ``pipelines.rayutil`` (stdin from /dev/null in every worker,
     owner tag for leftover cleanup); True if this call started it. A runtime started here has
     the machine's CPUs (at least one per worker), and each of its ``workers`` gets an equal
@@ -428,7 +435,7 @@ def start_ray(workers: int | None, address: str | None = None) -> bool:
         return False
     n_workers = int(workers or machine_cpus())
     cpus = max(n_workers, machine_cpus())
-    share = max(1, cpus // n_workers)
+    share = int(cpus_per_worker or max(1, cpus // n_workers))
     rayutil.init_ray(address, cpus, env_vars=None if address else {v: str(share) for v in THREAD_ENV_VARS})
     return True
 
@@ -445,7 +452,7 @@ class RayDataExecutor:
     name = "ray"
 
     def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1, workers: int | None = None,
-                 address: str | None = None):
+                 address: str | None = None, cpus_per_worker: int | None = None):
         import ray
 
         build_pipeline_stages(stage_specs)  # config errors surface in the driver, not in actors
@@ -453,7 +460,8 @@ class RayDataExecutor:
         self.batch_size = batch_size
         self.peak_rss_mb: dict[str, float] = {}  # worker -> peak RSS (MB), for the run summary
         self.worker_seconds: dict[str, dict[str, float]] = {}  # worker -> WorkerClock.as_dict() (latest)
-        self._owns_ray = start_ray(workers, address)
+        self.cpus_per_worker = cpus_per_worker  # None: an equal share of the cluster's CPUs
+        self._owns_ray = start_ray(workers, address, cpus_per_worker)
         cluster = ray.cluster_resources()
         self.cluster_cpus = float(cluster.get("CPU", 1.0))
         self.gpus_available = float(cluster.get("GPU", 0.0)) > 0
@@ -478,6 +486,8 @@ class RayDataExecutor:
         groups = resource_groups(self.specs, self.gpus_available)
         # each actor of a CPU pool gets an equal share of the cluster's CPUs
         share = max(1.0, self.cluster_cpus / self.workers) if len(groups) == 1 else 1.0
+        if self.cpus_per_worker:
+            share = float(self.cpus_per_worker)
         for g in groups:
             res: dict[str, Any] = {"num_cpus": min(share, self.cluster_cpus)}
             if g["gpu"]:
@@ -525,9 +535,11 @@ class RayDataExecutor:
 
 
 def make_executor(kind: str, stage_specs: list[dict[str, Any]], batch_size: int = 1,
-                  workers: int | None = None, address: str | None = None):
+                  workers: int | None = None, address: str | None = None, cpus_per_worker: int | None = None):
+    """``cpus_per_worker``: CPUs (compute threads) of each worker; default an equal share."""
     if kind == "local":
-        return LocalExecutor(stage_specs, batch_size=batch_size, workers=workers)
+        return LocalExecutor(stage_specs, batch_size=batch_size, workers=workers, cpus_per_worker=cpus_per_worker)
     if kind == "ray":
-        return RayDataExecutor(stage_specs, batch_size=batch_size, workers=workers, address=address)
+        return RayDataExecutor(stage_specs, batch_size=batch_size, workers=workers, address=address,
+                               cpus_per_worker=cpus_per_worker)
     raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")

@@ -393,6 +393,7 @@ def _run_curation(
     overwrite: bool = False,
     data_root: str | os.PathLike | None = None,
     workers: int | None = None,
+    cpus_per_worker: int | None = None,
     ray_address: str | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
@@ -511,6 +512,7 @@ def _run_curation(
                 write(part)
             if submit:
                 ex = make_executor(executor, cfg.stages, batch_size=cfg.batch_size, workers=workers,
+                                   cpus_per_worker=cpus_per_worker,
                                    address=ray_address)
                 for src, out in ex.run_stream(submit):
                     part = src["partition"]
