@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from curation.base import Row, Stage, run_stage_batch
+from pipelines import registry
 from pipelines.registry import build_stage, stage_class
 
 log = logging.getLogger(__name__)
@@ -160,10 +161,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+LOCAL_WORKERS_ENV = "ANYTALKER_LOCAL_WORKERS"
+
+
 def local_worker_count(workers: int | None, n_sources: int) -> int:
-    """Worker processes of a local run: ``workers`` if given, else one per CPU this process may
-    run on; never more than there are sources (a one-clip run stays in-process)."""
-    n = int(workers) if workers else machine_cpus()
+    """Worker processes of a local run: ``workers`` if given, else ``$ANYTALKER_LOCAL_WORKERS``,
+    else one per CPU this process may run on; never more than there are sources (a one-clip
+    run stays in-process)."""
+    if not workers:
+        try:
+            workers = int(os.environ.get(LOCAL_WORKERS_ENV, "") or 0)
+        except ValueError:
+            workers = 0
+    n = int(workers) if workers and workers > 0 else machine_cpus()
     return max(1, min(n, max(1, n_sources)))
 
 
@@ -188,20 +198,29 @@ def _end_with_parent() -> None:
         pass
 
 
-def _local_worker_init(stage_specs: list[dict[str, Any]], batch_size: int, threads: int) -> None:
+def _local_worker_init(stage_specs: list[dict[str, Any]], batch_size: int, threads: int,
+                       stage_registry: dict[str, str]) -> None:
+    """Runs first in every worker process; nothing here may fail on a bad config (that would
+    read as a dead worker): the stages are built by the first source, where an error reaches
+    the driver as the exception it is."""
+    from pipelines import registry
+
     _end_with_parent()
+    registry.STAGES.update(stage_registry)  # stages registered in the driver at run time
     clock = WorkerClock()
     with clock.setup():
         for var in THREAD_ENV_VARS:  # before the stages import their libraries
             os.environ[var] = str(threads)
         cap_threads(threads)
-        stages = build_pipeline_stages(stage_specs)
-    _LOCAL_WORKER.update(stages=stages, batch_size=batch_size, clock=clock)
+    _LOCAL_WORKER.update(specs=stage_specs, stages=None, batch_size=batch_size, clock=clock)
 
 
 def _local_worker_run(source: Row) -> tuple[list[Row], int, float, dict]:
     """One source start to end in a worker process (stages set up on first use, as in-process)."""
     w = _LOCAL_WORKER
+    if w["stages"] is None:
+        with w["clock"].setup():
+            w["stages"] = build_pipeline_stages(w["specs"])
     with w["clock"].busy():
         out = run_stages(w["stages"], [source], w["batch_size"], w["clock"])
     return out, os.getpid(), peak_rss_mb(), w["clock"].as_dict()
@@ -289,7 +308,7 @@ class LocalExecutor:
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_local_worker_init,
             initargs=(self.specs, self.batch_size,
-                      int(self.cpus_per_worker or worker_share(machine_cpus(), self.workers))))
+                      int(self.cpus_per_worker or worker_share(machine_cpus(), self.workers)), dict(registry.STAGES)))
         return self._pool
 
     def _note(self, pid: int, rss: float, secs: dict) -> None:
