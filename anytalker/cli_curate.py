@@ -139,7 +139,7 @@ def register(sub) -> None:
                    help="folder of videos (scanned recursively), a text file with one path per line, or a URI")
     c.add_output(r, "run folder (created; an existing run is resumed)", required=True, metavar="DIR")
     r.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="local: this process; ray: Ray Data (actor pools for model stages) (default: %(default)s)")
+                   help="local: worker processes on this machine (--workers 1: this process); ray: Ray Data (actor pools for model stages) (default: %(default)s)")
     r.add_argument("--limit", type=int, default=None, help="only the first N inputs (sorted)")
     r.add_argument("--retry-failed", action="store_true", help="re-run sources with status=failed rows only")
     r.add_argument("--overwrite", action="store_true", help="delete the run's shards and start over")
@@ -147,7 +147,10 @@ def register(sub) -> None:
                old=("--data-root",))
     r.add_argument("--cpus-per-worker", type=int, default=None, metavar="N",
                    help="compute threads (Ray: CPUs) of each worker, decoder included; default an equal share of the CPUs")
-    r.add_argument("--workers", type=int, default=None, help="worker processes (local: default one per CPU, at most one per input; 1 = in this process, one input after another) or Ray actors (default one per CPU of the cluster); each gets an equal share of the CPUs")
+    r.add_argument("--workers", type=int, default=None,
+                   help="worker processes (local: default one per CPU, at most one per input; 1 = in this process, "
+                        "one input after another) or Ray actors (default one per CPU of the cluster); each gets an "
+                        "equal share of the CPUs")
     r.add_argument("--ray-address", default=None, help="Ray: connect to an existing cluster (e.g. auto)")
     r.add_argument("--set", action="append", metavar="STAGE.PARAM=VALUE",
                    help="override a stage parameter (repeatable), e.g. probe.min_duration_s=2")
