@@ -186,9 +186,10 @@ def worker_share(cpus: float, workers: int) -> int:
 _LOCAL_WORKER: dict[str, Any] = {}
 
 
-def _end_with_parent() -> None:
+def _end_with_parent(parent_pid: int) -> None:
     """Ask the kernel to end this process when its parent dies (Linux), so a killed driver
-    never leaves worker processes behind."""
+    never leaves worker processes behind; a parent that died before the request (while this
+    worker was starting) is caught by the check after it."""
     import ctypes
     import signal
 
@@ -196,16 +197,18 @@ def _end_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
 
 
 def _local_worker_init(stage_specs: list[dict[str, Any]], batch_size: int, threads: int,
-                       stage_registry: dict[str, str]) -> None:
+                       stage_registry: dict[str, str], parent_pid: int) -> None:
     """Runs first in every worker process; nothing here may fail on a bad config (that would
     read as a dead worker): the stages are built by the first source, where an error reaches
     the driver as the exception it is."""
     from pipelines import registry
 
-    _end_with_parent()
+    _end_with_parent(parent_pid)
     registry.STAGES.update(stage_registry)  # stages registered in the driver at run time
     clock = WorkerClock()
     with clock.setup():
@@ -308,7 +311,8 @@ class LocalExecutor:
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_local_worker_init,
             initargs=(self.specs, self.batch_size,
-                      int(self.cpus_per_worker or worker_share(machine_cpus(), self.workers)), dict(registry.STAGES)))
+                      int(self.cpus_per_worker or worker_share(machine_cpus(), self.workers)), dict(registry.STAGES),
+                      os.getpid()))
         return self._pool
 
     def _note(self, pid: int, rss: float, secs: dict) -> None:
