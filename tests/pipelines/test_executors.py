@@ -74,3 +74,17 @@ def test_local_worker_clock_keeps_set_up_out_of_busy_time(monkeypatch):
     assert secs["cpu_s"] > 0.0
     # the processing window leaves the set-up out, as a Ray actor's does (it sets up before)
     assert secs["last_end"] - secs["first_start"] < secs["setup_s"]
+
+
+def test_default_local_worker_count_follows_cpus_memory_and_sources(monkeypatch):
+    from pipelines import executors
+
+    monkeypatch.delenv(executors.LOCAL_WORKERS_ENV, raising=False)
+    monkeypatch.setattr(executors, "machine_cpus", lambda: 8)
+    monkeypatch.setattr(executors, "workers_memory_allows", lambda: 3)
+    assert executors.local_worker_count(None, 100) == 3  # memory for 3 workers of 1.5 GB
+    assert executors.local_worker_count(None, 2) == 2  # never more workers than sources
+    assert executors.local_worker_count(None, 1) == 1  # one source: in-process
+    assert executors.local_worker_count(6, 100) == 6  # asked for: given
+    monkeypatch.setenv(executors.LOCAL_WORKERS_ENV, "1")
+    assert executors.local_worker_count(None, 100) == 1
