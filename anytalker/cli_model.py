@@ -85,13 +85,44 @@ def cmd_train_sync_judge(args) -> int:
     return 0
 
 
+def cmd_train_overlap_detector(args) -> int:
+    """`anytalker train overlap-detector`: the overlapped-speech detector (curation.overlap)."""
+    import shlex
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from curation.overlap import WEIGHTS_DIR
+    from curation.overlap.train import TrainConfig, train_and_save
+    from kernel.data import resolve_data_root
+
+    if args.shards:
+        raise UserError("--shards: the overlap detector trains on mixtures of per-speaker audio, not shards; "
+                        "pass --data (a folder with anytalker_benchmark/audio_left|right, eval/talking_real)")
+    torch.set_num_threads(args.threads or 1)
+    out = args.output or str(WEIGHTS_DIR)
+    command = "anytalker train overlap-detector " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    try:
+        # the mixture features are cached by their sources' sha256 and the config (~3 CPU minutes)
+        summary = train_and_save(resolve_data_root(args.data), out, TrainConfig(), command=command.strip(),
+                                 cache=Path.home() / ".cache" / "anytalker")
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    summary = {k: v for k, v in summary.items() if k != "clips"} | {"n_clips": len(summary["clips"]), "output": out}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_train(args) -> int:
+    if args.config == "sync-judge":
+        return cmd_train_sync_judge(args)
+    if args.config == "overlap-detector":
+        return cmd_train_overlap_detector(args)
     import torch
 
     from model.train import train
 
-    if args.config == "sync-judge":
-        return cmd_train_sync_judge(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.shards:
@@ -138,13 +169,16 @@ def register(sub) -> None:
     p = c.leaf(sub, "train", "train the AFCA model on curated shards", [
         "anytalker train tiny --shards demo_run/single_person --output runs/tiny --steps 300 --threads 1",
         "anytalker train sync-judge",
+        "anytalker train overlap-detector",
         "torchrun --nproc_per_node 2 -m anytalker.cli train base --shards runs/r1 --output runs/base",
     ], description="Train the Audio-Face Cross Attention model (flow matching) on a curated run "
                    "directory. Multi-process: torchrun --nproc_per_node N -m anytalker.cli train ...")
     p.add_argument("config", help="config name (tiny, base) or a YAML path; `sync-judge` trains the offline "
-                                  "lip-sync judge instead (default: on the shared clips, into the package's weights)")
+                                  "lip-sync judge instead (default: on the shared clips, into the package's weights); "
+                                  "`overlap-detector` the diarization's overlapped-speech detector")
     p.add_argument("--shards", help="run directory with a complete manifest.json (sync-judge: accepted clips to train on)")
-    p.add_argument("--data", help="sync-judge: data folder with eval/labels.csv and talking/ (default ../shared/data)")
+    p.add_argument("--data", help="sync-judge: data folder with eval/labels.csv and talking/; overlap-detector: with "
+                                        "anytalker_benchmark/audio_left|right, eval/ (default ../shared/data)")
     p.add_argument("--seeds", type=int, default=3, help="sync-judge: ensemble size (one network per seed)")
     c.add_output(p, "output directory (checkpoints/, metrics.jsonl); default runs/train-CONFIG", old=("--out",),
                  metavar="DIR")

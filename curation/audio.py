@@ -47,8 +47,9 @@ _MEL_FPS = SR // _MEL_HOP  # 100 mel frames per second
 # below was made on the built calibration set (benchmarks/validity/build_diarization_set.py:
 # 140 files with re-timed conversations, plus a narrowband copy of each since v4 = 280;
 # calibrate_diarization.py), never on the held-out audio/sample.wav (docs/calibration.md).
-# v3: turn bridge, pure-window centroids, resegmentation; v4: confident-window centroids
-LABELLING_VERSION = 4
+# v3: turn bridge, pure-window centroids, resegmentation; v4: confident-window centroids;
+# v5: second speaker where the learnt overlap detector fires (curation.overlap)
+LABELLING_VERSION = 5
 EMBED_WINDOW_S = 1.2  # d-vector window: long enough for a stable voice print
 EMBED_STEP_S = 0.1  # label resolution
 AFFINITY_KEEP = 0.1  # spectral clustering: each window keeps its 10 % most similar windows
@@ -72,6 +73,14 @@ OVERLAP_MIN_SIM = 0.78  # ... with sim(second) above this -> both speakers activ
 # near-tie overlap heuristic: off; the built set (with overlapped turns) scores it worse
 # (its labels of a second voice are mostly wrong); diarize(detect_overlap=True) turns it on
 DETECT_OVERLAP = False
+# learnt overlap detector (curation.overlap, trained on mixtures of single-speaker tracks): grid
+# points whose overlap probability is at or above this get a second speaker; >= 1 turns it off.
+# Chosen on the built set with fold models that never saw the scored file's recordings
+# (benchmarks/validity/calibrate_overlap.py, docs/calibration.md "Overlapped speech")
+# v5: 0.7 with the gate below (in sample 0.139 -> 0.1373; leave-one-fold-out 0.1388, each fold's
+# setting chosen on the others; without the gate every threshold was worse out of fold)
+OVERLAP_THRESHOLD = 0.7
+OVERLAP_MIN_SECOND_SIM = 0.7  # ... and, when > 0, only where the second voice's cosine reaches this
 MEDIAN_FILTER_S = 0.5  # label smoothing
 # optional resegmentation after clustering: labels re-assigned on a grid of shorter d-vector
 # windows by nearest speaker centroid + median filter, the centroids re-estimated from the new
@@ -473,6 +482,9 @@ def _diarize_resemblyzer(
     overlap_min_sim: float | None = None,
     turn_bridge_s: float | None = None,
     centroid_trim: float | None = None,
+    overlap_threshold: float | None = None,
+    overlap_prob: tuple[np.ndarray, np.ndarray] | None = None,
+    overlap_min_second_sim: float | None = None,
 ) -> list[tuple[float, float, str]]:
     from scipy.ndimage import median_filter
 
@@ -494,6 +506,7 @@ def _diarize_resemblyzer(
     voiced = speech if voiced is None else intervals.pairs(
         intervals.timeline(voiced).crop(intervals.timeline(speech).support()), None)
     times, emb = embeddings if embeddings is not None else speaker_embeddings(audio)
+    times_1s2, emb_1s2 = times, emb  # the 1.2 s grid: the overlap detector's input
     # label grid at EMBED_STEP_S; each grid point uses the window centred on it
     in_speech = _mask_from_segments(voiced, times)
     if in_speech.sum() == 0:
@@ -592,6 +605,25 @@ def _diarize_resemblyzer(
         sec_idx = np.argsort(sims, axis=1)[:, -2]
         tmp = np.where(near_tie, sec_idx, -1)
         second[in_speech] = tmp
+    o_thr = OVERLAP_THRESHOLD if overlap_threshold is None else float(overlap_threshold)
+    if 0 < o_thr < 1 and len(big) >= 2 and sims.shape[0] == int(in_speech.sum()):
+        # learnt overlap detector (curation.overlap): where it fires, the second voice is the
+        # centroid closest after the point's own label
+        if overlap_prob is None:
+            from curation.overlap import overlap_probability
+
+            overlap_prob = (times_1s2, overlap_probability(audio, times_1s2, emb_1s2))
+        on = np.interp(times, overlap_prob[0], overlap_prob[1]) >= o_thr
+        if len(on) >= 3:  # a lone grid point (0.1 s) is noise
+            on = median_filter(on.astype(np.int8), size=3, mode="nearest").astype(bool)
+        other = sims.copy()
+        other[np.arange(len(best)), best] = -np.inf
+        sec_idx = np.argmax(other, axis=1)
+        gate = on[in_speech]
+        min_sim = OVERLAP_MIN_SECOND_SIM if overlap_min_second_sim is None else float(overlap_min_second_sim)
+        if min_sim > 0:  # the second voice must also be close to the window's d-vector
+            gate = gate & (other[np.arange(len(best)), sec_idx] >= min_sim)
+        second[in_speech] = np.where(gate, sec_idx, -1)
     half = EMBED_STEP_S / 2
     turns: list[tuple[float, float, str]] = []
     # each grid point covers [t - step/2, t + step/2); clip to the VAD segments
@@ -674,7 +706,9 @@ def diarize(
     overrides the other module defaults for calibration: ``centroid_margin_s``
     (CENTROID_MARGIN_S), ``centroid_passes``, ``smoothing`` ("median" / "viterbi"),
     ``switch_penalty``, ``overlap_margin``, ``overlap_min_sim``, ``turn_bridge_s``
-    (TURN_BRIDGE_S)."""
+    (TURN_BRIDGE_S), ``overlap_threshold`` (OVERLAP_THRESHOLD: the learnt overlap detector,
+    ``curation.overlap``; >= 1 = off) and ``overlap_prob`` (its ``(times, probabilities)`` on the
+    1.2 s d-vector grid, when already computed)."""
     wav = _to_16k(audio, sr)
     if backend in ("default", "resemblyzer"):
         return _diarize_resemblyzer(wav, num_speakers, max_speakers, speech, embeddings, voiced,

@@ -30,6 +30,8 @@ def add_arguments(parser) -> None:
                         help="total collar width in s for the with_collar block (pyannote convention; 0.5 = +-0.25 s)")
     parser.add_argument("--max-speakers", type=int, default=4, help="upper bound for the estimated speaker count")
     parser.add_argument("--per-file", action="store_true", help="include every file's figures in the JSON")
+    parser.add_argument("--overlap-threshold", type=float, default=None,
+                        help="overlap-detector threshold (default: curation.audio.OVERLAP_THRESHOLD; >= 1 = off)")
 
 
 def load_rttm(path: Path):
@@ -64,6 +66,16 @@ def find_pairs(data: Path) -> list[tuple[Path, Path, Path | None]]:
             continue
         uem = rttm.with_suffix(".uem")
         out.append((audio, rttm, uem if uem.is_file() else None))
+    return out
+
+
+def reference_speakers(ref, times):
+    """Per time: how many reference speakers are active."""
+    import numpy as np
+
+    out = np.zeros(len(times), int)
+    for seg, _, _ in ref.itertracks(yield_label=True):
+        out += (times >= seg.start) & (times < seg.end)
     return out
 
 
@@ -118,21 +130,32 @@ def diarize_file(wav, raw_vad, embeddings, frame_embeddings, num_speakers, max_s
 def run(args) -> dict:
     import torch
 
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
     from curation import audio
+    from curation.overlap import backend_name as overlap_backend_name
+    from curation.overlap import overlap_probability
 
     torch.set_num_threads(1)
     data = Path(args.data)
     pairs = find_pairs(data)
     if not pairs:
         return {"error": f"{data}: no X.wav with an X.rttm beside it", "n_files": 0}
+    o_thr = audio.OVERLAP_THRESHOLD if getattr(args, "overlap_threshold", None) is None else args.overlap_threshold
     given, estimated, given_c, estimated_c, per_file, correct = [], [], [], [], [], []
+    ov_prob, ov_true = [], []
     for audio_path, rttm, uem_path in pairs:
         ref = load_rttm(rttm)
         uem = load_uem(uem_path) if uem_path else None
         n_true = len(ref.labels())
         wav, raw_vad, emb, frame_emb = analyse(audio_path)
-        t_given = diarize_file(wav, raw_vad, emb, frame_emb, n_true, args.max_speakers)
-        t_est = diarize_file(wav, raw_vad, emb, frame_emb, None, args.max_speakers)
+        # the overlap detector on its own, frame by frame (grid points inside reference speech)
+        n_ref = reference_speakers(ref, emb[0])
+        ov_prob.append(overlap_probability(wav, emb[0], emb[1])[n_ref >= 1])
+        ov_true.append(n_ref[n_ref >= 1] >= 2)
+        t_given = diarize_file(wav, raw_vad, emb, frame_emb, n_true, args.max_speakers, overlap_threshold=o_thr)
+        t_est = diarize_file(wav, raw_vad, emb, frame_emb, None, args.max_speakers, overlap_threshold=o_thr)
         n_est = len({t[2] for t in t_est})
         correct.append(n_est == n_true)
         rows = [components(ref, t_given, uem), components(ref, t_est, uem),
@@ -142,6 +165,16 @@ def run(args) -> dict:
         per_file.append({"file": str(audio_path.relative_to(data)), "speakers": n_true, "estimated_speakers": n_est,
                          "der_given_count": weighted([rows[0]])["der"], "der_estimated_count": weighted([rows[1]])["der"]})
     g, e, gc, ec = weighted(given), weighted(estimated), weighted(given_c), weighted(estimated_c)
+    p_all, y_all = np.concatenate(ov_prob), np.concatenate(ov_true)
+    det_thr = o_thr if 0 < o_thr < 1 else 0.5
+    overlap_detection = {
+        "grid_points_in_reference_speech": int(len(y_all)), "overlap_fraction": round(float(y_all.mean()), 4) if len(y_all) else None,
+        "roc_auc": round(float(roc_auc_score(y_all, p_all)), 4) if 0 < y_all.sum() < len(y_all) else None,
+        "threshold": det_thr,
+        "precision": round(float(y_all[p_all >= det_thr].mean()), 4) if (p_all >= det_thr).any() else None,
+        "recall": round(float((p_all[y_all] >= det_thr).mean()), 4) if y_all.any() else None,
+        "backend": overlap_backend_name(),
+    }
     out = {
         "der_given_count": g["der"], "der_estimated_count": e["der"],
         "count_correct": round(sum(correct) / len(correct), 4),
@@ -160,6 +193,8 @@ def run(args) -> dict:
         "count_linkage_threshold": audio.COUNT_LINKAGE_THRESHOLD,
         "resegment_window_s": audio.RESEGMENT_WINDOW_S, "resegment_passes": audio.RESEGMENT_PASSES,
         "detect_overlap": audio.DETECT_OVERLAP,
+        "overlap_threshold": o_thr, "overlap_detection": overlap_detection,
+        "overlap_detector": overlap_backend_name() if 0 < o_thr < 1 else "off",
     }
     if getattr(args, "per_file", False) or len(per_file) <= 5:
         out["files"] = per_file

@@ -63,8 +63,9 @@ class SpeechParams:
 class SpeechStage(Stage):
     name = "speech"
     # 2: the regrouping seed follows the source bytes (sha256), not the path; 3: diarization
-    # labelling v4 (centroids from confident windows, curation.audio.CENTROID_TRIM)
-    version = "3"
+    # labelling v4 (centroids from confident windows, curation.audio.CENTROID_TRIM); 4: labelling
+    # v5 (learnt overlap detector: overlapped speech found and cut out of clean speech)
+    version = "4"
     requires = ("source_abs_path", "fps", "start_frame", "end_frame", "start_s", "end_s")
     produces = ("vad_backend", "diarization_backend", "speech_seed", "speech_intervals")
     fields = {
