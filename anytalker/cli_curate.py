@@ -28,7 +28,7 @@ def cmd_run(args) -> int:
         summary = run_curation(
             args.config, args.input, args.output, executor=args.executor, limit=args.limit,
             retry_failed=args.retry_failed, overwrite=args.overwrite, data_root=args.data,
-            workers=args.workers, ray_address=args.ray_address, overrides=_overrides(args.set),
+            workers=args.workers, cpus_per_worker=args.cpus_per_worker, ray_address=args.ray_address, overrides=_overrides(args.set),
             progress=progress_enabled(args),
         )
     except StageConfigError as e:
@@ -99,6 +99,7 @@ def cmd_describe(args) -> int:
 
 def cmd_cleanup(args) -> int:
     from pipelines.rayutil import end_orphans, find_orphans
+    from pipelines.staging import sweep_stale
 
     if args.dry_run:
         pids = find_orphans()
@@ -106,6 +107,8 @@ def cmd_cleanup(args) -> int:
         return 0
     pids = end_orphans()
     print(f"ended {len(pids)} leftover Ray process(es) of ended anytalker runs" + (f": {pids}" if pids else ""))
+    swept = sweep_stale()
+    print(f"removed {len(swept)} staging folder(s) of killed runs")
     return 0
 
 
@@ -136,13 +139,18 @@ def register(sub) -> None:
                    help="folder of videos (scanned recursively), a text file with one path per line, or a URI")
     c.add_output(r, "run folder (created; an existing run is resumed)", required=True, metavar="DIR")
     r.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="local: this process; ray: Ray Data (actor pools for model stages) (default: %(default)s)")
+                   help="local: worker processes on this machine (--workers 1: this process); ray: Ray Data (actor pools for model stages) (default: %(default)s)")
     r.add_argument("--limit", type=int, default=None, help="only the first N inputs (sorted)")
     r.add_argument("--retry-failed", action="store_true", help="re-run sources with status=failed rows only")
     r.add_argument("--overwrite", action="store_true", help="delete the run's shards and start over")
     c.add_data(r, "data root: source paths are stored relative to it (default: the common folder of the inputs)",
                old=("--data-root",))
-    r.add_argument("--workers", type=int, default=None, help="Ray: CPUs of the local runtime / actor pool size")
+    r.add_argument("--cpus-per-worker", type=int, default=None, metavar="N",
+                   help="compute threads (Ray: CPUs) of each worker, decoder included; default an equal share of the CPUs")
+    r.add_argument("--workers", type=int, default=None,
+                   help="worker processes (local: default one per CPU, at most one per input; 1 = in this process, "
+                        "one input after another) or Ray actors (default one per CPU of the cluster); each gets an "
+                        "equal share of the CPUs")
     r.add_argument("--ray-address", default=None, help="Ray: connect to an existing cluster (e.g. auto)")
     r.add_argument("--set", action="append", metavar="STAGE.PARAM=VALUE",
                    help="override a stage parameter (repeatable), e.g. probe.min_duration_s=2")
@@ -181,7 +189,7 @@ def register(sub) -> None:
     c.add_output(rp, "HTML page to write", required=True, old=("--html",), metavar="FILE")
     rp.set_defaults(func=cmd_report)
 
-    cl = c.leaf(s, "cleanup", "end Ray processes left by runs whose driver was killed (kill -9)", [
+    cl = c.leaf(s, "cleanup", "end Ray processes and remove staging folders left by runs whose driver was killed (kill -9)", [
         "anytalker curate cleanup --dry-run",
         "anytalker curate cleanup",
     ])

@@ -64,6 +64,6 @@ def register(sub) -> None:
     c.add_data(p)
     c.add_output(p, "folder for the two runs (default: %(default)s)", default="demo_run", metavar="DIR")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="local: this process; ray: Ray Data (default: %(default)s)")
+                   help="local: worker processes on this machine; ray: Ray Data (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="start the runs over")
     p.set_defaults(func=cmd_demo)

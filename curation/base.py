@@ -80,10 +80,11 @@ class Reason(str, enum.Enum):
     EXCEPTION = "exception"
     TIMEOUT = "timeout"
     OUT_OF_MEMORY = "out_of_memory"
+    WORKER_DIED = "worker_died"  # the worker process running the source ended (native crash, kill)
 
     @property
     def transient(self) -> bool:
-        return self in (Reason.TIMEOUT, Reason.OUT_OF_MEMORY)
+        return self in (Reason.TIMEOUT, Reason.OUT_OF_MEMORY, Reason.WORKER_DIED)
 
 
 @dataclass(frozen=True)

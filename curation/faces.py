@@ -78,6 +78,16 @@ NUM_LANDMARKS = 478
 ANALYSIS_VERSION = "2"
 
 
+def cpu_share() -> int | None:
+    """Compute threads this worker may use (``OMP_NUM_THREADS``, which the executors set to
+    the worker's CPU share), or None when no executor capped it."""
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
 def _mediapipe_version() -> str:
     import mediapipe
 
@@ -289,6 +299,7 @@ class FaceMesh:
         self.crop_scale = float(crop_scale)
         self.crop_max_side = int(crop_max_side)
         self.min_score = float(min_score)  # kept for the signature: presence is gated at 0.5 by FaceLandmarkCpu
+        self.threads = cpu_share()
         with native_stderr_quiet():  # TFLite / absl print start-up lines on fd 2
             self._start()
 
@@ -303,6 +314,8 @@ class FaceMesh:
         # bundled .tflite files are looked up relative to site-packages, as SolutionBase does
         resource_util.set_resource_dir(os.path.dirname(os.path.dirname(mp.__file__)))
         cfg = text_format.Parse(_MESH_GRAPH, calculator_pb2.CalculatorGraphConfig())
+        if self.threads:  # the graph's executor threads: the worker's share (default: one per core)
+            cfg.num_threads = self.threads
         self._graph = calculator_graph.CalculatorGraph(graph_config=cfg)
         self._out: dict[int, object] = {}
         self._graph.observe_output_stream(
@@ -351,13 +364,15 @@ class FaceMesh:
             raise MediaError(f"face mesh failed: {str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
 
     def _landmarks_batch(self, requests: list[MeshRequest]) -> list[np.ndarray | None]:
-        from mediapipe.python import packet_creator
-        from mediapipe.python._framework_bindings import image_frame
-
         from curation.quiet import native_stderr_quiet
 
         self._out.clear()
         sent: list[tuple[int, tuple, MeshRequest] | None] = []
+        queued: list[tuple[int, np.ndarray, object]] = []
+        # with a one-CPU share, every crop is cut before the graph starts, so the graph's
+        # threads never run beside this one (the worker keeps to its one core); with more,
+        # each face is queued at once and the graph works while the next crop is cut
+        overlap = self.threads != 1
         with native_stderr_quiet():  # graph threads log absl warnings while processing
             for req in requests:
                 box = None if req.box is None else np.asarray(req.box, np.float64)
@@ -375,12 +390,11 @@ class FaceMesh:
                     roi_box = np.array([cx - hw, cy - hh, cx + hw, cy + hh])
                 det = self._detection(roi_box, req.eyes, (x0, y0), (cw, ch))
                 self._ts += 1
-                ts = self._ts
-                self._graph.add_packet_to_input_stream(
-                    "image", packet_creator.create_image_frame(image_format=image_frame.ImageFormat.SRGB,
-                                                               data=crop).at(ts))
-                self._graph.add_packet_to_input_stream("detection", packet_creator.create_proto(det).at(ts))
-                sent.append((ts, (x0, y0, cw, ch), req))
+                queued.append((self._ts, crop, det))
+                sent.append((self._ts, (x0, y0, cw, ch), req))
+                if overlap:
+                    self._queue(queued)
+            self._queue(queued)
             self._graph.wait_until_idle()
         out: list[np.ndarray | None] = []
         for item in sent:
@@ -408,6 +422,17 @@ class FaceMesh:
             out.append(pts)
         self._out.clear()
         return out
+
+    def _queue(self, queued: list) -> None:
+        from mediapipe.python import packet_creator
+        from mediapipe.python._framework_bindings import image_frame
+
+        for ts, crop, det in queued:
+            self._graph.add_packet_to_input_stream(
+                "image", packet_creator.create_image_frame(image_format=image_frame.ImageFormat.SRGB,
+                                                           data=crop).at(ts))
+            self._graph.add_packet_to_input_stream("detection", packet_creator.create_proto(det).at(ts))
+        queued.clear()
 
     def landmarks(self, rgb: np.ndarray, box: np.ndarray | None = None,
                   eyes: np.ndarray | None = None) -> np.ndarray | None:

@@ -1,4 +1,7 @@
-"""Executors run a pipeline's stages over source rows, one source start-to-end at a time.
+"""Executors run a pipeline's stages over source rows, one source start-to-end in one worker.
+
+Local: worker processes on this machine (default one per CPU, each capped to its share of the
+CPUs; ``workers=1`` runs in this process, one source after another). Ray: see below.
 
 Both take the source rows of a whole run and yield ``(source_row, output_rows)`` as each source
 finishes, so the runner can write a partition as soon as its last source is back. Rows leave
@@ -24,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from curation.base import Row, Stage, run_stage_batch
+from pipelines import registry
 from pipelines.registry import build_stage, stage_class
 
 log = logging.getLogger(__name__)
@@ -157,20 +161,154 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+LOCAL_WORKERS_ENV = "ANYTALKER_LOCAL_WORKERS"
+
+
+def local_worker_count(workers: int | None, n_sources: int) -> int:
+    """Worker processes of a local run: ``workers`` if given, else ``$ANYTALKER_LOCAL_WORKERS``,
+    else one per CPU this process may run on, as many as the available memory holds; never more
+    than there are sources (a one-clip run stays in-process)."""
+    if not workers:
+        try:
+            workers = int(os.environ.get(LOCAL_WORKERS_ENV, "") or 0)
+        except ValueError:
+            workers = 0
+    n = int(workers) if workers and workers > 0 else min(machine_cpus(), workers_memory_allows())
+    return max(1, min(n, max(1, n_sources)))
+
+
+# Peak RSS of one worker, rounded up: 1.18-1.25 GB measured on the shared clips, < 1.5 GB for a
+# 4096x4096 source (issue 12); the default worker count never asks for more than memory holds.
+WORKER_MEMORY_BYTES = int(1.5 * 2**30)
+
+
+def workers_memory_allows() -> int:
+    """How many workers the available memory holds (at least 1)."""
+    try:
+        import psutil
+
+        return max(1, int(psutil.virtual_memory().available // WORKER_MEMORY_BYTES))
+    except ImportError:
+        return 1 << 30
+
+
+def worker_share(cpus: float, workers: int) -> int:
+    """Compute threads of one of ``workers`` workers sharing ``cpus`` CPUs (at least 1)."""
+    return max(1, int(cpus // max(1, workers)))
+
+
+# state of one local worker process (set by _local_worker_init, once per process)
+_LOCAL_WORKER: dict[str, Any] = {}
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to end this process when its parent dies (Linux), so a killed driver
+    never leaves worker processes behind; a parent that died before the request (while this
+    worker was starting) is caught by the check after it."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _local_worker_init(stage_specs: list[dict[str, Any]], batch_size: int, threads: int,
+                       stage_registry: dict[str, str], parent_pid: int) -> None:
+    """Runs first in every worker process; nothing here may fail on a bad config (that would
+    read as a dead worker): the stages are built by the first source, where an error reaches
+    the driver as the exception it is."""
+    from pipelines import registry
+
+    _end_with_parent(parent_pid)
+    registry.STAGES.update(stage_registry)  # stages registered in the driver at run time
+    clock = WorkerClock()
+    with clock.setup():
+        for var in THREAD_ENV_VARS:  # before the stages import their libraries
+            os.environ[var] = str(threads)
+        cap_threads(threads)
+    _LOCAL_WORKER.update(specs=stage_specs, stages=None, batch_size=batch_size, clock=clock)
+
+
+def _local_worker_run(source: Row) -> tuple[list[Row], int, float, dict]:
+    """One source start to end in a worker process (stages set up on first use, as in-process)."""
+    w = _LOCAL_WORKER
+    if w["stages"] is None:
+        with w["clock"].setup():
+            w["stages"] = build_pipeline_stages(w["specs"])
+    with w["clock"].busy():
+        out = run_stages(w["stages"], [source], w["batch_size"], w["clock"])
+    return out, os.getpid(), peak_rss_mb(), w["clock"].as_dict()
+
+
+def worker_died_row(source: Row, detail: str) -> Row:
+    from curation.base import Reason, reject
+
+    return reject(source, Reason.WORKER_DIED, detail, stage="worker")
+
+
+@contextmanager
+def _main_not_reimported():
+    """While worker processes start: a ``__main__`` run from a script file is hidden from
+    multiprocessing's spawn, which would otherwise run that script again in every worker (a
+    script without an ``if __name__ == "__main__"`` guard would start a run in each). Workers
+    only need this package's modules."""
+    import sys
+    import types
+
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
+        yield  # ``python -m ...`` / interactive: spawn imports it by name or not at all
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 class LocalExecutor:
-    """In-process, sequential: for small runs, tests and debugging."""
+    """Local processes. ``workers`` 1: in this process, one source after another (tests,
+    debugging, one-clip runs). More: that many worker processes (default one per CPU, at most
+    one per source), each with an equal share of the CPUs as its compute threads (torch, OpenCV,
+    BLAS, the ffmpeg decoder), its stages set up once; each source runs start to end in one
+    worker through the same stage adapter, so rows equal the in-process rows. A worker that
+    dies (native crash, killed) takes no other source with it: the sources it may have held
+    are run again one at a time in a fresh worker, and the one that ends a worker again
+    becomes a ``worker_died`` row."""
 
     name = "local"
 
-    def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1):
-        self.stages = build_pipeline_stages(stage_specs)
+    def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1, workers: int | None = None,
+                 cpus_per_worker: int | None = None):
+        self.specs = stage_specs
+        self.cpus_per_worker = cpus_per_worker  # None: an equal share of this machine's CPUs
+        self.stages = build_pipeline_stages(stage_specs)  # config errors here, before any worker
         self.batch_size = batch_size
+        self.requested_workers = workers
+        self.workers = 1
         self.peak_rss_mb: dict[str, float] = {}  # worker -> peak RSS (MB), for the run summary
         self.worker_seconds: dict[str, dict[str, float]] = {}  # worker -> WorkerClock.as_dict()
         self._clock = WorkerClock()
+        self._pool = None
+        self._streaming = False  # a pooled stream is running (not yet exhausted)
 
     def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
+        self.workers = local_worker_count(self.requested_workers, len(sources))
+        if self.workers == 1:
+            yield from self._run_serial(sources)
+        else:
+            yield from self._run_pool(sources)
+
+    def _run_serial(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
         key = f"local:{os.getpid()}"
+        if self.cpus_per_worker:  # this process is the worker: capped as a worker process is
+            for var in THREAD_ENV_VARS:
+                os.environ[var] = str(int(self.cpus_per_worker))
+            cap_threads(int(self.cpus_per_worker))
         for src in sources:
             with self._clock.busy():
                 out = sort_rows(run_stages(self.stages, [src], self.batch_size, self._clock))
@@ -178,11 +316,92 @@ class LocalExecutor:
             self.worker_seconds = {key: self._clock.as_dict()}
             yield src, out
 
+    def _new_pool(self):
+        import concurrent.futures
+        import multiprocessing
+
+        self._shutdown(abort=True)  # a broken pool's survivors
+        # spawn: a fresh interpreter per worker (mediapipe, torch and OpenMP are not fork-safe)
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_local_worker_init,
+            initargs=(self.specs, self.batch_size,
+                      int(self.cpus_per_worker or worker_share(machine_cpus(), self.workers)), dict(registry.STAGES),
+                      os.getpid()))
+        return self._pool
+
+    def _note(self, pid: int, rss: float, secs: dict) -> None:
+        key = f"local:{pid}"
+        self.peak_rss_mb[key] = round(max(self.peak_rss_mb.get(key, 0.0), float(rss)), 1)
+        self.worker_seconds[key] = secs
+
+    def _run_pool(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
+        import concurrent.futures
+        from concurrent.futures.process import BrokenProcessPool
+
+        todo = list(reversed(sources))  # popped from the end: sources in order
+        suspects: list[Row] = []  # in flight when a worker died: each run again alone
+        pool = self._new_pool()
+        inflight: dict[concurrent.futures.Future, Row] = {}
+        self._streaming = True
+        try:
+            while todo or suspects or inflight:
+                # alone while a suspect runs, so that a second death names its source
+                while not inflight and suspects:
+                    src = suspects.pop(0)
+                    with _main_not_reimported():  # a worker process starts in submit()
+                        fut = pool.submit(_local_worker_run, src)
+                    try:
+                        out, pid, rss, secs = fut.result()
+                    except BrokenProcessPool as e:
+                        yield src, [worker_died_row(src, f"the worker process ended while running this source "
+                                                         f"({e}); it ended a fresh worker too")]
+                        pool = self._new_pool()
+                        continue
+                    self._note(pid, rss, secs)
+                    yield src, sort_rows(out)
+                while todo and len(inflight) < 2 * self.workers:
+                    src = todo.pop()
+                    with _main_not_reimported():  # a worker process starts in submit()
+                        inflight[pool.submit(_local_worker_run, src)] = src
+                if not inflight:
+                    continue
+                done, _ = concurrent.futures.wait(inflight, return_when=concurrent.futures.FIRST_COMPLETED)
+                broken = False
+                for fut in done:
+                    src = inflight.pop(fut)
+                    try:
+                        out, pid, rss, secs = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        suspects.append(src)
+                        continue
+                    self._note(pid, rss, secs)
+                    yield src, sort_rows(out)
+                if broken:
+                    log.warning("a local worker process died; re-running its %d in-flight source(s) one at a time",
+                                len(suspects) + len(inflight))
+                    suspects.extend(inflight.values())
+                    inflight.clear()
+                    pool = self._new_pool()
+            self._streaming = False
+        finally:
+            self.close()  # ends the workers at once if the run stopped early (error, SIGTERM)
+
     def run(self, rows: list[Row]) -> list[Row]:
         return sort_rows([r for _, out in self.run_stream(rows) for r in out])
 
     def close(self) -> None:
-        pass
+        self._shutdown(abort=self._streaming)  # stopped mid-run: do not wait for the sources in flight
+        self._streaming = False
+
+    def _shutdown(self, abort: bool) -> None:
+        if self._pool is not None:
+            if abort:
+                for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+                    proc.terminate()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def resource_groups(stage_specs: list[dict[str, Any]], gpus_available: bool) -> list[dict[str, Any]]:
@@ -240,7 +459,7 @@ def machine_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def start_ray(workers: int | None, address: str | None = None) -> bool:
+def start_ray(workers: int | None, address: str | None = None, cpus_per_worker: int | None = None) -> bool:
     """Start (or join) Ray through ``pipelines.rayutil`` (stdin from /dev/null in every worker,
     owner tag for leftover cleanup); True if this call started it. A runtime started here has
     the machine's CPUs (at least one per worker), and each of its ``workers`` gets an equal
@@ -254,7 +473,7 @@ def start_ray(workers: int | None, address: str | None = None) -> bool:
         return False
     n_workers = int(workers or machine_cpus())
     cpus = max(n_workers, machine_cpus())
-    share = max(1, cpus // n_workers)
+    share = int(cpus_per_worker or max(1, cpus // n_workers))
     rayutil.init_ray(address, cpus, env_vars=None if address else {v: str(share) for v in THREAD_ENV_VARS})
     return True
 
@@ -271,7 +490,7 @@ class RayDataExecutor:
     name = "ray"
 
     def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1, workers: int | None = None,
-                 address: str | None = None):
+                 address: str | None = None, cpus_per_worker: int | None = None):
         import ray
 
         build_pipeline_stages(stage_specs)  # config errors surface in the driver, not in actors
@@ -279,7 +498,8 @@ class RayDataExecutor:
         self.batch_size = batch_size
         self.peak_rss_mb: dict[str, float] = {}  # worker -> peak RSS (MB), for the run summary
         self.worker_seconds: dict[str, dict[str, float]] = {}  # worker -> WorkerClock.as_dict() (latest)
-        self._owns_ray = start_ray(workers, address)
+        self.cpus_per_worker = cpus_per_worker  # None: an equal share of the cluster's CPUs
+        self._owns_ray = start_ray(workers, address, cpus_per_worker)
         cluster = ray.cluster_resources()
         self.cluster_cpus = float(cluster.get("CPU", 1.0))
         self.gpus_available = float(cluster.get("GPU", 0.0)) > 0
@@ -304,6 +524,8 @@ class RayDataExecutor:
         groups = resource_groups(self.specs, self.gpus_available)
         # each actor of a CPU pool gets an equal share of the cluster's CPUs
         share = max(1.0, self.cluster_cpus / self.workers) if len(groups) == 1 else 1.0
+        if self.cpus_per_worker:
+            share = float(self.cpus_per_worker)
         for g in groups:
             res: dict[str, Any] = {"num_cpus": min(share, self.cluster_cpus)}
             if g["gpu"]:
@@ -351,9 +573,11 @@ class RayDataExecutor:
 
 
 def make_executor(kind: str, stage_specs: list[dict[str, Any]], batch_size: int = 1,
-                  workers: int | None = None, address: str | None = None):
+                  workers: int | None = None, address: str | None = None, cpus_per_worker: int | None = None):
+    """``cpus_per_worker``: CPUs (compute threads) of each worker; default an equal share."""
     if kind == "local":
-        return LocalExecutor(stage_specs, batch_size=batch_size)
+        return LocalExecutor(stage_specs, batch_size=batch_size, workers=workers, cpus_per_worker=cpus_per_worker)
     if kind == "ray":
-        return RayDataExecutor(stage_specs, batch_size=batch_size, workers=workers, address=address)
+        return RayDataExecutor(stage_specs, batch_size=batch_size, workers=workers, address=address,
+                               cpus_per_worker=cpus_per_worker)
     raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import os
 import stat
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any, Callable
 from kernel import __version__
 from kernel.errors import UserError
 from pipelines import shards
+from pipelines.staging import StagingDir, sweep_stale
 from pipelines.storage import Storage, is_uri
 from pipelines.executors import make_executor, sort_rows
 from pipelines.pipeline import PipelineConfig, load_config
@@ -213,10 +213,16 @@ def make_partitions(sources: list[str], size: int) -> dict[str, list[str]]:
     return {f"part-{i // size:05d}": sources[i : i + size] for i in range(0, len(sources), size)}
 
 
-def source_rows(sources: list[str], data_root: str, partition: str, stage_dir: Path | None = None) -> list[dict[str, Any]]:
+def source_rows(sources: list[str], data_root: str, partition: str,
+                stage_dir: "Path | StagingDir | None" = None) -> list[dict[str, Any]]:
     """Source rows of one partition. Inputs on a remote filesystem are first copied to
     ``stage_dir`` on the driver (decoders need local files); a copy that fails becomes an
-    ``unreadable`` reject row instead of stopping the run."""
+    ``unreadable`` reject row instead of stopping the run. A ``StagingDir`` is made only when
+    a source needs it."""
+
+    def staged() -> Path | None:
+        return stage_dir.path() if isinstance(stage_dir, StagingDir) else stage_dir
+
     rows = []
     remote = is_uri(data_root)
     store = Storage(data_root) if remote else None
@@ -229,12 +235,12 @@ def source_rows(sources: list[str], data_root: str, partition: str, stage_dir: P
                 row.update(status="filtered", reason="not_a_file", error_detail=why, failed_stage="input")
             elif utf8_safe(row["source_abs_path"]) != row["source_abs_path"] and stage_dir is not None:
                 # a name that is not UTF-8 (decord and others cannot open it): a UTF-8 link to it
-                link = Path(stage_dir) / f"non-utf8-{hashlib.sha1(os.fsencode(s)).hexdigest()[:16]}{Path(s).suffix}"
+                link = staged() / f"non-utf8-{hashlib.sha1(os.fsencode(s)).hexdigest()[:16]}{Path(s).suffix}"
                 with contextlib.suppress(FileExistsError):
                     os.symlink(os.path.abspath(row["source_abs_path"]), link)
                 row["source_abs_path"] = str(link)
         else:
-            local = (stage_dir or Path(".")) / s
+            local = (staged() or Path(".")) / s
             try:
                 store.download(s, local)
                 row["source_abs_path"] = str(local)
@@ -343,11 +349,38 @@ def run_curation(config: str | os.PathLike, input_path: str | os.PathLike, outpu
 
     from pipelines.rayutil import end_orphans
 
-    with run_lock(output), stdin_from_devnull():
+    with sigterm_as_exit(), run_lock(output), stdin_from_devnull():
         ended = end_orphans()  # Ray processes of an earlier run whose driver was killed
         if ended:
             log.warning("ended %d leftover Ray process(es) of an earlier run whose driver was killed", len(ended))
+        swept = sweep_stale()  # staging folders of earlier runs that were killed
+        if swept:
+            log.info("removed %d staging folder(s) left by killed runs", len(swept))
         return _run_curation(config, input_path, output, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def sigterm_as_exit():
+    """SIGTERM (``kill PID``, a job scheduler, a test timeout) raises ``SystemExit(143)`` in
+    the run instead of ending the process on the spot, so the run's cleanup runs: the staging
+    folder, worker processes, a Ray runtime it started. Only from the main thread, and only
+    where nobody installed a handler of their own."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_curation(
@@ -360,6 +393,7 @@ def _run_curation(
     overwrite: bool = False,
     data_root: str | os.PathLike | None = None,
     workers: int | None = None,
+    cpus_per_worker: int | None = None,
     ray_address: str | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
@@ -448,7 +482,7 @@ def _run_curation(
 
     ex = None
     try:
-        with tempfile.TemporaryDirectory(prefix="anytalker-stage-") as stage_dir:
+        with StagingDir() as stage_dir:  # made only if an input needs staging
             submit: list[dict] = []
             for part, srcs, old in todo:
                 if old is None:
@@ -460,7 +494,7 @@ def _run_curation(
                     kept = [r for r in old if r["source_path"] not in tries]
                 results[part] = kept
                 attempts_of[part] = tries
-                rows = source_rows(run_srcs, root, part, Path(stage_dir))
+                rows = source_rows(run_srcs, root, part, stage_dir)
                 hash_sources(rows)
                 pending[part] = set()
                 for row in rows:
@@ -478,6 +512,7 @@ def _run_curation(
                 write(part)
             if submit:
                 ex = make_executor(executor, cfg.stages, batch_size=cfg.batch_size, workers=workers,
+                                   cpus_per_worker=cpus_per_worker,
                                    address=ray_address)
                 for src, out in ex.run_stream(submit):
                     part = src["partition"]

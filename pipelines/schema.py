@@ -50,7 +50,8 @@ CONVENTIONS = {"frames": FRAMES_CONVENTION, "intervals": INTERVAL_CONVENTION,
 def clip_id_for(source_key: str, start_frame: int | None, end_frame: int | None) -> str:
     """Deterministic id: uuid5 of the source's sha256 (or path when unreadable) and span."""
     span = "source" if start_frame is None else f"{int(start_frame)}-{int(end_frame)}"
-    return str(uuid.uuid5(CLIP_NAMESPACE, f"{source_key}:{span}"))
+    # a key holding a non-UTF-8 file name (a duplicate's path) is hashed as its shard value
+    return str(uuid.uuid5(CLIP_NAMESPACE, utf8_safe(f"{source_key}:{span}")))
 
 
 class SchemaConflictError(ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,6 +10,11 @@ from pathlib import Path
 import pytest
 
 from kernel.data import default_data_root
+
+# Local curation runs in tests (and the CLI runs they start) stay in one process unless a test
+# asks for worker processes: starting them costs seconds per run. The worker processes have
+# their own tests (tests/pipelines/test_local_workers.py).
+os.environ.setdefault("ANYTALKER_LOCAL_WORKERS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 # the one data-root resolver ($ANYTALKER_DATA, deprecated $ANYTALKER_SHARED, ../shared/data, fetched set)

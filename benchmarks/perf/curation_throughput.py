@@ -1,4 +1,4 @@
-"""Curation throughput vs decode-only throughput, local vs Ray 1 / 2 workers, in one run.
+"""Curation throughput vs decode-only throughput: local x1 / default workers, Ray x1 / x2, in one run.
 
     nice -n 10 .venv/bin/python benchmarks/perf/curation_throughput.py [--config single_person]
         [--data DIR] [--copies 4] [--skip-ray]
@@ -7,7 +7,10 @@ The 3 shared talking clips are replicated ``--copies`` times with distinct bytes
 a different container comment, so the run's sha256 dedupe does not collapse them): 12 inputs
 by default. Prints, side by side from one run: frames/s of decode only (decord at full
 resolution, the reference of issue 12; and the ffmpeg pipe at the analysis size that the
-stages share), of each curation run, their ratios, the per-stage cost table of the local run
+stages share), of each curation run (local in-process; local with its default worker
+processes, one per CPU; Ray with 1 worker given the whole machine, with 1 worker given 1 CPU,
+and with 2 workers of 1 CPU each), their ratios and CPU ms per source frame, the issue 12
+targets with what each compares, the per-stage cost table of the local run
 (seconds and ms per source frame: wall and CPU time of each stage's batches in the local run,
 model set-up excluded), each worker's set-up / busy / CPU seconds, the processing window
 (first source started on any worker -> last one finished: the same ratios without the one-off
@@ -36,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from kernel.data import DEMO_SINGLE_PERSON as SINGLE  # noqa: E402
 from kernel.data import resolve_data_root  # noqa: E402
 from curation.media import VideoReader, require_ffmpeg  # noqa: E402
+from pipelines.executors import machine_cpus  # noqa: E402
 
 
 def replicate(paths: list[Path], copies: int, out: Path) -> list[Path]:
@@ -95,13 +99,15 @@ _CHILD = textwrap.dedent("""
     base.run_stage_batch = timed  # before pipelines binds the name
     from pipelines.runner import run_curation
     from pipelines.shards import read_rows
-    config, listing, out, executor, workers, root = sys.argv[1:7]
+    config, listing, out, executor, workers, root, cpus = sys.argv[1:8]
+    workers = None if workers == "-" else int(workers)
+    cpus = None if cpus == "-" else int(cpus)
     if executor == "ray":  # Ray start-up is a one-off cost of a long job: outside the timed run
         from pipelines.executors import start_ray
-        start_ray(None if workers == "-" else int(workers))
+        start_ray(workers, cpus_per_worker=cpus)
     t0 = time.perf_counter()
-    summary = run_curation(config, Path(listing), Path(out), executor=executor,
-                           workers=None if workers == "-" else int(workers), data_root=Path(root), progress=False)
+    summary = run_curation(config, Path(listing), Path(out), executor=executor, workers=workers,
+                           cpus_per_worker=cpus, data_root=Path(root), progress=False)
     wall = time.perf_counter() - t0
     status = {}
     for r in read_rows(out) + read_rows(out, kind="rejects"):
@@ -116,12 +122,14 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def curate(config: str, listing: Path, root: Path, executor: str, workers: int | None) -> dict:
+def curate(config: str, listing: Path, root: Path, executor: str, workers: int | None,
+           cpus_per_worker: int | None = None) -> dict:
     out = Path(tempfile.mkdtemp(prefix="perf-run-"))
     try:
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         res = subprocess.run([sys.executable, "-c", _CHILD, config, str(listing), str(out / "run"), executor,
-                              "-" if workers is None else str(workers), str(root)],
+                              "-" if workers is None else str(workers), str(root),
+                              "-" if cpus_per_worker is None else str(cpus_per_worker)],
                              capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
         line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if res.returncode != 0 or line is None:
@@ -148,25 +156,40 @@ def main() -> None:
         frames, t_dec = decode_decord(paths)
         _, t_pipe = decode_pipe(paths)
         runs = [("decode only (decord, full size)", t_dec, None), ("decode only (ffmpeg pipe, analysis size)", t_pipe, None)]
-        local = curate(args.config, listing, work, "local", None)
-        runs.append((f"curate {args.config} local", local["wall"], local))
+        cpus = machine_cpus()
+        # (name, executor, workers, CPUs per worker); None CPUs: an equal share of the machine
+        plan = [("local x1", "local", 1, None), (f"local x{cpus} (default)", "local", None, None)]
         if not args.skip_ray:
-            for w in (1, 2):
-                r = curate(args.config, listing, work, "ray", w)
-                runs.append((f"curate {args.config} ray x{w}", r["wall"], r))
+            plan += [("ray x1", "ray", 1, None), ("ray x1, 1 CPU", "ray", 1, 1), ("ray x2", "ray", 2, None)]
+        results = {}
+        for label, executor, workers, per in plan:
+            r = curate(args.config, listing, work, executor, workers, per)
+            results[label] = r
+            runs.append((f"curate {args.config} {label}", r["wall"], r))
+        local = results["local x1"]
 
-        print(f"{len(paths)} inputs ({args.copies} distinct-byte copies of {len(SINGLE)} clips), {frames} frames; "
-              f"load average at end {os.getloadavg()[0]:.1f}")
-        print(f"{'run':42s} {'seconds':>9s} {'frames/s':>10s} {'vs decode':>10s} {'peak RSS MB':>12s} {'decoder MB':>11s}")
+        print(f"{len(paths)} inputs ({args.copies} distinct-byte copies of {len(SINGLE)} clips), {frames} frames, "
+              f"{cpus} CPUs; load average at end {os.getloadavg()[0]:.1f}")
+        print("CPU ms/frame: the workers' threads + their decoder children while busy, per source frame "
+              "(moves far less with the machine's load than seconds)")
+        print(f"{'run':46s} {'seconds':>9s} {'frames/s':>10s} {'vs decode':>10s} {'CPU ms/frame':>13s} "
+              f"{'peak RSS MB':>12s} {'decoder MB':>11s}")
         for name, t, r in runs:
             rss = f"{r['rss_mb']:12.0f} {r['child_rss_mb']:11.0f}" if r else f"{'':12s} {'':11s}"
+            cpu = sum(v.get("cpu_s", 0.0) for v in (r or {}).get("worker_seconds", {}).values())
+            cpu_col = f"{1000 * cpu / frames:13.2f}" if r else f"{'':13s}"
             workers_rss = " ".join(f"{v:.0f}" for _, v in sorted((r or {}).get("worker_rss_mb", {}).items()))
-            print(f"{name:42s} {t:9.2f} {frames / t:10.1f} {t_dec / t:10.3f} {rss}  workers: {workers_rss or '-'}")
-        ray = {n: t for n, t, _ in runs if " ray x" in n}
-        if len(ray) == 2:
-            t1, t2 = ray[f"curate {args.config} ray x1"], ray[f"curate {args.config} ray x2"]
-            print(f"ray speed-up 2 workers vs 1: {t1 / t2:.2f}x; ray x1 vs local: {local['wall'] / t1:.2f}x")
-        print(f"rows: {local['status']}")
+            print(f"{name:46s} {t:9.2f} {frames / t:10.1f} {t_dec / t:10.3f} {cpu_col} {rss}  workers: {workers_rss or '-'}")
+        wall = {k: v["wall"] for k, v in results.items()}
+        print("\nissue 12 targets (wall, this run):")
+        print(f"  local default ({cpus} workers) vs decode only: {t_dec / wall[f'local x{cpus} (default)']:.3f}x "
+              f"(target >= 0.3); local x1: {t_dec / wall['local x1']:.3f}x")
+        if "ray x1" in wall:
+            print(f"  ray x1 vs local x1 (both one worker with the whole machine): {wall['local x1'] / wall['ray x1']:.2f}x "
+                  "(target: within 15 %)")
+            print(f"  ray x2 vs ray x1: {wall['ray x1'] / wall['ray x2']:.2f}x (target >= 1.7); ray x2 vs ray x1 with "
+                  f"1 CPU (equal CPUs per worker): {wall['ray x1, 1 CPU'] / wall['ray x2']:.2f}x")
+        print("rows: " + "; ".join(f"{k} {v['status']}" for k, v in results.items()))
         # the processing window: first source started on any worker -> last source finished;
         # what a long run's throughput tends to (start-up of Ray, actors and models excluded)
         win = {}
@@ -178,9 +201,11 @@ def main() -> None:
             print("\nprocessing window (first source started -> last source finished; start-up excluded):")
             for name, w in win.items():
                 print(f"{name:42s} {w:9.2f} {frames / w:10.1f} {t_dec / w:10.3f}")
-            w_loc, w1, w2 = (win.get(f"curate {args.config} {k}") for k in ("local", "ray x1", "ray x2"))
-            if w1 and w2 and w_loc:
-                print(f"window ratios: ray x2 vs x1 {w1 / w2:.2f}x; ray x1 vs local {w_loc / w1:.2f}x")
+            w_loc, w1, w1c, w2 = (win.get(f"curate {args.config} {k}") for k in ("local x1", "ray x1", "ray x1, 1 CPU",
+                                                                                  "ray x2"))
+            if w1 and w2 and w_loc and w1c:
+                print(f"window ratios: ray x2 vs x1 {w1 / w2:.2f}x (vs x1 with 1 CPU {w1c / w2:.2f}x); "
+                      f"ray x1 vs local x1 {w_loc / w1:.2f}x")
         print("\nworkers (set-up: imports + model loads, once per worker; busy: running sources; CPU: the "
               "worker's threads + its decoder children while busy):")
         print(f"{'run':42s} {'worker':>14s} {'set-up s':>9s} {'busy s':>8s} {'CPU s':>8s} {'CPU/busy':>9s}")
@@ -189,7 +214,7 @@ def main() -> None:
                 busy = v.get("busy_s") or 0.0
                 print(f"{name:42s} {w:>14s} {v.get('setup_s', 0):9.2f} {busy:8.2f} {v.get('cpu_s', 0):8.2f} "
                       f"{(v.get('cpu_s', 0) / busy if busy else 0):9.2f}")
-        print(f"\nper-stage cost, local run ({frames} source frames; wall and CPU time of the stage's batches, "
+        print(f"\nper-stage cost, local x1 run ({frames} source frames; wall and CPU time of the stage's batches, "
               "CPU = process threads + decoder children):")
         total = sum(local["stages"].values()) or 1.0
         total_cpu = sum(local.get("stage_cpu", {}).values()) or 1.0

@@ -65,7 +65,7 @@ def test_local_worker_clock_keeps_set_up_out_of_busy_time(monkeypatch):
     monkeypatch.setitem(registry.STAGES, "slow_setup", f"{__name__}:SlowSetupStage")
     monkeypatch.setattr("pipelines.executors.build_pipeline_stages",
                         lambda specs: [registry.build_stage(s["name"], s.get("params")) for s in specs])
-    ex = LocalExecutor([{"name": "slow_setup"}])
+    ex = LocalExecutor([{"name": "slow_setup"}], workers=1)  # in-process: the stage is registered here only
     out = list(ex.run_stream([{"source_path": f"s{i}", "status": "ok"} for i in range(3)]))
     assert len(out) == 3
     (secs,) = ex.worker_seconds.values()
@@ -74,3 +74,17 @@ def test_local_worker_clock_keeps_set_up_out_of_busy_time(monkeypatch):
     assert secs["cpu_s"] > 0.0
     # the processing window leaves the set-up out, as a Ray actor's does (it sets up before)
     assert secs["last_end"] - secs["first_start"] < secs["setup_s"]
+
+
+def test_default_local_worker_count_follows_cpus_memory_and_sources(monkeypatch):
+    from pipelines import executors
+
+    monkeypatch.delenv(executors.LOCAL_WORKERS_ENV, raising=False)
+    monkeypatch.setattr(executors, "machine_cpus", lambda: 8)
+    monkeypatch.setattr(executors, "workers_memory_allows", lambda: 3)
+    assert executors.local_worker_count(None, 100) == 3  # memory for 3 workers of 1.5 GB
+    assert executors.local_worker_count(None, 2) == 2  # never more workers than sources
+    assert executors.local_worker_count(None, 1) == 1  # one source: in-process
+    assert executors.local_worker_count(6, 100) == 6  # asked for: given
+    monkeypatch.setenv(executors.LOCAL_WORKERS_ENV, "1")
+    assert executors.local_worker_count(None, 100) == 1

@@ -26,11 +26,11 @@ def one_clip(tmp_path_factory, ffmpeg) -> Path:
     return root
 
 
-def _run_in_terminal(mode: str, executor: str, inputs: Path, out: Path, timeout_s: float):
+def _run_in_terminal(mode: str, executor: str, inputs: Path, out: Path, timeout_s: float, workers: int = 1):
     cmd = [sys.executable, "-m", "anytalker.cli", "curate", "run", "video_only", "--input", str(inputs),
            "--output", str(out), "--executor", executor, "-q"]
-    if executor == "ray":
-        cmd += ["--workers", "1"]
+    if executor == "ray" or workers != 1:
+        cmd += ["--workers", str(workers)]
     return subprocess.run([sys.executable, "-m", "tests.terminal", mode, str(timeout_s), *cmd], cwd=REPO,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s + 60)
 
@@ -41,6 +41,19 @@ def test_local_run_finishes_with_a_terminal_as_stdin(mode, one_clip, tmp_path):
     assert res.returncode == 0, (res.returncode, res.stderr[-2000:])
     assert "accepted 1 clips" in res.stdout
     assert (tmp_path / "run" / "manifest.json").is_file()
+
+
+def test_local_worker_processes_finish_as_a_background_job(one_clip, tmp_path):
+    import shutil
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(one_clip / "clip.mp4", inputs / "a.mp4")
+    with open(inputs / "b.mp4", "wb") as f:  # other bytes (not deduplicated): a second worker's input
+        f.write((one_clip / "clip.mp4").read_bytes() + b"\0")
+    res = _run_in_terminal("bg", "local", inputs, tmp_path / "run", 180, workers=2)
+    assert res.returncode == 0, (res.returncode, res.stderr[-2000:])
+    assert "accepted 2 clips" in res.stdout
 
 
 @pytest.mark.ray
