@@ -48,7 +48,7 @@ class TrainConfig:
     # shift 0 against the foreign audio at every shift (the many foreign negatives then do not
     # dilute the own-shift contrast that reads offsets); "meanexp" = each foreign segment is one
     # negative whose logit is the log-mean-exp over its shifts (between "all", a sum, and
-    # "hardest", a max). Why: the judge reads the best shift of any audio, so a foreign audio
+    # "hardest", a max); "segment" = "all" on the whole segment, shift 0 on its 1 s chunks. Why: the judge reads the best shift of any audio, so a foreign audio
     # wins by one spurious peak anywhere in the search; shift 0 alone never trains that away.
     foreign_shifts: str = ""
 
@@ -201,8 +201,8 @@ def _tracker_jitter(lip: np.ndarray, rng, sigma: float) -> np.ndarray:
 def _contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0, foreign_shifts: str = ""):
     import torch
 
-    if foreign_shifts not in ("", "all", "hardest", "separate", "meanexp"):
-        raise ValueError(f"foreign_shifts must be '', 'all', 'hardest', 'separate' or 'meanexp', "
+    if foreign_shifts not in ("", "all", "hardest", "separate", "meanexp", "segment"):
+        raise ValueError(f"foreign_shifts must be '', 'all', 'hardest', 'separate', 'meanexp' or 'segment', "
                          f"not {foreign_shifts!r}")
     b, length, _ = v.shape
     m = mask.float()
@@ -233,6 +233,11 @@ def _contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0, foreign_sh
         own_logits = (own[:, :, lo:hi] * w).sum(-1) / denom  # (B, 2K+1)
         foreign_logits = (foreign[..., lo:hi] * w[:, :, None]).sum(-1) / denom[:, :, None]  # (B, B-1, S)
         target = torch.full((b,), k, device=v.device)
+        if foreign_shifts == "segment" and (lo, hi) != (0, length):
+            # 'segment': foreign audio at every shift on the whole 3 s only; a 1 s chunk has too
+            # little evidence to out-score every shift of every foreign audio, and asking it to
+            # flattened short clips' own peak (the 'all' variant)
+            foreign_logits = foreign_logits[:, :, k:k + 1]
         if foreign_shifts == "separate":
             logits = torch.cat([own_logits, foreign_logits[:, :, k]], 1) * scale
             losses.append(torch.nn.functional.cross_entropy(logits, target))

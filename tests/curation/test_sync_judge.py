@@ -83,7 +83,7 @@ def test_training_is_seeded_and_learns_a_synthetic_sync():
 def test_foreign_audio_at_any_shift_is_a_negative_when_asked():
     """A foreign audio that matches the lips at one far shift (a spurious peak) costs nothing when
     foreign audio is compared at shift 0 only, and is penalised by ``foreign_shifts`` all / hardest /
-    separate / meanexp."""
+    separate / meanexp, and by ``segment`` on the whole segment only (less than ``all``)."""
     torch = pytest.importorskip("torch")
     from curation.sync_judge.train import _contrastive_loss
 
@@ -95,7 +95,7 @@ def test_foreign_audio_at_any_shift_is_a_negative_when_asked():
     a[[0, 2, 3], k:k + length] = v[[0, 2, 3]]  # own audio matches at shift 0 (segment 1: unrelated audio)
     mask = torch.ones(b, length, dtype=torch.bool)
     mask[1] = False  # segment 1 serves only as foreign audio: its own (masked) logits are constant
-    modes = ("", "all", "hardest", "separate", "meanexp")
+    modes = ("", "all", "hardest", "separate", "meanexp", "segment")
     losses = {mode: _contrastive_loss(v, a, mask, torch.tensor(10.0), k, 0.0, mode).item() for mode in modes}
     spurious = a.clone()
     spurious[1, k + 4:k + 4 + length] = v[0]  # segment 1's audio matches segment 0's lips 4 frames later
@@ -106,6 +106,8 @@ def test_foreign_audio_at_any_shift_is_a_negative_when_asked():
     assert with_peak["hardest"] > losses["hardest"] + 0.05
     assert with_peak["separate"] > losses["separate"] + 0.05
     assert with_peak["meanexp"] > losses["meanexp"] + 0.01  # one shift of 25: a weaker negative
+    # the whole segment's term only (1 of its 3 terms here): penalised, by less than 'all'
+    assert losses["segment"] + 0.02 < with_peak["segment"] < with_peak["all"] - (losses["all"] - losses["segment"]) - 0.02
     with pytest.raises(ValueError, match="foreign_shifts"):
         _contrastive_loss(v, a, mask, torch.tensor(10.0), k, 0.0, "every")
 
