@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -222,11 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         "grid_der": {f"bridge={b},pad={p},turn_bridge={tb}": round(der(comps[:, j]), 4)
                      for j, (b, p, tb) in enumerate(grid)},
     }
-    text = json.dumps(res, indent=2)
-    if args.json:
-        args.json.write_text(text)
-    print(text)
-    return 0
+    from benchmarks.validity.diarization import print_report
+
+    return print_report(res, args.json)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ d-vectors and VAD of the built files are cached in ``--cache`` (default ``~/.cac
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
@@ -252,11 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.vad_grid:
         res["vad_grid"] = vad_grid(args, pairs, fold, probs, shipped, der, comp_dict)
         res["seconds"] = round(time.time() - t0, 1)
-    text = json.dumps(res, indent=2)
-    if args.json:
-        args.json.write_text(text)
-    print(text)
-    return 0
+    from benchmarks.validity.diarization import print_report
+
+    return print_report(res, args.json)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,17 @@ def diarize_file(wav, raw_vad, embeddings, frame_embeddings, num_speakers, max_s
                          detect_overlap=detect_overlap, resegment_passes=resegment_passes, **tuning)
 
 
+def print_report(res: dict, json_path: Path | None) -> int:
+    """The calibration scripts' ending: the report as JSON on stdout, and in ``json_path`` if given."""
+    import json
+
+    text = json.dumps(res, indent=2)
+    if json_path:
+        Path(json_path).write_text(text)
+    print(text)
+    return 0
+
+
 def run(args) -> dict:
     import torch
 
