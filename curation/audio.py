@@ -34,14 +34,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from curation import intervals
+from curation import mel as mel_frontend  # "mel" is a local name (frames) in this module
+from curation.mel import mel_spectrogram
 
 SR = 16000
 
-# Resemblyzer hyper-parameters (resemblyzer/hparams.py) the weights were trained with.
-_MEL_WINDOW = 400  # 25 ms at 16 kHz
-_MEL_HOP = 160  # 10 ms
-_MEL_CHANNELS = 40
-_MEL_FPS = SR // _MEL_HOP  # 100 mel frames per second
 
 # Diarization defaults. Window sizes date from v1; every post-processing and labelling choice
 # below was made on the built calibration set (benchmarks/validity/build_diarization_set.py:
@@ -203,54 +200,6 @@ def raw_vad_segments(
 # Resemblyzer voice encoder (rebuilt; weights from the resemblyzer wheel)
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    # Slaney's auditory toolbox scale, as librosa (htk=False)
-    f = np.asarray(f, dtype=np.float64)
-    f_sp = 200.0 / 3
-    mels = f / f_sp
-    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, mels)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
-@functools.lru_cache(maxsize=1)
-def _mel_filterbank() -> np.ndarray:
-    """``librosa.filters.mel(sr=16000, n_fft=400, n_mels=40)`` (Slaney scale, Slaney norm)."""
-    n_fft, n_mels = _MEL_WINDOW, _MEL_CHANNELS
-    fftfreqs = np.linspace(0, SR / 2, 1 + n_fft // 2)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SR / 2), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = np.subtract.outer(mel_f, fftfreqs)
-    weights = np.zeros((n_mels, len(fftfreqs)))
-    for i in range(n_mels):
-        lower = -ramps[i] / fdiff[i]
-        upper = ramps[i + 2] / fdiff[i + 1]
-        weights[i] = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
-    return weights.astype(np.float32)
-
-
-def mel_spectrogram(wav: np.ndarray) -> np.ndarray:
-    """(N, 40) power mel frames, 10 ms hop: resemblyzer's ``wav_to_mel_spectrogram``
-    (librosa.feature.melspectrogram, centred frames, periodic Hann window, power 2)."""
-    wav = np.asarray(wav, dtype=np.float32)
-    pad = _MEL_WINDOW // 2
-    padded = np.pad(wav, (pad, pad), mode="constant")
-    n = 1 + (len(padded) - _MEL_WINDOW) // _MEL_HOP
-    if n <= 0:
-        return np.zeros((0, _MEL_CHANNELS), np.float32)
-    idx = np.arange(_MEL_WINDOW)[None, :] + _MEL_HOP * np.arange(n)[:, None]
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_MEL_WINDOW) / _MEL_WINDOW)).astype(np.float32)
-    spec = np.abs(np.fft.rfft(padded[idx] * window, axis=1)) ** 2
-    return (spec @ _mel_filterbank().T).astype(np.float32)
-
-
 def _resemblyzer_weights() -> Path:
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
@@ -273,7 +222,7 @@ def _voice_encoder():
     class VoiceEncoder(nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = nn.LSTM(_MEL_CHANNELS, 256, 3, batch_first=True)
+            self.lstm = nn.LSTM(mel_frontend.CHANNELS, 256, 3, batch_first=True)
             self.linear = nn.Linear(256, 256)
             self.relu = nn.ReLU()
 
@@ -294,18 +243,18 @@ def _voice_encoder():
 
 def _window_starts(n_mel: int, window_s: float, step_s: float) -> np.ndarray:
     """Mel-frame starts of the sliding d-vector windows over ``n_mel`` frames (padded to one window)."""
-    win = int(round(window_s * _MEL_FPS))
-    step = max(1, int(round(step_s * _MEL_FPS)))
+    win = int(round(window_s * mel_frontend.FRAMES_PER_SECOND))
+    step = max(1, int(round(step_s * mel_frontend.FRAMES_PER_SECOND)))
     return np.arange(0, max(n_mel, win) - win + 1, step)
 
 
 def window_centres(n_samples: int, window_s: float = EMBED_WINDOW_S, step_s: float = EMBED_STEP_S) -> np.ndarray:
     """The centre times of ``speaker_embeddings(audio, window_s=..., step_s=...)`` for ``n_samples``
     samples at 16 kHz, without running the encoder (the grid depends on the length only)."""
-    padded = int(n_samples) + 2 * (_MEL_WINDOW // 2)
-    n_mel = max(0, 1 + (padded - _MEL_WINDOW) // _MEL_HOP) if padded >= _MEL_WINDOW else 0
-    win = int(round(window_s * _MEL_FPS))
-    return (_window_starts(n_mel, window_s, step_s) + win / 2) / _MEL_FPS
+    padded = int(n_samples) + 2 * (mel_frontend.WINDOW // 2)
+    n_mel = max(0, 1 + (padded - mel_frontend.WINDOW) // mel_frontend.HOP) if padded >= mel_frontend.WINDOW else 0
+    win = int(round(window_s * mel_frontend.FRAMES_PER_SECOND))
+    return (_window_starts(n_mel, window_s, step_s) + win / 2) / mel_frontend.FRAMES_PER_SECOND
 
 
 def speaker_embeddings(
@@ -326,12 +275,12 @@ def speaker_embeddings(
         if gain > 1:
             wav = wav * gain
     mel = mel_spectrogram(wav)
-    win = int(round(window_s * _MEL_FPS))
-    step = max(1, int(round(step_s * _MEL_FPS)))
+    win = int(round(window_s * mel_frontend.FRAMES_PER_SECOND))
+    step = max(1, int(round(step_s * mel_frontend.FRAMES_PER_SECOND)))
     if len(mel) < win:
         mel = np.pad(mel, ((0, win - len(mel)), (0, 0)))
     starts = _window_starts(len(mel), window_s, step_s)
-    centres = (starts + win / 2) / _MEL_FPS
+    centres = (starts + win / 2) / mel_frontend.FRAMES_PER_SECOND
     model = _voice_encoder()
     out = []
     with torch.no_grad():

@@ -53,7 +53,7 @@ def periodicity(wav16k: np.ndarray) -> np.ndarray:
 
 
 def _log_mel(wav16k: np.ndarray) -> np.ndarray:
-    from curation.audio import mel_spectrogram
+    from curation.mel import mel_spectrogram
 
     lm = np.log(mel_spectrogram(wav16k) + 1e-6).astype(np.float32)
     if len(lm) == 0:

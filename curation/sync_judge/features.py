@@ -6,7 +6,7 @@ chin, expressed in an eye-aligned frame: origin at the midpoint of the outer eye
 x along the eye line, unit = inter-ocular distance. Head turns in the image plane and the face
 size then drop out; what is left is the mouth's shape and its place under the eyes (jaw drop).
 
-Audio features: 40 log-mel bands (10 ms hop, curation.audio.mel_spectrogram) stacked by 4
+Audio features: 40 log-mel bands (10 ms hop, curation.mel.mel_spectrogram) stacked by 4
 into one 160-dim vector per 40 ms video frame (25 fps), after the track's audio is brought to
 a fixed RMS so that recording level does not matter.
 """
@@ -100,7 +100,7 @@ def fill_gaps(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def audio_features(audio: np.ndarray, n_frames: int) -> np.ndarray:
     """(n_frames, AUDIO_DIM) log-mel frames: video frame t owns mel frames 4t..4t+3 of audio
     whose sample 0 is frame 0's instant. Audio shorter than the video is padded with silence."""
-    from curation.audio import mel_spectrogram
+    from curation.mel import mel_spectrogram
 
     wav = np.asarray(audio, dtype=np.float32).reshape(-1)
     need = int(round(n_frames * SR / FPS))
