@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.media import MediaError, ProbeInfo, file_key, probe, require_ffmpeg
+from curation.media import MediaError, ProbeInfo, cpu_share, file_key, probe, require_ffmpeg
 
 # The analysis size: at most ANALYSIS_MAX_SIDE px on the long side and ANALYSIS_MAX_PIXELS in
 # all. Face detection runs at <= 640 px and the face mesh on a 192x192 crop, so a face keeps
@@ -91,13 +91,15 @@ def decode_threads() -> int:
     """ffmpeg decoder threads: ``ANYTALKER_DECODE_THREADS``, else this process's CPU share
     (``OMP_NUM_THREADS``, set by an executor that caps its workers), else the CPUs this
     process may run on (at most 4)."""
-    for var in ("ANYTALKER_DECODE_THREADS", "OMP_NUM_THREADS"):
-        try:
-            v = int(os.environ.get(var, ""))
-            if v > 0:
-                return v
-        except ValueError:
-            pass
+    try:
+        v = int(os.environ.get("ANYTALKER_DECODE_THREADS", ""))
+        if v > 0:
+            return v
+    except ValueError:
+        pass
+    share = cpu_share()
+    if share:
+        return share
     try:
         return max(1, min(4, len(os.sched_getaffinity(0))))
     except AttributeError:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from curation.media import MediaError, VideoReader, probe, sample_indices
+from curation.media import MediaError, VideoReader, cpu_share, probe, sample_indices
 
 # --- landmark index tables (mediapipe 478-point topology) ------------------------------------
 # "left"/"right" are the subject's, as in mediapipe's FACEMESH_LEFT_EYE etc. and in the iBUG
@@ -76,16 +76,6 @@ NUM_LANDMARKS = 478
 # 2: detection every 5th frame + interpolation by default, mesh on a region of interest from
 # the tracked box and eyes (FaceMesh) instead of a static-mode re-detection per call.
 ANALYSIS_VERSION = "2"
-
-
-def cpu_share() -> int | None:
-    """Compute threads this worker may use (``OMP_NUM_THREADS``, which the executors set to
-    the worker's CPU share), or None when no executor capped it."""
-    try:
-        n = int(os.environ.get("OMP_NUM_THREADS", ""))
-    except ValueError:
-        return None
-    return n if n > 0 else None
 
 
 def _mediapipe_version() -> str:

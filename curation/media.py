@@ -25,6 +25,16 @@ from kernel.media import MediaError, require_ffmpeg, sha256_file  # noqa: F401
 AUDIO_SR = 16000
 
 
+def cpu_share() -> int | None:
+    """Compute threads this process may use (``OMP_NUM_THREADS``, which the executors set to
+    the worker's CPU share), or None when no executor capped it."""
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
 @dataclass
 class ProbeInfo:
     container: str | None

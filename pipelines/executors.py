@@ -227,9 +227,7 @@ def _local_worker_init(stage_specs: list[dict[str, Any]], batch_size: int, threa
     registry.STAGES.update(stage_registry)  # stages registered in the driver at run time
     clock = WorkerClock()
     with clock.setup():
-        for var in THREAD_ENV_VARS:  # before the stages import their libraries
-            os.environ[var] = str(threads)
-        cap_threads(threads)
+        cap_threads(threads)  # sets the env first: before the stages import their libraries
     _LOCAL_WORKER.update(specs=stage_specs, stages=None, batch_size=batch_size, clock=clock)
 
 
@@ -306,8 +304,6 @@ class LocalExecutor:
     def _run_serial(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
         key = f"local:{os.getpid()}"
         if self.cpus_per_worker:  # this process is the worker: capped as a worker process is
-            for var in THREAD_ENV_VARS:
-                os.environ[var] = str(int(self.cpus_per_worker))
             cap_threads(int(self.cpus_per_worker))
         for src in sources:
             with self._clock.busy():
@@ -473,7 +469,7 @@ def start_ray(workers: int | None, address: str | None = None, cpus_per_worker: 
         return False
     n_workers = int(workers or machine_cpus())
     cpus = max(n_workers, machine_cpus())
-    share = int(cpus_per_worker or max(1, cpus // n_workers))
+    share = int(cpus_per_worker or worker_share(cpus, n_workers))
     rayutil.init_ray(address, cpus, env_vars=None if address else {v: str(share) for v in THREAD_ENV_VARS})
     return True
 

@@ -99,15 +99,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="the worker's CPU share (compute threads)")
     ap.add_argument("--config", default="single_person")
     args = ap.parse_args()
-    from pipelines.executors import THREAD_ENV_VARS, cap_threads
+    from pipelines.executors import cap_threads
 
-    for var in THREAD_ENV_VARS:  # before any stage library loads, as in a worker process
-        os.environ[var] = str(args.threads)
+    cap_threads(args.threads)  # before any stage library loads, as in a worker process
     from kernel.data import DEMO_SINGLE_PERSON as SINGLE
     from kernel.data import resolve_data_root
     from pipelines.runner import run_curation
 
-    cap_threads(args.threads)
     root = resolve_data_root(args.data, need=SINGLE).absolute()
     with tempfile.TemporaryDirectory(prefix="worker-concurrency-") as tmp:
         listing = Path(tmp) / "inputs.txt"
