@@ -65,7 +65,7 @@ def _load(path: Path):
     payload = torch.load(str(path), map_location="cpu", weights_only=False)
     if not isinstance(payload, dict) or payload.get("format") != "anytalker-sync-judge-1":
         raise ValueError(f"{path}: not a sync-judge weights file (train one with `anytalker train sync-judge`)")
-    net = SyncJudgeNet(width=int(payload["config"]["width"]))
+    net = SyncJudgeNet(width=int(payload["config"]["width"]), crops=bool(payload["config"].get("crops", False)))
     net.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
     net.eval()
     return net, payload
@@ -87,7 +87,7 @@ def load_ensemble(weights: tuple[str, ...] | None = None):
 
 
 def similarity_curve(nets, lips: np.ndarray, audio_feats: np.ndarray, valid: np.ndarray, vshift: int,
-                     audio_lead: int = 0) -> np.ndarray:
+                     audio_lead: int = 0, crops: np.ndarray | None = None) -> np.ndarray:
     """(2*vshift+1, T) cosine similarity of lip frame t with audio frame t + j - vshift, mean over
     the ensemble; NaN where that audio frame does not exist or t is not valid.
 
@@ -95,7 +95,8 @@ def similarity_curve(nets, lips: np.ndarray, audio_feats: np.ndarray, valid: np.
     frame ``t + audio_lead`` (``audio_lead`` frames of audio before the first lip frame, and as
     many after the last as ``audio_feats`` holds). With ``vshift`` frames of context on each side
     every lip frame is compared at every offset, so a short window loses no evidence to the
-    search (``common_support``)."""
+    search (``common_support``). ``crops``: (T, CROP_H, CROP_W) mouth crops, needed by nets
+    trained with them (``TrainConfig.crops``)."""
     import torch
 
     t = len(lips)
@@ -104,10 +105,11 @@ def similarity_curve(nets, lips: np.ndarray, audio_feats: np.ndarray, valid: np.
         lt = torch.tensor(lips[None], dtype=torch.float32)
         mt = torch.tensor(np.asarray(valid, bool)[None])
         at = torch.tensor(audio_feats[None], dtype=torch.float32)
+        ct = None if crops is None else torch.tensor(np.asarray(crops)[None], dtype=torch.float32)
         sims = np.zeros((2 * vshift + 1, t))
         idx = np.arange(t)
         for net in nets:
-            v = net.embed_lips(lt, mt)[0].numpy()
+            v = net.embed_lips(lt, mt, ct if getattr(net, "uses_crops", False) else None)[0].numpy()
             a = net.embed_audio(at)[0].numpy()
             full = v @ a.T  # (T, T_audio)
             for j in range(2 * vshift + 1):
@@ -191,7 +193,7 @@ class JudgeSync:
 
 
 def track_sims(nets, lips: np.ndarray, audio: np.ndarray, vshift: int, valid: np.ndarray | None = None,
-               audio_lead: int = 0) -> tuple[np.ndarray, int]:
+               audio_lead: int = 0, crops: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """(similarity_curve of one face track, number of valid frames). ``lips``: (T, LIP_DIM) with
     NaN rows where the mesh is missing; ``audio``: 16 kHz, sample ``audio_lead * 640`` is lip
     frame 0's instant; audio beyond the lips (up to ``vshift`` frames each side) is used as
@@ -206,7 +208,7 @@ def track_sims(nets, lips: np.ndarray, audio: np.ndarray, vshift: int, valid: np
     lead = max(0, int(audio_lead))
     n_audio = max(1, min(len(audio) // hop, lead + len(filled) + vshift))
     feats = audio_features(audio, n_audio)
-    return similarity_curve(nets, filled, feats, ok, vshift, audio_lead=lead), int(ok.sum())
+    return similarity_curve(nets, filled, feats, ok, vshift, audio_lead=lead, crops=crops), int(ok.sum())
 
 
 def judge_decision(conf: float, offset: int, motion: float, speech: float, min_conf: float,

@@ -168,3 +168,114 @@ def main_track(analysis: dict) -> dict | None:
     """The track detected in the most frames."""
     tracks = analysis["tracks"]
     return max(tracks, key=lambda t: int(np.sum(t["detected"]))) if tracks else None
+
+
+# --------------------------------------------------------------------------------------------
+# mouth crops (optional second lip input, ``TrainConfig.crops``): the pixels the landmarks do not
+# describe (teeth, tongue, lip texture)
+
+CROP_VERSION = "1"
+CROP_H, CROP_W = 32, 48
+# crop window in the eye-aligned frame (inter-ocular units): 1.0 wide, 2/3 high, centred on the
+# track's median lip centre, so the mouth's motion (jaw drop included) moves inside a fixed window
+CROP_WIDTH_IOD = 1.0
+_OVERSAMPLE = 2  # warp at twice the size, then area-average: no aliasing on large faces
+
+
+def crop_centre(landmarks: np.ndarray, detected: np.ndarray | None = None) -> np.ndarray:
+    """(2,) median lip centre of a track in the eye-aligned frame (``lip_features`` units)."""
+    lips = lip_features(landmarks)
+    if detected is not None:
+        lips = lips[np.asarray(detected, bool)]
+    n = len(LIP_POINTS)
+    xs, ys = lips[:, :n].mean(1), lips[:, n:].mean(1)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    if not ok.any():
+        return np.array([0.0, 1.0])  # a typical mouth position, only for a track without a mesh
+    return np.array([np.median(xs[ok]), np.median(ys[ok])])
+
+
+def crop_transform(landmarks_t: np.ndarray, centre: np.ndarray, idx: dict[int, int] | None = None) -> np.ndarray | None:
+    """(2, 3) affine map from crop pixel (u, v) to image pixel (x, y) for one frame's landmarks
+    (the eye-aligned similarity of ``lip_features``); None when the eyes are missing."""
+    lm = np.asarray(landmarks_t, dtype=np.float64)[:, :2]
+    idx = idx or _index(len(lm))
+    right, left = lm[idx[EYE_OUTER[0]]], lm[idx[EYE_OUTER[1]]]
+    axis = left - right
+    iod = float(np.hypot(*axis))
+    if not np.isfinite(iod) or iod < 1e-6:
+        return None
+    ex = axis / iod
+    ey = np.array([-ex[1], ex[0]])
+    origin = (right + left) / 2
+    w, h = CROP_W * _OVERSAMPLE, CROP_H * _OVERSAMPLE
+    step = CROP_WIDTH_IOD / w  # eye-aligned units per crop pixel
+    # eye-aligned point of crop pixel (u, v): centre + ((u + .5 - w/2) step, (v + .5 - h/2) step)
+    x0 = centre[0] + (0.5 - w / 2) * step
+    y0 = centre[1] + (0.5 - h / 2) * step
+    a = iod * step * ex  # image motion per crop u
+    b = iod * step * ey  # image motion per crop v
+    t = origin + iod * (x0 * ex + y0 * ey)
+    return np.array([[a[0], b[0], t[0]], [a[1], b[1], t[1]]])
+
+
+def mouth_crops(frames, landmarks: np.ndarray, detected: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
+    """(T, CROP_H, CROP_W) uint8 grayscale mouth crops, warped with the eye-aligned similarity
+    (position, scale and roll of the head drop out). ``frames``: a sequence of RGB (H, W, 3)
+    uint8 images aligned with ``landmarks`` (T, P, 2) in their pixels. Frames without a mesh are 0."""
+    import cv2
+
+    lm = np.asarray(landmarks, dtype=np.float64)[..., :2]
+    det = np.asarray(detected, bool)
+    centre = crop_centre(lm, det) if centre is None else centre
+    idx = _index(lm.shape[1])
+    out = np.zeros((len(lm), CROP_H, CROP_W), np.uint8)
+    for t, img in enumerate(frames):
+        if t >= len(lm) or not det[t] or not np.isfinite(lm[t]).all():
+            continue
+        m = crop_transform(lm[t], centre, idx)
+        if m is None:
+            continue
+        big = cv2.warpAffine(np.ascontiguousarray(img), m, (CROP_W * _OVERSAMPLE, CROP_H * _OVERSAMPLE),
+                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        gray = cv2.cvtColor(big, cv2.COLOR_RGB2GRAY)
+        out[t] = cv2.resize(gray, (CROP_W, CROP_H), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def face_crops(path: str | os.PathLike, analysis: dict | None = None, cache: Path | None = None) -> dict:
+    """Mouth crops of every track of ``face_tracks(path)``, cached next to the face analysis
+    under their own key (``.mouth{CROP_VERSION}-faces{ANALYSIS_VERSION}``; the landmark file is
+    not touched): ``{"crops": [(T, CROP_H, CROP_W) uint8 per track]}``. Decodes the analysed
+    frames once more (the suite / training path; curation passes its decoded frames to
+    ``mouth_crops`` directly)."""
+    from curation.faces import ANALYSIS_VERSION
+    from curation.media import VideoReader
+
+    cache = cache or cache_dir()
+    analysis = analysis or face_tracks(path, cache)
+    f = Path(cache) / f"{analysis['key']}.mouth{CROP_VERSION}-faces{ANALYSIS_VERSION}.npz"
+    if f.is_file():
+        z = np.load(f)
+        return {"crops": [z[f"crop{i}"] for i in range(int(z["n_tracks"]))]}
+    idx = np.asarray(analysis["frame_indices"])
+    reader = VideoReader(path)
+    unique, inverse = np.unique(idx, return_inverse=True)
+    tracks = analysis["tracks"]
+    centres = [crop_centre(t["landmarks"], t["detected"]) for t in tracks]
+    crops = [np.zeros((len(idx), CROP_H, CROP_W), np.uint8) for _ in tracks]
+    positions = [[] for _ in unique]  # analysed positions of each decoded frame (24 fps repeats one)
+    for pos, u in enumerate(inverse):
+        positions[u].append(pos)
+    chunk = 64
+    for s in range(0, len(unique), chunk):
+        imgs = reader.get(unique[s:s + chunk])
+        for u, img in zip(range(s, s + len(imgs)), imgs):
+            for pos in positions[u]:
+                for tr, c, out in zip(tracks, centres, crops):
+                    out[pos] = mouth_crops([img], tr["landmarks"][pos:pos + 1], tr["detected"][pos:pos + 1], c)[0]
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, n_tracks=len(crops), **{f"crop{i}": c for i, c in enumerate(crops)})
+    os.replace(tmp, f)
+    return {"crops": crops}

@@ -6,6 +6,11 @@ Each tower: 1-D convolutions with dilations 1, 2, 4, 8 (kernel 5) over the frame
 every output frame sees +-30 frames (1.2 s) of its own modality. Inputs are normalised per
 sequence (lips: minus the track's mean shape, so identity drops out; audio: minus each band's
 mean), so the same network serves a 4 s window and a whole track.
+
+With ``crops`` (``TrainConfig.crops``, off in the shipped weights) the lip tower also sees each
+frame's grayscale mouth crop (``features.mouth_crops``): a small 2-D conv embedding of the crop
+(minus the sequence's mean crop, over the sequence's pixel spread) is concatenated with the
+landmark vector before the temporal convolutions. Why: the landmarks do not see teeth or tongue.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from curation.sync_judge.features import AUDIO_DIM, LIP_DIM
+from curation.sync_judge.features import AUDIO_DIM, CROP_H, CROP_W, LIP_DIM
 
 EMBED_DIM = 64
 LIP_SCALE = 10.0  # lip coordinates are in inter-ocular units: speech moves them ~0.05-0.1
@@ -33,10 +38,35 @@ class _Tower(nn.Module):
         return nn.functional.normalize(y, dim=-1)
 
 
-class SyncJudgeNet(nn.Module):
-    def __init__(self, width: int = 96):
+CROP_EMBED = 32
+# the crop embedding's frame-to-frame spread at initialisation is ~0.015, the scaled landmarks'
+# ~0.3: without a gain the temporal tower starts (and, in 40-step trials, stays) blind to the pixels
+CROP_GAIN = 20.0
+
+
+class _CropNet(nn.Module):
+    """(N, CROP_H, CROP_W) normalised crops -> (N, CROP_EMBED): three stride-2 3x3 convs, then a
+    linear map of the 4 x 6 grid (where on the mouth a change happens matters)."""
+
+    def __init__(self, channels: int = 16, out_dim: int = CROP_EMBED):
         super().__init__()
-        self.lip = _Tower(LIP_DIM, width)
+        c = channels
+        self.net = nn.Sequential(
+            nn.Conv2d(1, c, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.GELU(),
+            nn.Flatten(), nn.Linear(c * (CROP_H // 8) * (CROP_W // 8), out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.unsqueeze(1))
+
+
+class SyncJudgeNet(nn.Module):
+    def __init__(self, width: int = 96, crops: bool = False):
+        super().__init__()
+        self.uses_crops = bool(crops)
+        self.crop = _CropNet() if crops else None
+        self.lip = _Tower(LIP_DIM + (CROP_EMBED if crops else 0), width)
         self.audio = _Tower(AUDIO_DIM, width)
 
     @staticmethod
@@ -54,8 +84,34 @@ class SyncJudgeNet(nn.Module):
         """(B, T, AUDIO_DIM) log-mel minus each band's mean, scaled to unit-ish range."""
         return (audio - audio.mean(1, keepdim=True)) / 4.0
 
-    def embed_lips(self, lips: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.lip(self.norm_lips(lips, mask))
+    @staticmethod
+    def norm_crops(crops: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, H, W) uint8-range crops minus each sequence's mean crop over its valid frames,
+        over the sequence's pixel spread (lighting and skin tone drop out); frames outside
+        ``mask`` become 0 (the mean)."""
+        x = crops.float()
+        m = torch.ones(x.shape[:2], device=x.device) if mask is None else mask.float()
+        w = m[:, :, None, None]
+        n = w.sum(1, keepdim=True).clamp(min=1.0)
+        mean = (x * w).sum(1, keepdim=True) / n
+        d = (x - mean) * w
+        spread = (d.pow(2).sum((1, 2, 3), keepdim=True) / (n * x.shape[2] * x.shape[3])).sqrt()
+        return d / spread.clamp(min=2.0)
+
+    def embed_lips(self, lips: torch.Tensor, mask: torch.Tensor | None = None,
+                   crops: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.norm_lips(lips, mask)
+        if self.uses_crops:
+            if crops is None:
+                raise ValueError("this sync judge was trained with mouth crops: pass crops "
+                                 "(curation.sync_judge.features.mouth_crops)")
+            b, t = crops.shape[:2]
+            e = self.crop(self.norm_crops(crops, mask).reshape(b * t, *crops.shape[2:])).reshape(b, t, -1)
+            # minus the sequence's mean embedding (what does not move), like the landmarks
+            m = torch.ones(b, t, 1, device=e.device) if mask is None else mask.float().unsqueeze(-1)
+            e = (e - (e * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1.0)) * CROP_GAIN
+            x = torch.cat([x, e], -1)
+        return self.lip(x)
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         return self.audio(self.norm_audio(audio))

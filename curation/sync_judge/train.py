@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.sync_judge.features import (AUDIO_DIM, FPS, audio_features, face_tracks, fill_gaps,
+from curation.sync_judge.features import (AUDIO_DIM, FPS, audio_features, face_crops, face_tracks, fill_gaps,
                                           lip_features, lip_opening, main_track)
 
 MAX_SHIFT = 12  # training shifts (frames); the judge searches +-15 at inference
@@ -51,12 +51,14 @@ class TrainConfig:
     # "hardest", a max); "segment" = "all" on the whole segment, shift 0 on its 1 s chunks. Why: the judge reads the best shift of any audio, so a foreign audio
     # wins by one spurious peak anywhere in the search; shift 0 alone never trains that away.
     foreign_shifts: str = ""
+    # mouth crops as a second lip input (``features.mouth_crops``, ``model._CropNet``); round 4b
+    crops: bool = False
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
         # fields added after the first weights are keyed only when used, so an unchanged
         # configuration keeps its identity (``clips_key``) and its cached fold models
-        for name in ("jitter", "near_margin", "foreign_shifts"):
+        for name in ("jitter", "near_margin", "foreign_shifts", "crops"):
             if not d[name]:
                 d.pop(name)
         return d
@@ -73,6 +75,7 @@ class ClipData:
     audio: np.ndarray  # (T, AUDIO_DIM) log-mel
     opening: np.ndarray  # (T,) inner-lip opening / IOD (NaN where missing)
     wav: np.ndarray | None = field(default=None, repr=False)
+    crops: np.ndarray | None = field(default=None, repr=False)  # (T, CROP_H, CROP_W) uint8, 0 where no mesh
 
     @property
     def n(self) -> int:
@@ -80,15 +83,17 @@ class ClipData:
 
 
 def clip_from_file(path, name: str | None = None, sha256: str | None = None, keep_wav: bool = False,
-                   span: tuple[float, float] | None = None) -> ClipData | None:
+                   span: tuple[float, float] | None = None, crops: bool = False) -> ClipData | None:
     """Main face track of ``path`` (cached analysis) and its audio; None without a usable track.
-    ``span`` = (start_s, end_s) keeps only that part (a curated clip of a longer source)."""
+    ``span`` = (start_s, end_s) keeps only that part (a curated clip of a longer source);
+    ``crops`` also reads the track's mouth crops (``features.face_crops``, cached)."""
     from curation.media import load_audio, sha256_file
 
     ana = face_tracks(path)
     tr = main_track(ana)
     if tr is None:
         return None
+    mouths = face_crops(path, ana)["crops"][ana["tracks"].index(tr)] if crops else None
     lm = tr["landmarks"]
     lips_raw = lip_features(lm)
     lips_raw[~tr["detected"]] = np.nan
@@ -98,12 +103,14 @@ def clip_from_file(path, name: str | None = None, sha256: str | None = None, kee
     if span is not None:
         a, b = int(round(span[0] * FPS)), int(round(span[1] * FPS))
         lips_raw, opening = lips_raw[a:b], opening[a:b]
+        mouths = mouths[a:b] if mouths is not None else None
         wav = wav[int(round(span[0] * 16000)):int(round(span[1] * 16000))]
     lips, valid = fill_gaps(lips_raw)
     if valid.sum() < 2 * CHUNK:
         return None
     return ClipData(name=name or str(path), sha256=sha256 or sha256_file(path), lips=lips, valid=valid,
-                    audio=audio_features(wav, len(lips)), opening=opening, wav=wav if keep_wav else None)
+                    audio=audio_features(wav, len(lips)), opening=opening, wav=wav if keep_wav else None,
+                    crops=mouths)
 
 
 def _silence_row() -> np.ndarray:
@@ -118,11 +125,13 @@ def train_judge(clips: list[ClipData], config: TrainConfig, device: str = "cpu",
 
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
-    net = SyncJudgeNet(width=config.width).to(device)
+    net = SyncJudgeNet(width=config.width, crops=config.crops).to(device)
     scale = torch.nn.Parameter(torch.tensor(np.log(10.0), dtype=torch.float32, device=device))
     opt = torch.optim.AdamW(list(net.parameters()) + [scale], lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
     usable = [c for c in clips if c.n >= SEGMENT + 1]
+    if config.crops and any(c.crops is None for c in usable):
+        raise ValueError("TrainConfig.crops needs every clip's mouth crops (clip_from_file(..., crops=True))")
     if not usable:
         raise ValueError(f"no clip has {SEGMENT} frames ({SEGMENT / FPS:.0f} s) with a face: nothing to train on")
     silence = _silence_row()
@@ -133,7 +142,7 @@ def train_judge(clips: list[ClipData], config: TrainConfig, device: str = "cpu",
     net.train()
     t0 = time.time()
     for step in range(config.steps):
-        lips, mask, aud = [], [], []
+        lips, mask, aud, mouths = [], [], [], []
         picks = rng.choice(len(usable), size=config.batch, p=weights)
         for ci in picks:
             c = usable[ci]
@@ -148,12 +157,15 @@ def train_judge(clips: list[ClipData], config: TrainConfig, device: str = "cpu",
                                 np.repeat(silence[None], max(0, a_hi - c.n), 0)])
             a = a + rng.normal(0, 0.3, a.shape)
             lips.append(lip)
+            if config.crops:
+                mouths.append(_crop_augment(c.crops[s:s + SEGMENT], rng))
             mask.append(c.valid[s:s + SEGMENT])
             aud.append(a)
         lips_t = torch.tensor(np.stack(lips), dtype=torch.float32, device=device)
         mask_t = torch.tensor(np.stack(mask), device=device)
         aud_t = torch.tensor(np.stack(aud), dtype=torch.float32, device=device)
-        v = net.embed_lips(lips_t, mask_t)  # (B, L, E)
+        crops_t = torch.tensor(np.stack(mouths), dtype=torch.float32, device=device) if config.crops else None
+        v = net.embed_lips(lips_t, mask_t, crops_t)  # (B, L, E)
         a = net.embed_audio(aud_t)  # (B, L + 2K, E)
         loss = _contrastive_loss(v, a, mask_t, scale.exp(), k, config.near_margin, config.foreign_shifts)
         opt.zero_grad()
@@ -166,6 +178,17 @@ def train_judge(clips: list[ClipData], config: TrainConfig, device: str = "cpu",
                 log(f"step {step} loss {loss.item():.3f} ({time.time() - t0:.0f} s)")
     net.eval()
     return net, history
+
+
+def _crop_augment(crops: np.ndarray, rng) -> np.ndarray:
+    """A segment's mouth crops as another face pass or camera might give them: the whole window
+    moved by up to 2 pixels (a different crop centre), a contrast change and pixel noise."""
+    dy, dx = (int(v) for v in rng.integers(-2, 3, 2))
+    x = np.pad(crops.astype(np.float32), ((0, 0), (2, 2), (2, 2)), mode="edge")
+    h, w = crops.shape[1:]
+    x = x[:, 2 + dy:2 + dy + h, 2 + dx:2 + dx + w]
+    x = 128 + (x - 128) * rng.uniform(0.8, 1.2)
+    return x + rng.normal(0, 3.0, x.shape)
 
 
 def _tracker_jitter(lip: np.ndarray, rng, sigma: float) -> np.ndarray:
