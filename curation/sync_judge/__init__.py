@@ -109,7 +109,7 @@ def similarity_curve(nets, lips: np.ndarray, audio_feats: np.ndarray, valid: np.
         sims = np.zeros((2 * vshift + 1, t))
         idx = np.arange(t)
         for net in nets:
-            v = net.embed_lips(lt, mt, ct if getattr(net, "uses_crops", False) else None)[0].numpy()
+            v = (net.embed_lips(lt, mt, ct) if getattr(net, "uses_crops", False) else net.embed_lips(lt, mt))[0].numpy()
             a = net.embed_audio(at)[0].numpy()
             full = v @ a.T  # (T, T_audio)
             for j in range(2 * vshift + 1):
