@@ -45,20 +45,32 @@ CROP_GAIN = 20.0
 
 
 class _CropNet(nn.Module):
-    """(N, CROP_H, CROP_W) normalised crops -> (N, CROP_EMBED): three stride-2 3x3 convs, then a
-    linear map of the 4 x 6 grid (where on the mouth a change happens matters)."""
+    """(N, CROP_H, CROP_W) normalised crops -> (N, CROP_EMBED): a 2-D conv net of
+    non-overlapping kernels (4 x 4 stride 4, 8 channels; 2 x 2 stride 2, 16 channels), written as
+    matrix products on the patches, then a linear map of the 4 x 6 grid (where on the mouth a
+    change happens matters). Why this form: it runs on every frame of every training segment
+    (1800 crops a step); three 3 x 3 stride-2 convs of 16 channels cost 1.05 CPU s a step against
+    0.14 for the landmark judge (mostly in the conv backward pass), too slow to train 15 fold
+    models on the 2 shared cores."""
 
     def __init__(self, channels: int = 16, out_dim: int = CROP_EMBED):
         super().__init__()
         c = channels
-        self.net = nn.Sequential(
-            nn.Conv2d(1, c, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.GELU(),
-            nn.Flatten(), nn.Linear(c * (CROP_H // 8) * (CROP_W // 8), out_dim))
+        self.patch = nn.Linear(16, c // 2)  # 4 x 4 pixels -> c/2
+        self.merge = nn.Linear(4 * (c // 2), c)  # 2 x 2 patches -> c
+        self.out = nn.Linear(c * (CROP_H // 8) * (CROP_W // 8), out_dim)
+        self.act = nn.GELU()
+
+    @staticmethod
+    def _blocks(x: torch.Tensor, k: int) -> torch.Tensor:
+        """(N, H, W, C) -> (N, H/k, W/k, k*k*C): each k x k block's values side by side."""
+        n, h, w, c = x.shape
+        return x.reshape(n, h // k, k, w // k, k, c).permute(0, 1, 3, 2, 4, 5).reshape(n, h // k, w // k, k * k * c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.unsqueeze(1))
+        y = self.act(self.patch(self._blocks(x.unsqueeze(-1), 4)))  # (N, H/4, W/4, c/2)
+        y = self.act(self.merge(self._blocks(y, 2)))  # (N, H/8, W/8, c)
+        return self.out(y.flatten(1))
 
 
 class SyncJudgeNet(nn.Module):

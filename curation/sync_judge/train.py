@@ -188,7 +188,7 @@ def _crop_augment(crops: np.ndarray, rng) -> np.ndarray:
     h, w = crops.shape[1:]
     x = x[:, 2 + dy:2 + dy + h, 2 + dx:2 + dx + w]
     x = 128 + (x - 128) * rng.uniform(0.8, 1.2)
-    return x + rng.normal(0, 3.0, x.shape)
+    return x + 3.0 * rng.standard_normal(x.shape, dtype=np.float32)
 
 
 def _tracker_jitter(lip: np.ndarray, rng, sigma: float) -> np.ndarray:
