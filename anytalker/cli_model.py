@@ -75,10 +75,13 @@ def cmd_train_sync_judge(args) -> int:
         sources = default_training_sources(resolve_data_root(args.data))
         if not sources:
             raise UserError(f"{args.data or 'data root'}: no in-sync clip found (eval/labels.csv, talking/); pass --data or --shards")
-    out = args.output or (str(WEIGHTS_DIR) if not args.shards else os.path.join("runs", "sync-judge"))
+    # a crop judge never lands in the package by default: av_sync and the metrics read landmark judges only
+    out = args.output or (os.path.join("runs", "sync-judge-crops") if args.crops else
+                          str(WEIGHTS_DIR) if not args.shards else os.path.join("runs", "sync-judge"))
     command = "anytalker train sync-judge " + " ".join(shlex.quote(a) for a in sys.argv[3:])
     try:
-        summary = train_and_save(sources, out, seeds=args.seeds, steps=args.steps, device=device, command=command.strip())
+        summary = train_and_save(sources, out, seeds=args.seeds, steps=args.steps, device=device, command=command.strip(),
+                                 crops=args.crops)
     except ValueError as e:
         raise UserError(str(e)) from e
     print(json.dumps(summary, indent=2))
@@ -180,6 +183,9 @@ def register(sub) -> None:
     p.add_argument("--data", help="sync-judge: data folder with eval/labels.csv and talking/; overlap-detector: with "
                                         "anytalker_benchmark/audio_left|right, eval/ (default ../shared/data)")
     p.add_argument("--seeds", type=int, default=3, help="sync-judge: ensemble size (one network per seed)")
+    p.add_argument("--crops", action="store_true",
+                   help="sync-judge: mouth crops as a second lip input (round 4b, not the shipped kind: "
+                        "av_sync and the metrics read only landmark judges)")
     c.add_output(p, "output directory (checkpoints/, metrics.jsonl); default runs/train-CONFIG", old=("--out",),
                  metavar="DIR")
     p.add_argument("--steps", type=int, help="total training steps (default: train.steps of the config)")

@@ -174,6 +174,10 @@ class JudgeSync:
     def __init__(self, weights: str | list[str] | None = None):
         files = tuple([weights] if isinstance(weights, str) else weights) if weights else None
         self.nets, digest = load_ensemble(files)
+        if any(getattr(n, "uses_crops", False) for n in self.nets):
+            raise ValueError(f"{', '.join(files or ('weights/',))}: a sync judge trained with mouth crops "
+                             "(`train sync-judge --crops`) is not wired into av_sync / the metrics yet; "
+                             "use landmark weights (train without --crops)")
         self.version = f"1 ensemble:{len(self.nets)}@{digest}"
 
     @property

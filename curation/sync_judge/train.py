@@ -325,14 +325,15 @@ def default_training_sources(data_root) -> list[tuple[Path, str, None]]:
 
 
 def train_and_save(sources, out_dir, seeds: int = 3, steps: int | None = None, device: str = "cpu",
-                   command: str = "", log=print) -> dict:
+                   command: str = "", log=print, crops: bool = False) -> dict:
     """Read ``sources`` ((path, name, span or None)), train ``seeds`` judges, write
-    ``out_dir/judge_seed{N}.pt`` and ``out_dir/training_clips.json``; returns a summary."""
+    ``out_dir/judge_seed{N}.pt`` and ``out_dir/training_clips.json``; returns a summary.
+    ``crops``: ``TrainConfig.crops`` (the clips' mouth crops are read too)."""
     out_dir = Path(out_dir)
     clips, skipped = [], []
     for path, name, span in sources:
         try:
-            c = clip_from_file(path, name=name, span=span)
+            c = clip_from_file(path, name=name, span=span, crops=crops)
         except Exception as e:  # an unreadable source is reported, not fatal
             skipped.append({"name": name, "reason": f"{type(e).__name__}: {e}"[:200]})
             continue
@@ -346,13 +347,13 @@ def train_and_save(sources, out_dir, seeds: int = 3, steps: int | None = None, d
     summary = {"clips": len(clips), "seconds": round(sum(c.n for c in clips) / FPS, 1), "skipped": skipped,
                "weights": []}
     for seed in range(seeds):
-        cfg = TrainConfig(seed=seed) if steps is None else TrainConfig(seed=seed, steps=steps)
+        cfg = TrainConfig(seed=seed, crops=crops) if steps is None else TrainConfig(seed=seed, steps=steps, crops=crops)
         net, hist = train_judge(clips, cfg, device=device, log=log)
         path = out_dir / f"judge_seed{seed}.pt"
         save(path, state_for_file(net.cpu(), cfg, clips, hist, command))
         summary["weights"].append(str(path))
     (out_dir / "training_clips.json").write_text(json.dumps({
-        "command": command, "config": TrainConfig(steps=steps or TrainConfig.steps).to_dict() | {"seeds": seeds},
+        "command": command, "config": TrainConfig(steps=steps or TrainConfig.steps, crops=crops).to_dict() | {"seeds": seeds},
         "clips": [{"name": c.name, "sha256": c.sha256, "frames": int(c.n)} for c in clips],
         "skipped": skipped}, indent=2) + "\n")
     return summary
