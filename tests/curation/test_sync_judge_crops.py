@@ -107,3 +107,18 @@ def test_training_with_crops_learns_a_sync_only_the_pixels_carry():
     no_crops = [ClipData(c.name, c.sha256, c.lips, c.valid, c.audio, c.opening) for c in clips]
     with pytest.raises(ValueError, match="crops"):
         train_judge(no_crops, cfg)
+
+
+def test_av_sync_backend_refuses_crop_weights_with_one_line(tmp_path):
+    pytest.importorskip("torch")
+    from curation.sync_judge import JudgeSync, _load
+    from curation.sync_judge.model import SyncJudgeNet
+    from curation.sync_judge.train import TrainConfig, save, state_for_file
+
+    cfg = TrainConfig(width=16, crops=True)
+    path = tmp_path / "crop_judge.pt"
+    save(path, state_for_file(SyncJudgeNet(16, crops=True), cfg, [], [], "test"))
+    net, payload = _load(path)
+    assert net.uses_crops and payload["config"]["crops"] is True
+    with pytest.raises(ValueError, match="mouth crops.*not wired"):
+        JudgeSync(weights=str(path))
