@@ -56,7 +56,7 @@ class TrainConfig:
     # so sync is kept while speaking rate, mouth dynamics and phone durations vary; 0 = off. The
     # audio is resampled as log-mel frames (tempo without pitch): no waveform is needed, so the
     # same option works on a user's shards, and the judge's question is timing, not voice.
-    speed: float = 0.1
+    speed: float = 0.0
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)

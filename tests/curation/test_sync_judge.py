@@ -169,12 +169,12 @@ def test_speed_perturbation_keeps_lips_and_audio_in_sync():
     np.testing.assert_array_equal(ok, (np.floor(pos) != 160) & (np.ceil(pos) != 160))
 
 
-def test_speed_perturbation_trains_seeded_and_off_keeps_the_old_key():
+def test_speed_perturbation_is_off_by_default_and_trains_seeded():
     torch = pytest.importorskip("torch")
     from curation.sync_judge.train import TrainConfig, train_judge
 
     # speed 0 keys its configuration as before the option existed (cached fold models stay valid)
-    assert "speed" not in TrainConfig(speed=0.0).to_dict() and TrainConfig().to_dict()["speed"] == 0.1
+    assert "speed" not in TrainConfig().to_dict() and TrainConfig(speed=0.1).to_dict()["speed"] == 0.1
     torch.set_num_threads(1)
     rng = np.random.default_rng(6)
     from curation.sync_judge.train import ClipData
