@@ -499,13 +499,13 @@ class LocalExecutor:
         return sort_rows([r for _, out in self.run_stream(rows) for r in out])
 
     def close(self) -> None:
+        if self._prestarted is not None:  # never adopted (the run stopped before its sources ran)
+            self._prestarted.close()
+            self._prestarted = None
         self._shutdown(abort=self._streaming)  # stopped mid-run: do not wait for the sources in flight
         self._streaming = False
 
     def _shutdown(self, abort: bool) -> None:
-        if self._prestarted is not None:  # never adopted (the run stopped before its sources ran)
-            self._prestarted.close()
-            self._prestarted = None
         if self._pool is not None:
             _end_pool(self._pool, abort)
             self._pool = None

@@ -224,9 +224,9 @@ def main() -> None:
                 print(f"window ratios: ray x2 vs x1 {w1 / w2:.2f}x (vs x1 with 1 CPU {w1c / w2:.2f}x); "
                       f"ray x1 vs local x1 {w_loc / w1:.2f}x")
         print("\noverhead (wall outside the processing window; CPU of the whole run = driver + workers + decoders, "
-              "minus the workers' CPU while running sources):")
+              "minus the workers' CPU while running sources; tail idle: first worker done -> last worker done):")
         print(f"{'run':42s} {'before 1st source s':>20s} {'after last source s':>20s} {'run CPU s':>10s} "
-              f"{'overhead CPU s':>15s}")
+              f"{'overhead CPU s':>15s} {'tail idle s':>12s}")
         for name, _, r in runs:
             ws = [v for v in (r or {}).get("worker_seconds", {}).values() if v.get("first_start") and v.get("last_end")]
             if not ws or "start_epoch" not in r:
@@ -235,8 +235,10 @@ def main() -> None:
             # Ray's workers are not this driver's reaped children: their CPU is not in run_cpu_s
             cpu_cols = (f"{'-':>10s} {'-':>15s}" if " ray " in f" {name} " else
                         f"{r['run_cpu_s']:10.2f} {r['run_cpu_s'] - busy_cpu:15.2f}")
+            # tail idle: how long the first worker to finish waited for the last (one core idle)
             print(f"{name:42s} {min(v['first_start'] for v in ws) - r['start_epoch']:20.2f} "
-                  f"{r['end_epoch'] - max(v['last_end'] for v in ws):20.2f} {cpu_cols}")
+                  f"{r['end_epoch'] - max(v['last_end'] for v in ws):20.2f} {cpu_cols} "
+                  f"{max(v['last_end'] for v in ws) - min(v['last_end'] for v in ws):12.2f}")
         print("\nworkers (set-up: imports + model loads, once per worker; busy: running sources; CPU: the "
               "worker's threads + its decoder children while busy):")
         print(f"{'run':42s} {'worker':>14s} {'set-up s':>9s} {'busy s':>8s} {'CPU s':>8s} {'CPU/busy':>9s}")
