@@ -29,6 +29,13 @@ def _core():
     return pyannote.core
 
 
+def __getattr__(name: str):
+    # ``intervals.Segment`` / ``Timeline`` / ``Annotation``, as when they were imported at the top
+    if name in ("Segment", "Timeline", "Annotation"):
+        return getattr(_core(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # pyannote.core treats segments shorter than this as empty (Segment.__bool__)
 _EPS = 1e-6
 
