@@ -383,7 +383,10 @@ class LocalExecutor:
     debugging, one-clip runs). More: that many worker processes (default one per CPU, at most
     one per source), each with an equal share of the CPUs as its compute threads (torch, OpenCV,
     BLAS, the ffmpeg decoder), its stages set up once; each source runs start to end in one
-    worker through the same stage adapter, so rows equal the in-process rows. A worker that
+    worker through the same stage adapter, so rows equal the in-process rows. Workers set
+    their stages up as they start (their initializer), may be started before the driver has
+    loaded the config (``prestarted``, adopted when the worker count and share match), and
+    end without the interpreter's teardown. A worker that
     dies (native crash, killed) takes no other source with it: the sources it may have held
     are run again one at a time in a fresh worker, and the one that ends a worker again
     becomes a ``worker_died`` row."""

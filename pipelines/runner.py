@@ -4,9 +4,11 @@ All sources of the run that still need work go to the executor as one stream (on
 per run); a partition's shards and completion marker are written as soon as its last source is
 back. A rerun skips partitions whose completion marker exists, cleans the files of incomplete
 ones, ``retry_failed`` re-runs only the sources that have a ``failed`` row, ``overwrite`` starts
-over. Sources are hashed before any stage runs, so identical sources are deduplicated before
-the expensive stages (the first in partition order is curated, later copies become one
-``duplicate`` reject row each).
+over. A fresh local run starts its worker processes right after input discovery, so that
+their imports and model loads overlap the driver's own config load and hashing. Sources are
+hashed before any stage runs, so identical sources are deduplicated before the expensive
+stages (the first in partition order is curated, later copies become one ``duplicate`` reject
+row each).
 """
 
 from __future__ import annotations
