@@ -250,8 +250,9 @@ def _local_worker_init(stage_specs: list[dict[str, Any]] | None, threads: int,
             _LOCAL_WORKER["stages"] = None
     # registered last, so it runs first at exit: after the pool's shutdown the worker has
     # nothing left to hand back (results go through a synchronous queue, decoder children are
-    # reaped per decode), and tearing down torch's and mediapipe's modules took 0.8 s of the
-    # quiet run's wall (2 s loaded) while the driver waited for it
+    # reaped per decode), and tearing down torch's and mediapipe's modules made the driver wait
+    # 2.1-2.3 s for a warmed pool's shutdown at load 7 (0.16 s without; 0.8 s in a quiet
+    # 3-clip profile)
     atexit.register(_exit_without_teardown)
 
 
