@@ -169,6 +169,32 @@ def display_size(info: ProbeInfo) -> tuple[int, int]:
     return (h, w) if (info.rotation or 0) % 180 == 90 else (w, h)
 
 
+_F_SETPIPE_SZ = 1031  # Linux fcntl
+
+
+@functools.lru_cache(maxsize=1)
+def _pipe_max_bytes() -> int:
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1 << 20
+
+
+def _widen_pipe(fd: int, frame_bytes: int) -> None:
+    """Let the decoder's pipe hold a whole frame (up to the system's limit, 1 MB by default)
+    instead of Linux's 64 KB: an analysis frame (1.5 MB) then crosses in 2 reads instead of
+    about 40, each a wake-up of the reader and of ffmpeg. The bytes are the same; the
+    decode's CPU (reader + ffmpeg) fell ~3 % (benchmarks/perf/STAGE_COSTS.md). Best effort:
+    other systems keep their default."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, min(max(frame_bytes, 1 << 16), _pipe_max_bytes()))
+    except (ImportError, OSError, ValueError):
+        pass
+
+
 class _DecoderChild:
     """One ffmpeg child writing raw frames to a pipe: address-space cap, stderr drained by a
     thread (a chatty decoder never blocks on a full pipe), a kill timer, and one way to end it
@@ -180,6 +206,7 @@ class _DecoderChild:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, bufsize=0)
         _limit_child(self.proc.pid, decoder_max_bytes())
+        _widen_pipe(self.proc.stdout.fileno(), frame_bytes)
         self._t_err = threading.Thread(target=lambda: self.err_chunks.append(self.proc.stderr.read()), daemon=True)
         self._t_err.start()
         self.timed_out = threading.Event()

@@ -13,10 +13,28 @@ Rows keep plain ``(start, end[, speaker])`` tuples; these helpers convert at the
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-from pyannote.core import Annotation, Segment, Timeline
+
+if TYPE_CHECKING:
+    from pyannote.core import Annotation, Timeline
+
+
+def _core():
+    """pyannote.core, imported on first use: it imports matplotlib (its notebook module), 0.3 s
+    that a process only loading a pipeline config (the curation driver) never needs."""
+    import pyannote.core
+
+    return pyannote.core
+
+
+def __getattr__(name: str):
+    # ``intervals.Segment`` / ``Timeline`` / ``Annotation``, as when they were imported at the top
+    if name in ("Segment", "Timeline", "Annotation"):
+        return getattr(_core(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # pyannote.core treats segments shorter than this as empty (Segment.__bool__)
 _EPS = 1e-6
@@ -24,17 +42,19 @@ _EPS = 1e-6
 
 def timeline(segments: Iterable[Sequence[float]], uri: str | None = None) -> Timeline:
     """``[(start, end), ...]`` -> Timeline (empty and reversed pairs dropped)."""
-    segs = [Segment(float(s[0]), float(s[1])) for s in segments if float(s[1]) - float(s[0]) > _EPS]
-    return Timeline(segments=segs, uri=uri)
+    pc = _core()
+    segs = [pc.Segment(float(s[0]), float(s[1])) for s in segments if float(s[1]) - float(s[0]) > _EPS]
+    return pc.Timeline(segments=segs, uri=uri)
 
 
 def annotation(turns: Iterable[Sequence], uri: str | None = None) -> Annotation:
     """``[(start, end, speaker), ...]`` -> Annotation (one track per turn, so same-speaker turns
     that touch stay distinct until ``support()``)."""
-    ann = Annotation(uri=uri)
+    pc = _core()
+    ann = pc.Annotation(uri=uri)
     for i, (s, e, k) in enumerate(turns):
         if float(e) - float(s) > _EPS:
-            ann[Segment(float(s), float(e)), i] = str(k)
+            ann[pc.Segment(float(s), float(e)), i] = str(k)
     return ann
 
 
@@ -74,19 +94,20 @@ def bridge_within_turns(turn_list: Iterable[Sequence], bridge_s: float) -> list[
     """Pauses shorter than ``bridge_s`` between two turns of the same speaker are filled when
     no other speaker talks in the pause (a pause inside a turn is part of the turn, as
     reference annotations mark it; a gap at a change of speaker is not)."""
+    pc = _core()
     ann = annotation(turn_list)
     if bridge_s <= 0:
         return turns(ann.support())
-    out = Annotation()
+    out = pc.Annotation()
     n = 0
     for k in ann.labels():
         mine = list(ann.label_timeline(k).support())
-        others = Timeline([s for s, _, lab in ann.itertracks(yield_label=True) if lab != k]).support()
+        others = pc.Timeline([s for s, _, lab in ann.itertracks(yield_label=True) if lab != k]).support()
         for seg in mine:
             out[seg, n] = k
             n += 1
         for a, b in zip(mine, mine[1:]):
-            gap = Segment(a.end, b.start)
+            gap = pc.Segment(a.end, b.start)
             if gap.duration < bridge_s and not others.crop(gap, mode="intersection"):
                 out[gap, n] = k
                 n += 1
@@ -101,7 +122,7 @@ def overlap_regions(ann: Annotation) -> Timeline:
     for i, a in enumerate(labels):
         for b in labels[i + 1:]:
             out.extend(tls[a].crop(tls[b], mode="intersection"))
-    return Timeline(out).support()
+    return _core().Timeline(out).support()
 
 
 def remove_overlaps(turn_list: Sequence[Sequence]) -> tuple[list[tuple[float, float, str]], list[tuple[float, float]]]:
@@ -109,7 +130,7 @@ def remove_overlaps(turn_list: Sequence[Sequence]) -> tuple[list[tuple[float, fl
     ``(clean_turns, overlap_regions)``."""
     ann = annotation(turn_list)
     overlaps = overlap_regions(ann)
-    clean = Annotation()
+    clean = _core().Annotation()
     for k in ann.labels():
         mine = ann.label_timeline(k).support()
         kept = mine.extrude(overlaps) if overlaps else mine

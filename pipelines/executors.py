@@ -216,30 +216,141 @@ def _end_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-def _local_worker_init(stage_specs: list[dict[str, Any]], batch_size: int, threads: int,
-                       stage_registry: dict[str, str], parent_pid: int) -> None:
-    """Runs first in every worker process; nothing here may fail on a bad config (that would
-    read as a dead worker): the stages are built by the first source, where an error reaches
-    the driver as the exception it is."""
+def _local_worker_init(stage_specs: list[dict[str, Any]] | None, threads: int,
+                       stage_registry: dict[str, str], parent_pid: int,
+                       config: tuple[Any, Any] | None = None) -> None:
+    """Runs first in every worker process: caps its threads, then builds and sets up its stages
+    (imports and model loads, the worker's whole start-up) before its first source arrives.
+    ``stage_specs`` None: a pool started before the driver loaded the config
+    (``prestart_local_workers``) loads ``config`` = (config, overrides) itself, at the same time
+    as the driver. Nothing here may fail on a bad config (that would read as a dead worker):
+    an error leaves the stages unbuilt, the first source builds them again and the error
+    reaches the driver as the exception it is."""
+    import atexit
+
     from pipelines import registry
 
     _end_with_parent(parent_pid)
     registry.STAGES.update(stage_registry)  # stages registered in the driver at run time
     clock = WorkerClock()
+    _LOCAL_WORKER.update(specs=stage_specs, stages=None, clock=clock)
     with clock.setup():
         cap_threads(threads)  # sets the env first: before the stages import their libraries
-    _LOCAL_WORKER.update(specs=stage_specs, stages=None, batch_size=batch_size, clock=clock)
+        try:
+            if stage_specs is None and config is not None:
+                from pipelines.pipeline import load_config
+
+                _LOCAL_WORKER["specs"] = load_config(*config).stages
+            if _LOCAL_WORKER["specs"] is not None:
+                stages = build_pipeline_stages(_LOCAL_WORKER["specs"])
+                for stage in stages:
+                    stage.ensure_setup()
+                _LOCAL_WORKER["stages"] = stages
+        except Exception:  # noqa: BLE001 - the first source rebuilds and reports it
+            _LOCAL_WORKER["stages"] = None
+    # registered last, so it runs first at exit: after the pool's shutdown the worker has
+    # nothing left to hand back (results go through a synchronous queue, decoder children are
+    # reaped per decode), and tearing down torch's and mediapipe's modules made the driver wait
+    # 2.1-2.3 s for a warmed pool's shutdown at load 7 (0.16 s without; 0.8 s in a quiet
+    # 3-clip profile)
+    atexit.register(_exit_without_teardown)
 
 
-def _local_worker_run(source: Row) -> tuple[list[Row], int, float, dict]:
-    """One source start to end in a worker process (stages set up on first use, as in-process)."""
+def _exit_without_teardown() -> None:
+    """A local worker's exit: flush what a worker may still hold (std streams, log handlers),
+    then end the process without the interpreter's module teardown. The exit status is 0:
+    the pool reads a worker's death from its sentinel, never from its status."""
+    import logging
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(0)
+
+
+def _local_worker_run(source: Row, stage_specs: list[dict[str, Any]],
+                      batch_size: int) -> tuple[list[Row], int, float, dict]:
+    """One source start to end in a worker process (stages built at worker start; again here
+    if that failed or the driver's specs differ from the ones the worker loaded)."""
     w = _LOCAL_WORKER
-    if w["stages"] is None:
+    if w["stages"] is None or w["specs"] != stage_specs:
         with w["clock"].setup():
-            w["stages"] = build_pipeline_stages(w["specs"])
+            w["specs"], w["stages"] = stage_specs, None
+            w["stages"] = build_pipeline_stages(stage_specs)
     with w["clock"].busy():
-        out = run_stages(w["stages"], [source], w["batch_size"], w["clock"])
+        out = run_stages(w["stages"], [source], batch_size, w["clock"])
     return out, os.getpid(), peak_rss_mb(), w["clock"].as_dict()
+
+
+def _submit(pool, fn, *args):
+    """``pool.submit`` that never raises for a broken pool: a pool whose worker died before the
+    driver noticed gives a future holding ``BrokenProcessPool``, handled where results are."""
+    import concurrent.futures
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with _main_not_reimported():  # a worker process starts in submit()
+            return pool.submit(fn, *args)
+    except BrokenProcessPool as e:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        fut.set_exception(e)
+        return fut
+
+
+def _spawn_pool(workers: int, initargs: tuple):
+    import concurrent.futures
+    import multiprocessing
+
+    # spawn: a fresh interpreter per worker (mediapipe, torch and OpenMP are not fork-safe)
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_local_worker_init, initargs=initargs)
+
+
+class PrestartedWorkers:
+    """Local worker processes started before the driver has loaded the config: each loads it
+    and sets its stages up while the driver loads it too, hashes the sources and prepares the
+    run folder. A ``LocalExecutor`` of the same worker count adopts the pool; otherwise (or if
+    the run stops first) ``close`` ends the workers."""
+
+    def __init__(self, workers: int, threads: int, config: Any, overrides: dict | None):
+        from pipelines import registry
+
+        self.workers, self.threads = workers, threads
+        self.pool = _spawn_pool(workers, (None, threads, dict(registry.STAGES), os.getpid(),
+                                          (config, overrides)))
+        for _ in range(workers):  # processes are spawned one per submit
+            _submit(self.pool, os.getpid)
+
+    def take(self):
+        pool, self.pool = self.pool, None
+        return pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            _end_pool(self.pool, abort=True)
+            self.pool = None
+
+
+def _end_pool(pool, abort: bool) -> None:
+    if abort:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def prestart_local_workers(config: Any, overrides: dict | None, n_sources: int, workers: int | None = None,
+                           cpus_per_worker: int | None = None) -> PrestartedWorkers | None:
+    """The worker processes a local run over ``n_sources`` sources will use, started now (None
+    when the run stays in-process)."""
+    n = local_worker_count(workers, n_sources)
+    if n <= 1:
+        return None
+    return PrestartedWorkers(n, int(cpus_per_worker or worker_share(machine_cpus(), n)), config, overrides)
 
 
 def worker_died_row(source: Row, detail: str) -> Row:
@@ -273,7 +384,10 @@ class LocalExecutor:
     debugging, one-clip runs). More: that many worker processes (default one per CPU, at most
     one per source), each with an equal share of the CPUs as its compute threads (torch, OpenCV,
     BLAS, the ffmpeg decoder), its stages set up once; each source runs start to end in one
-    worker through the same stage adapter, so rows equal the in-process rows. A worker that
+    worker through the same stage adapter, so rows equal the in-process rows. Workers set
+    their stages up as they start (their initializer), may be started before the driver has
+    loaded the config (``prestarted``, adopted when the worker count and share match), and
+    end without the interpreter's teardown. A worker that
     dies (native crash, killed) takes no other source with it: the sources it may have held
     are run again one at a time in a fresh worker, and the one that ends a worker again
     becomes a ``worker_died`` row."""
@@ -281,8 +395,9 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, stage_specs: list[dict[str, Any]], batch_size: int = 1, workers: int | None = None,
-                 cpus_per_worker: int | None = None):
+                 cpus_per_worker: int | None = None, prestarted: PrestartedWorkers | None = None):
         self.specs = stage_specs
+        self._prestarted = prestarted  # adopted by the first pool if it has the same shape
         self.cpus_per_worker = cpus_per_worker  # None: an equal share of this machine's CPUs
         self.stages = build_pipeline_stages(stage_specs)  # config errors here, before any worker
         self.batch_size = batch_size
@@ -296,6 +411,9 @@ class LocalExecutor:
 
     def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
         self.workers = local_worker_count(self.requested_workers, len(sources))
+        if self._prestarted is not None and self.workers == 1:
+            self._prestarted.close()  # fewer sources than expected (duplicates): in-process after all
+            self._prestarted = None
         if self.workers == 1:
             yield from self._run_serial(sources)
         else:
@@ -313,17 +431,16 @@ class LocalExecutor:
             yield src, out
 
     def _new_pool(self):
-        import concurrent.futures
-        import multiprocessing
-
         self._shutdown(abort=True)  # a broken pool's survivors
-        # spawn: a fresh interpreter per worker (mediapipe, torch and OpenMP are not fork-safe)
-        self._pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_local_worker_init,
-            initargs=(self.specs, self.batch_size,
-                      int(self.cpus_per_worker or worker_share(machine_cpus(), self.workers)), dict(registry.STAGES),
-                      os.getpid()))
+        threads = int(self.cpus_per_worker or worker_share(machine_cpus(), self.workers))
+        warm, self._prestarted = self._prestarted, None
+        if warm is not None and (warm.workers, warm.threads) == (self.workers, threads):
+            self._pool = warm.take()
+            return self._pool
+        if warm is not None:
+            warm.close()
+        self._pool = _spawn_pool(self.workers, (self.specs, threads, dict(registry.STAGES),
+                                                os.getpid()))
         return self._pool
 
     def _note(self, pid: int, rss: float, secs: dict) -> None:
@@ -345,8 +462,7 @@ class LocalExecutor:
                 # alone while a suspect runs, so that a second death names its source
                 while not inflight and suspects:
                     src = suspects.pop(0)
-                    with _main_not_reimported():  # a worker process starts in submit()
-                        fut = pool.submit(_local_worker_run, src)
+                    fut = _submit(pool, _local_worker_run, src, self.specs, self.batch_size)
                     try:
                         out, pid, rss, secs = fut.result()
                     except BrokenProcessPool as e:
@@ -358,8 +474,7 @@ class LocalExecutor:
                     yield src, sort_rows(out)
                 while todo and len(inflight) < 2 * self.workers:
                     src = todo.pop()
-                    with _main_not_reimported():  # a worker process starts in submit()
-                        inflight[pool.submit(_local_worker_run, src)] = src
+                    inflight[_submit(pool, _local_worker_run, src, self.specs, self.batch_size)] = src
                 if not inflight:
                     continue
                 done, _ = concurrent.futures.wait(inflight, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -388,15 +503,15 @@ class LocalExecutor:
         return sort_rows([r for _, out in self.run_stream(rows) for r in out])
 
     def close(self) -> None:
+        if self._prestarted is not None:  # never adopted (the run stopped before its sources ran)
+            self._prestarted.close()
+            self._prestarted = None
         self._shutdown(abort=self._streaming)  # stopped mid-run: do not wait for the sources in flight
         self._streaming = False
 
     def _shutdown(self, abort: bool) -> None:
         if self._pool is not None:
-            if abort:
-                for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
-                    proc.terminate()
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            _end_pool(self._pool, abort)
             self._pool = None
 
 
@@ -569,10 +684,13 @@ class RayDataExecutor:
 
 
 def make_executor(kind: str, stage_specs: list[dict[str, Any]], batch_size: int = 1,
-                  workers: int | None = None, address: str | None = None, cpus_per_worker: int | None = None):
-    """``cpus_per_worker``: CPUs (compute threads) of each worker; default an equal share."""
+                  workers: int | None = None, address: str | None = None, cpus_per_worker: int | None = None,
+                  prestarted: PrestartedWorkers | None = None):
+    """``cpus_per_worker``: CPUs (compute threads) of each worker; default an equal share.
+    ``prestarted``: local worker processes started earlier (``prestart_local_workers``)."""
     if kind == "local":
-        return LocalExecutor(stage_specs, batch_size=batch_size, workers=workers, cpus_per_worker=cpus_per_worker)
+        return LocalExecutor(stage_specs, batch_size=batch_size, workers=workers, cpus_per_worker=cpus_per_worker,
+                             prestarted=prestarted)
     if kind == "ray":
         return RayDataExecutor(stage_specs, batch_size=batch_size, workers=workers, address=address,
                                cpus_per_worker=cpus_per_worker)

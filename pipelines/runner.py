@@ -4,9 +4,11 @@ All sources of the run that still need work go to the executor as one stream (on
 per run); a partition's shards and completion marker are written as soon as its last source is
 back. A rerun skips partitions whose completion marker exists, cleans the files of incomplete
 ones, ``retry_failed`` re-runs only the sources that have a ``failed`` row, ``overwrite`` starts
-over. Sources are hashed before any stage runs, so identical sources are deduplicated before
-the expensive stages (the first in partition order is curated, later copies become one
-``duplicate`` reject row each).
+over. A fresh local run starts its worker processes right after input discovery, so that
+their imports and model loads overlap the driver's own config load and hashing. Sources are
+hashed before any stage runs, so identical sources are deduplicated before the expensive
+stages (the first in partition order is curated, later copies become one ``duplicate`` reject
+row each).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from kernel.errors import UserError
 from pipelines import shards
 from pipelines.staging import StagingDir, sweep_stale
 from pipelines.storage import Storage, is_uri
-from pipelines.executors import make_executor, sort_rows
+from pipelines.executors import make_executor, prestart_local_workers, sort_rows
 from pipelines.pipeline import PipelineConfig, load_config
 from pipelines.schema import SCHEMA_VERSION, clip_id_for, utf8_safe
 
@@ -400,8 +402,6 @@ def _run_curation(
     on_partition: Callable[[str, dict], None] | None = None,
 ) -> RunSummary:
     t0 = time.time()
-    cfg = load_config(config, overrides)  # contracts and cross-stage parameters checked here
-    schema = cfg.schema
     not_curated = Skipped()
     root, sources = discover_inputs(input_path, data_root, not_curated)
     if limit is not None:
@@ -411,6 +411,27 @@ def _run_curation(
     if not sources:
         raise UserError(f"{input_path}: no video files found (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
     store = Storage(output)
+    warm = None
+    if executor == "local" and not retry_failed and (overwrite or not store.is_file("run.json")):
+        # a fresh run: its worker processes start now and load the config and their models
+        # while this process loads it too, hashes the sources and prepares the run folder
+        # (a resumed run may have nothing left to do: its workers start when work is found)
+        warm = prestart_local_workers(config, overrides, len(sources), workers, cpus_per_worker)
+    try:
+        return _run_loaded(config, overrides, input_path, output, store, root, sources, not_curated, t0, executor,
+                           retry_failed, overwrite, data_root, workers, cpus_per_worker, ray_address, progress,
+                           on_partition, warm)
+    finally:
+        if warm is not None:
+            warm.close()  # not adopted by the executor (an error, or nothing left to run)
+
+
+def _run_loaded(config, overrides, input_path, output, store: Storage, root: str, sources: list[str],
+                not_curated: Skipped, t0: float, executor: str, retry_failed: bool, overwrite: bool,
+                data_root, workers: int | None, cpus_per_worker: int | None, ray_address: str | None,
+                progress: bool, on_partition, warm) -> RunSummary:
+    cfg = load_config(config, overrides)  # contracts and cross-stage parameters checked here
+    schema = cfg.schema
     run_dir = str(output)
     info = _prepare_run_dir(store, cfg, root, sources, overwrite, executor)
     info["skipped"] = not_curated.to_dict()  # this invocation's scan; goes into manifest.json
@@ -513,7 +534,7 @@ def _run_curation(
             if submit:
                 ex = make_executor(executor, cfg.stages, batch_size=cfg.batch_size, workers=workers,
                                    cpus_per_worker=cpus_per_worker,
-                                   address=ray_address)
+                                   address=ray_address, prestarted=warm)
                 for src, out in ex.run_stream(submit):
                     part = src["partition"]
                     results[part].extend(_with_attempts(out, attempts_of[part]))
