@@ -47,7 +47,7 @@ from curation.sync_judge import MIN_SPEECH_FRAC
 # Per sync backend: (min_sync_conf, max_abs_offset), chosen out of fold (docs/calibration.md).
 # syncnet: no weights here to measure with: the user sets min_sync_conf for it.
 SYNC_THRESHOLDS: dict[str, tuple[float | None, int | None]] = {
-    "judge": (0.243, 3),
+    "judge": (0.235, 3),
     "landmark": (0.2, 4),
     "syncnet": (None, 4),
 }

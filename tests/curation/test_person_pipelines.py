@@ -115,11 +115,8 @@ def test_single_person_clip_with_its_own_audio_is_accepted(rel):
     assert {r["reason"] for r in rows if r["status"] != "ok"} <= SYNC_REASONS, _describe(rows)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known false accept at the out-of-fold operating point (min_sync_conf 0.243, |offset| <= 3, chosen to "
-    "accept at most 10 % of mismatched speech windows; 6.5 % pass out of fold, docs/sync_judge.md): the "
-    "5.6-9.6 s span of this mismatched pair reads conf 0.289 at offset +3 with the shipped judge. The demo "
-    "(tests/anytalker/test_demo.py) still rejects its mismatched negative. XPASS fails: remove this mark then."))
+# formerly a known false accept (strict xfail; conf 0.289 at +3 with the width-96 judge): the round-4b
+# judge (width 80, min_sync_conf 0.235) rejects every span of this mismatched pair
 def test_latentsync_video_with_other_speech_is_rejected_for_sync(tmp_path, ffmpeg):
     video = shared_file("talking/latentsync_demo1_video.mp4")
     other = shared_file("talking/latentsync_demo1_audio.wav")
