@@ -21,9 +21,9 @@ less than ``min_speech_frac`` (default ``MIN_SPEECH_FRAC`` 0.2) speech is reject
 
 Thresholds are per sync backend (``SYNC_THRESHOLDS``; ``min_sync_conf`` / ``max_abs_offset``
 None = the backend's). ``judge``: chosen out of fold by ``python -m benchmarks.validity sync``
-(docs/calibration.md, docs/sync_judge.md): min_sync_conf 0.243 (the lowest conf at which the whole decision, with |offset| <= 3, accepts at most 10 % of the
-out-of-fold mismatched speech windows), max_abs_offset 3 (set a priori); out of fold this keeps 86.8 % of in-sync and
-rejects 93.5 % of mismatched 4 s windows, window AUC 0.945. ``landmark``: 0.2 / 4, measured on 4 s
+(docs/calibration.md, docs/sync_judge.md): min_sync_conf 0.235 (the lowest conf at which the whole decision, with |offset| <= 3, accepts at most 10 % of the
+out-of-fold mismatched speech windows), max_abs_offset 3 (set a priori); out of fold this keeps 88.4 % of in-sync and
+rejects 92.8 % of mismatched 4 s windows, window AUC 0.949 (round-4b judge). ``landmark``: 0.2 / 4, measured on 4 s
 windows of the shared talking clips (0.73 of in-sync and 0.15 of mismatched windows accepted).
 ``syncnet``: joonson's scale, no weights here to measure with: set ``min_sync_conf`` yourself.
 ``require_diagonal`` is the paper's two-person rule. Two or more bound voices share one

@@ -1,6 +1,6 @@
 """Learned offline lip-sync judge (the ``judge`` sync backend).
 
-A small SyncNet-style pair of networks (``model.SyncJudgeNet``, ~0.4 M parameters per seed)
+A small SyncNet-style pair of networks (``model.SyncJudgeNet``, ~0.29 M parameters per seed, width 80)
 trained by this project's own code (``anytalker train sync-judge``, ``train.py``) on public
 talking clips: eye-aligned mouth landmarks of the mediapipe mesh against log-mel audio, with
 time-shifted and foreign audio as negatives. The shipped weights (``weights/*.pt``) carry their
