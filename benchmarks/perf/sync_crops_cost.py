@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     from curation.sync_judge import track_sims
     from curation.sync_judge.features import face_crops, face_tracks, lip_features, mouth_crops
     from curation.sync_judge.model import SyncJudgeNet, count_parameters
+    from curation.sync_judge.train import TrainConfig
 
     analysis = face_tracks(args.video)
     seconds = len(analysis["frame_indices"]) / 25.0
@@ -77,9 +78,10 @@ def main(argv=None) -> int:
     rows.append(("warp only (frames in memory)", cpu, wall))
     del frames
     torch.manual_seed(0)
-    shipped = [SyncJudgeNet(96).eval() for _ in range(3)]
+    shipped_width = TrainConfig().width
+    shipped = [SyncJudgeNet(shipped_width).eval() for _ in range(3)]
     with_crops = [SyncJudgeNet(args.width, crops=True).eval() for _ in range(3)]
-    for name, nets, use in (("judge landmarks (3 x width 96, shipped kind)", shipped, False),
+    for name, nets, use in ((f"judge landmarks (3 x width {shipped_width}, shipped kind)", shipped, False),
                             (f"judge crops (3 x width {args.width})", with_crops, True)):
         def run():
             for i, t in enumerate(analysis["tracks"]):

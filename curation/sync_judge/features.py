@@ -43,6 +43,17 @@ def lip_features(landmarks: np.ndarray) -> np.ndarray:
     indexed like ``STORED_POINTS`` when N == len(STORED_POINTS)); NaN rows stay NaN."""
     lm = np.asarray(landmarks, dtype=np.float64)[..., :2]
     idx = _index(lm.shape[1])
+    origin, iod, ex, ey = _eye_frame(lm, idx)
+    pts = lm[:, [idx[p] for p in LIP_POINTS]] - origin[:, None]
+    x = (pts * ex[:, None]).sum(-1) / iod
+    y = (pts * ey[:, None]).sum(-1) / iod
+    return np.concatenate([x, y], 1).astype(np.float32)
+
+
+def _eye_frame(lm: np.ndarray, idx: dict[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The eye-aligned frame of (T, P, 2) landmarks: origin (T, 2) between the outer eye
+    corners, inter-ocular distance (T, 1; NaN when the corners coincide), unit axes ex (along
+    the eye line) and ey (T, 2 each). Shared by the lip features and the mouth crops."""
     right, left = lm[:, idx[EYE_OUTER[0]]], lm[:, idx[EYE_OUTER[1]]]
     origin = (right + left) / 2
     axis = left - right
@@ -50,10 +61,7 @@ def lip_features(landmarks: np.ndarray) -> np.ndarray:
     iod = np.where(iod > 1e-6, iod, np.nan)
     ex = axis / iod
     ey = np.stack([-ex[:, 1], ex[:, 0]], 1)
-    pts = lm[:, [idx[p] for p in LIP_POINTS]] - origin[:, None]
-    x = (pts * ex[:, None]).sum(-1) / iod
-    y = (pts * ey[:, None]).sum(-1) / iod
-    return np.concatenate([x, y], 1).astype(np.float32)
+    return origin, iod, ex, ey
 
 
 def lip_opening(landmarks: np.ndarray) -> np.ndarray:
@@ -199,15 +207,10 @@ def crop_transform(landmarks_t: np.ndarray, centre: np.ndarray, idx: dict[int, i
     """(2, 3) affine map from crop pixel (u, v) to image pixel (x, y) for one frame's landmarks
     (the eye-aligned similarity of ``lip_features``); None when the eyes are missing."""
     lm = np.asarray(landmarks_t, dtype=np.float64)[:, :2]
-    idx = idx or _index(len(lm))
-    right, left = lm[idx[EYE_OUTER[0]]], lm[idx[EYE_OUTER[1]]]
-    axis = left - right
-    iod = float(np.hypot(*axis))
-    if not np.isfinite(iod) or iod < 1e-6:
+    origins, iods, exs, eys = _eye_frame(lm[None], idx or _index(len(lm)))
+    origin, iod, ex, ey = origins[0], float(iods[0, 0]), exs[0], eys[0]
+    if not np.isfinite(iod):
         return None
-    ex = axis / iod
-    ey = np.array([-ex[1], ex[0]])
-    origin = (right + left) / 2
     w, h = CROP_W * _OVERSAMPLE, CROP_H * _OVERSAMPLE
     step = CROP_WIDTH_IOD / w  # eye-aligned units per crop pixel
     # eye-aligned point of crop pixel (u, v): centre + ((u + .5 - w/2) step, (v + .5 - h/2) step)
