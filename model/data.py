@@ -33,6 +33,7 @@ import torch
 from curation.media import MediaError, VideoReader, load_audio, sample_indices
 from model.audio import frame_windows
 from model.masks import face_token_mask, mouth_token_mask, square_box
+from model.trainset import LIP_POINTS
 from model.shard_reader import ShardError, read_clip_rows
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class ClipItem:
     decode_size: tuple[int, int] = (-1, -1)
     failed: bool = False
     audio_feats: list[np.ndarray] = field(default_factory=list)
+    lips: np.ndarray | None = None  # (frames of the span, K, 2) source px (trainset ``lips`` column), NaN = none
 
 
 def _box_at(person: dict, frame: int) -> np.ndarray:
@@ -140,7 +142,16 @@ class ShardTrainingSource:
         if not pool:
             raise ShardError(f"{run_dir}: no usable clip rows ({dict(self.skipped)} skipped); every clip needs "
                              f"status ok, persons with ref_box, an audio_ref and >= {self.T} frames at {self.fps} fps")
-        self.pool_windows = [(i, w) for i in pool for w in range(self.items[i].num_windows)]
+        # the last ``train.motion_holdout`` of each clip's windows (at least one when the clip has
+        # three or more) is not trained on: the motion head's held-out figure is measured there
+        frac = float(tr.get("motion_holdout", 0.0))
+        self.heldout_windows = []
+        self.pool_windows = []
+        for i in pool:
+            n_win = self.items[i].num_windows
+            n_held = max(1, int(round(frac * n_win))) if frac > 0 and n_win >= 3 else 0
+            self.pool_windows += [(i, w) for w in range(n_win - n_held)]
+            self.heldout_windows += [(i, w) for w in range(n_win - n_held, n_win)]
         self.concat_enabled = self.stage == 1 and bool(single) and self.concat_prob > 0
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._cache_entries = cache_entries
@@ -179,6 +190,11 @@ class ShardTrainingSource:
             return None
         start_s = float(row["start_s"]) if row.get("start_s") is not None else int(row["start_frame"]) / fps
         item = ClipItem(row, video, audios, persons, idx, n_win, start_s)
+        lips = row.get("lips")
+        if lips is not None and len(persons) == 1:
+            arr = np.asarray(lips, np.float32)
+            if arr.size % (2 * len(LIP_POINTS)) == 0:
+                item.lips = arr.reshape(-1, len(LIP_POINTS), 2)
         w0, h0 = int(row.get("width") or 0), int(row.get("height") or 0)
         if w0 > 0 and h0 > 0:
             # the crop is resized to H rows: decoding at ~2x that (not full resolution) keeps the
@@ -193,6 +209,8 @@ class ShardTrainingSource:
 
     def describe(self) -> dict:
         return {"clips": len(self.items), "windows": len(self.pool_windows), "skipped": dict(self.skipped),
+                "heldout_windows": len(self.heldout_windows),
+                "clips_with_lips": sum(it.lips is not None for it in self.items),
                 "stage": self.stage, "concat": self.concat_enabled,
                 "two_person_clips": sum(len(it.persons) >= 2 for it in self.items)}
 
@@ -246,8 +264,15 @@ class ShardTrainingSource:
             masks = np.stack([face_token_mask(b, self.H, width, self.patch) for b in mapped])
             mouth = np.max([mouth_token_mask(b, self.H, width, self.patch) for b in mapped], 0)
             audio = np.stack([a[w * self.T:(w + 1) * self.T] for a in feats])
+            lips = np.full((len(item.persons), self.T, len(LIP_POINTS), 2), np.nan, np.float32)
+            if item.lips is not None:
+                rel = idx - int(item.row["start_frame"])
+                inside = (rel >= 0) & (rel < len(item.lips))
+                src = item.lips[np.clip(rel, 0, len(item.lips) - 1)] * np.array([sx, sy], np.float32)
+                crop_px = (src - np.array([x0, y0], np.float32)) * np.array([width / cw, self.H / ch], np.float32)
+                lips[0] = np.where(inside[:, None, None], crop_px, np.nan)
             self._cache[(item_idx, w, width)] = {"frames": crops, "faces": faces, "masks": masks, "mouth": mouth,
-                                                 "audio": audio.astype(np.float32)}
+                                                 "audio": audio.astype(np.float32), "lips": lips}
         while len(self._cache) > self._cache_entries:
             self._cache.popitem(last=False)
         return self._cache[key]
@@ -265,11 +290,11 @@ class ShardTrainingSource:
                 smp = self.window_sample(item_idx, window, out_w)
                 n_win = self.items[item_idx].num_windows
                 if ref_pick < self.ref_is_context or n_win == 1:
-                    return {**smp, "ref": smp["frames"][0]}
+                    return {**smp, "ref": smp["frames"][0], "ref_lips": smp["lips"][:, 0]}
                 u = (ref_pick - self.ref_is_context) / max(1e-9, 1.0 - self.ref_is_context)
                 other = (window + 1 + int(u * (n_win - 1))) % n_win
                 ref = self.window_sample(item_idx, other, out_w)
-                return {**smp, "ref": ref["frames"][0], "faces": ref["faces"]}
+                return {**smp, "ref": ref["frames"][0], "faces": ref["faces"], "ref_lips": ref["lips"][:, 0]}
             except MediaError as e:
                 log.warning("skipping clip %s: %s", self.items[item_idx].row.get("clip_id"), e)
                 self.items[item_idx].failed = True
@@ -277,6 +302,20 @@ class ShardTrainingSource:
         raise ShardError("every clip in the shards failed to decode; check the data root in manifest.json")
 
     # --- batches -----------------------------------------------------------------------------------
+    def heldout_batches(self, batch_size: int | None = None):
+        """Batches of the held-out windows (``train.motion_holdout``), in order, each with an
+        identity reference from another window of its clip (as generation uses a training
+        frame); empty when nothing is held out."""
+        bs = int(batch_size or self.batch_size)
+        for k in range(0, len(self.heldout_windows), bs):
+            samples = []
+            for item_idx, window in self.heldout_windows[k:k + bs]:
+                smp = self.window_sample(item_idx, window, self.W)
+                ref = self.window_sample(item_idx, 0 if window else min(1, self.items[item_idx].num_windows - 1),
+                                         self.W)
+                samples.append({**smp, "ref": ref["frames"][0], "faces": ref["faces"], "ref_lips": ref["lips"][:, 0]})
+            yield collate(samples, "heldout")
+
     def batch(self, step: int, rank: int = 0) -> dict:
         rng = np.random.default_rng([self.seed, int(step), int(rank)])
         two_person = self.concat_enabled and rng.random() < self.concat_prob
@@ -296,6 +335,10 @@ class ShardTrainingSource:
                     "masks": np.stack([np.concatenate([a["masks"][0], zb], 1), np.concatenate([za, b["masks"][0]], 1)]),
                     "mouth": np.concatenate([a["mouth"], b["mouth"]], 1),
                     "audio": np.concatenate([a["audio"][:1], b["audio"][:1]]),
+                    # the right crop's landmarks move by one crop width
+                    "lips": np.concatenate([a["lips"][:1], b["lips"][:1] + np.array([self.W, 0], np.float32)]),
+                    "ref_lips": np.concatenate([a["ref_lips"][:1],
+                                                b["ref_lips"][:1] + np.array([self.W, 0], np.float32)]),
                 })
             mode = "two_person_concat"
         else:
@@ -308,10 +351,10 @@ def collate(samples: list[dict], mode: str = "") -> dict:
     """Stack samples, padding identities (zero face, zero audio, zero mask) to the batch max."""
     n_id = max(len(s["faces"]) for s in samples)
 
-    def pad(x):
+    def pad(x, value=0):
         if len(x) == n_id:
             return x
-        return np.concatenate([x, np.zeros((n_id - len(x), *x.shape[1:]), x.dtype)])
+        return np.concatenate([x, np.full((n_id - len(x), *x.shape[1:]), value, x.dtype)])
 
     video = to_model_range(np.stack([s["frames"] for s in samples]))  # (B, T, 3, H, W)
     video = video.permute(0, 2, 1, 3, 4).contiguous()
@@ -323,6 +366,10 @@ def collate(samples: list[dict], mode: str = "") -> dict:
         "video": video,
         "ref": ref,
         **({"mouth_masks": mouth} if mouth is not None else {}),
+        # (B, I, T, K, 2) / (B, I, K, 2) lip landmarks in crop px, NaN where unknown
+        **({"lips": torch.from_numpy(np.stack([pad(s["lips"], np.nan) for s in samples])),
+            "ref_lips": torch.from_numpy(np.stack([pad(s["ref_lips"], np.nan) for s in samples]))}
+           if all("lips" in s and "ref_lips" in s for s in samples) else {}),
         "faces": to_model_range(np.stack([pad(s["faces"]) for s in samples])),
         "audio": torch.from_numpy(np.stack([pad(s["audio"]) for s in samples])),
         "face_masks": torch.from_numpy(np.stack([pad(s["masks"]) for s in samples])),

@@ -79,6 +79,14 @@ class ConvRefine(nn.Module):
         return residual_tokens + frames_to_tokens(self.net(frames), residual_tokens.shape[0], patch)
 
 
+def context_tokens(context: torch.Tensor, num_frames: int, patch: int) -> torch.Tensor:
+    """Context as tokens: one frame (B, 3, H, W), repeated for every frame, or a context per frame
+    (B, 3, T, H, W): the clip's first frame, then the reference warped to each frame's lips."""
+    if context.dim() == 4:
+        context = context[:, :, None].expand(-1, -1, num_frames, -1, -1)
+    return patchify(context, patch)
+
+
 def sincos(pos: torch.Tensor, dim: int) -> torch.Tensor:
     half = dim // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / max(half, 1))
@@ -192,6 +200,15 @@ class AnyTalkerDiT(nn.Module):
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(self.dim, 2 * self.dim))
         self.head = nn.Linear(self.dim, self.patch_dim)
         self.refine = ConvRefine(int(m.get("refine_channels", 16))) if int(m.get("refine_channels", 16)) else None
+        # audio -> lip landmark motion (``model.motion``) and the reference warped to it as each
+        # frame's context (``model.warp_context``); absent in configs that do not ask for them
+        self.warp_context = bool(m.get("warp_context", False))
+        self.motion = None
+        if bool(m.get("motion_head", False)):
+            from model.motion import MotionHead
+            from model.trainset import LIP_POINTS
+
+            self.motion = MotionHead(self.dim, int(m["heads"]), len(LIP_POINTS), int(m.get("motion_depth", 2)))
         for lin in (self.ada_out[1], self.head):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -219,7 +236,7 @@ class AnyTalkerDiT(nn.Module):
         lat, gh, gw = latent_frames(num_frames), h // self.patch, w // self.patch
         pd = self.patch_dim
         ref_tokens = patchify(ref[:, :, None].expand(-1, -1, num_frames, -1, -1), self.patch)
-        ctx_tokens = patchify(context[:, :, None].expand(-1, -1, num_frames, -1, -1), self.patch)
+        ctx_tokens = context_tokens(context, num_frames, self.patch)
         weight = self.x_embed.weight
         e = ref_tokens @ weight[:, pd:2 * pd].T + ctx_tokens @ weight[:, 2 * pd:].T + self.x_embed.bias
         e = e + pos_embed_3d(lat, gh, gw, self.dim).to(e)
@@ -231,7 +248,8 @@ class AnyTalkerDiT(nn.Module):
                 num_frames: int, cond_embedding: torch.Tensor | None = None) -> torch.Tensor:
         """x_tokens (B, N, patch_dim) noisy tokens; t (B,) in [0, 1]; ref (B, 3, H, W) the identity
         reference; context (B, 3, H, W) the clip's first frame (the reference itself for the first
-        chunk, the previous chunk's last frame later); face_grid_masks (B, I, H/p, W/p);
+        chunk, the previous chunk's last frame later), or (B, 3, T, H, W) one context per frame
+        (``warp_context``: that first frame, then the reference warped to each frame's lips); face_grid_masks (B, I, H/p, W/p);
         ``cond_embedding`` = ``condition_embedding(ref, context, num_frames)`` if precomputed.
         Returns the predicted clean tokens (B, N, patch_dim).
 
@@ -249,7 +267,7 @@ class AnyTalkerDiT(nn.Module):
         for blk in self.blocks:
             x = blk(x, c, face_tokens, audio_tokens, face_masks, num_frames, s)
         sh, sc = self.ada_out(c).chunk(2, -1)
-        ctx_tokens = patchify(context[:, :, None].expand(-1, -1, num_frames, -1, -1), self.patch)
+        ctx_tokens = context_tokens(context, num_frames, self.patch)
         residual = self.head(modulate(self.norm_out(x), sh, sc))
         if self.refine is not None:  # latent frame 0 is the context itself (replaced by predict_x0)
             residual = torch.cat([residual[:, :s], self.refine(residual[:, s:], h, w, self.patch)], 1)

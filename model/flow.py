@@ -31,11 +31,49 @@ def frame_tokens(frame: torch.Tensor, num_frames: int, patch: int) -> torch.Tens
 def predict_x0(model: AnyTalkerDiT, xt, t, ref, context, face_tokens, audio_tokens, face_masks, num_frames,
                cond_embedding=None):
     """Clean-token prediction; latent frame 0 is the context frame (input and output)."""
-    ctx0 = patchify(context[:, :, None], model.patch)  # a 1-frame clip = latent frame 0
+    ctx0 = patchify(first_frame(context)[:, :, None], model.patch)  # a 1-frame clip = latent frame 0
     s = ctx0.shape[1]
     xt = torch.cat([ctx0.to(xt), xt[:, s:]], 1)
     x0 = model(xt, t, ref, context, face_tokens, audio_tokens, face_masks, num_frames, cond_embedding)
     return torch.cat([ctx0.to(x0), x0[:, s:]], 1)
+
+
+def first_frame(context: torch.Tensor) -> torch.Tensor:
+    """The clip's first frame of a context: (B, 3, H, W) as is, (B, 3, T, H, W) its frame 0."""
+    return context if context.dim() == 4 else context[:, :, 0]
+
+
+def warped_context(model: AnyTalkerDiT, first: torch.Tensor, ref: torch.Tensor, ref_lips: torch.Tensor | None,
+                   dst: torch.Tensor | None, num_frames: int) -> torch.Tensor:
+    """(B, 3, T, H, W) per-frame context: ``first`` (the clip's frame 0), then the reference crop
+    warped from ``ref_lips`` (B, I, K, 2) to ``dst`` (B, I, T, K, 2) for frames 1..T-1 (crop px;
+    an identity or frame without landmarks is not moved: the reference as it is)."""
+    from model.warp import warp_to_landmarks
+
+    b = ref.shape[0]
+    if ref_lips is None or dst is None:
+        rest = ref[:, :, None].expand(-1, -1, num_frames - 1, -1, -1)
+    else:
+        n_id, k = ref_lips.shape[1], ref_lips.shape[2]
+        src = ref_lips[:, None].expand(-1, num_frames - 1, -1, -1, -1).reshape(b * (num_frames - 1), n_id * k, 2)
+        tgt = dst[:, :, 1:].transpose(1, 2).reshape(b * (num_frames - 1), n_id * k, 2)
+        tgt = torch.where(torch.isfinite(src), tgt, src)
+        img = ref[:, None].expand(-1, num_frames - 1, -1, -1, -1).flatten(0, 1)
+        rest = warp_to_landmarks(img, src, tgt).unflatten(0, (b, num_frames - 1)).transpose(1, 2)
+    return torch.cat([first[:, :, None], rest], 2)
+
+
+def training_context(model: AnyTalkerDiT, batch: dict) -> torch.Tensor:
+    """The context the DiT trains with: the clip's first frame, or with ``warp_context`` the
+    reference warped to the *true* lips of every frame (generation warps to predicted ones)."""
+    video = batch["video"]
+    if not model.warp_context:
+        return video[:, :, 0]
+    from model.motion import deformation, destination
+
+    ref_lips, lips = batch.get("ref_lips"), batch.get("lips")
+    dst = destination(ref_lips, deformation(lips, ref_lips)) if lips is not None and ref_lips is not None else None
+    return warped_context(model, video[:, :, 0], batch["ref"], ref_lips, dst, video.shape[2])
 
 
 def velocity(xt, x0, t):
@@ -95,7 +133,8 @@ def audio_aux_loss(model: AnyTalkerDiT, batch: dict, audio_tokens: torch.Tensor)
 
 def flow_matching_loss(model: AnyTalkerDiT, batch: dict, generator: torch.Generator,
                        audio_dropout: float = 0.0, mouth_weight: float = 1.0,
-                       t_floor: float = LOSS_T_FLOOR, audio_aux_weight: float = 0.0) -> torch.Tensor:
+                       t_floor: float = LOSS_T_FLOOR, audio_aux_weight: float = 0.0,
+                       motion_weight: float = 0.0) -> torch.Tensor:
     video = batch["video"]  # (B, 3, T, H, W) in [-1, 1]
     b, _, t_frames = video.shape[:3]
     audio = batch["audio"]
@@ -105,14 +144,31 @@ def flow_matching_loss(model: AnyTalkerDiT, batch: dict, generator: torch.Genera
     x0 = patchify(video, model.patch)
     noise, t = _draw(b, x0.shape, generator)
     xt = (1 - t.view(b, 1, 1)) * x0 + t.view(b, 1, 1) * noise
-    context = video[:, :, 0]
+    context = training_context(model, batch)
     face_tokens, audio_tokens = model.encode_conditions(batch["ref"], batch["faces"], audio)
     x0_hat = predict_x0(model, xt, t, batch["ref"], context, face_tokens, audio_tokens, batch["face_masks"], t_frames)
     lat = (t_frames - 1) // TEMPORAL_COMPRESSION + 1
     s = x0.shape[1] // lat  # tokens of latent frame 0
     loss = _weighted_loss(x0_hat, x0, t, token_weights(batch, model, mouth_weight, lat), s, t_floor)
     # always in the graph (weight 0 included), so DDP sees a gradient for every parameter
-    return loss + audio_aux_weight * audio_aux_loss(model, batch, audio_tokens)
+    loss = loss + audio_aux_weight * audio_aux_loss(model, batch, audio_tokens)
+    if model.motion is not None:
+        loss = loss + motion_weight * motion_term(model, batch, face_tokens, audio_tokens)
+    return loss
+
+
+def motion_term(model: AnyTalkerDiT, batch: dict, face_tokens, audio_tokens) -> torch.Tensor:
+    """The motion head's landmark loss on the batch (0, in the graph, without landmarks)."""
+    from model.motion import motion_loss
+
+    t_frames, h = batch["video"].shape[2], batch["video"].shape[3]
+    ref_lips = batch.get("ref_lips")
+    if ref_lips is None:
+        ref_lips = torch.full((*face_tokens.shape[:2], model.motion.num_points, 2), float("nan"))
+    pred = model.motion(face_tokens, audio_tokens, ref_lips, t_frames, float(h))
+    if batch.get("lips") is None:
+        return pred.sum() * 0.0
+    return motion_loss(pred, batch["lips"], ref_lips, float(h))
 
 
 @torch.no_grad()
@@ -141,7 +197,7 @@ def loss_diagnostics(model: AnyTalkerDiT, batch: dict, generator: torch.Generato
     lat = (t_frames - 1) // TEMPORAL_COMPRESSION + 1
     s = x0.shape[1] // lat
     w = token_weights(batch, model, mouth_weight, lat)
-    context = video[:, :, 0]
+    context = training_context(model, batch)
 
     def run(audio, xt=xt, t=t, w=w):
         ft, at = model.encode_conditions(batch["ref"], batch["faces"], audio)
@@ -162,7 +218,16 @@ def loss_diagnostics(model: AnyTalkerDiT, batch: dict, generator: torch.Generato
     out["audio_aux"] = float(audio_aux_loss(model, batch, at_own))
     out["copy_reference"] = float(_weighted_loss(frame_tokens(batch["ref"], t_frames, model.patch), x0, t, w, s,
                                                  t_floor))
-    out["copy_context"] = float(_weighted_loss(frame_tokens(context, t_frames, model.patch), x0, t, w, s, t_floor))
+    out["copy_context"] = float(_weighted_loss(frame_tokens(video[:, :, 0], t_frames, model.patch), x0, t, w, s,
+                                               t_floor))
+    if context.dim() == 5:  # the warped reference itself (what the zero-initialised DiT predicts now)
+        out["copy_warped"] = float(_weighted_loss(patchify(context, model.patch), x0, t, w, s, t_floor))
+    if model.motion is not None and batch.get("lips") is not None:
+        ft, at = model.encode_conditions(batch["ref"], batch["faces"], batch["audio"])
+        out["motion_loss"] = float(motion_term(model, batch, ft, at))
+        if b > 1:
+            ft, at = model.encode_conditions(batch["ref"], batch["faces"], torch.roll(batch["audio"], 1, 0))
+            out["motion_swap_gap"] = float(motion_term(model, batch, ft, at)) / max(out["motion_loss"], 1e-12) - 1
     model.train(was_training)
     return out
 
@@ -178,7 +243,8 @@ def sample(model: AnyTalkerDiT, ref: torch.Tensor, faces: torch.Tensor, audio: t
            shift: float = 1.0, generator: torch.Generator | None = None,
            context: torch.Tensor | None = None) -> torch.Tensor:
     """Euler flow-matching sampler. ref, context (B, 3, H, W) in [-1, 1] -> video (B, 3, T, H, W)
-    whose frame 0 is ``context`` (default: the reference). With CFG, the conditional and the
+    whose frame 0 is ``context`` (default: the reference); context may also be one frame per
+    video frame (B, 3, T, H, W), frame 0 first (``warped_context``). With CFG, the conditional and the
     audio-free pass run as one batch of 2B (one call per step instead of two)."""
     b, _, h, w = ref.shape
     context = ref if context is None else context
@@ -209,7 +275,7 @@ def sample(model: AnyTalkerDiT, ref: torch.Tensor, faces: torch.Tensor, audio: t
             v = velocity(x, predict_x0(model, x, tb, ref, context, face_tokens, audio_tokens, face_masks,
                                        num_frames, cond), tb)
         x = x + (t_next - t) * v
-    ctx0 = patchify(context[:, :, None], model.patch)
+    ctx0 = patchify(first_frame(context)[:, :, None], model.patch)
     x = torch.cat([ctx0, x[:, ctx0.shape[1]:]], 1)  # frame 0 is the context exactly
     return unpatchify(x, num_frames, h, w, model.patch).clamp(-1, 1)
 
@@ -218,13 +284,14 @@ class FlowMatchingObjective(torch.nn.Module):
     """The loss as a module, so DDP wraps one forward that touches every parameter."""
 
     def __init__(self, model: AnyTalkerDiT, mouth_weight: float = 1.0, t_floor: float = LOSS_T_FLOOR,
-                 audio_aux_weight: float = 0.0):
+                 audio_aux_weight: float = 0.0, motion_weight: float = 0.0):
         super().__init__()
         self.model = model
+        self.motion_weight = float(motion_weight)
         self.mouth_weight = float(mouth_weight)
         self.t_floor = float(t_floor)
         self.audio_aux_weight = float(audio_aux_weight)
 
     def forward(self, batch: dict, generator: torch.Generator, audio_dropout: float = 0.0) -> torch.Tensor:
         return flow_matching_loss(self.model, batch, generator, audio_dropout, self.mouth_weight, self.t_floor,
-                                  self.audio_aux_weight)
+                                  self.audio_aux_weight, self.motion_weight)

@@ -34,7 +34,9 @@ from model.audio import build_frontend, frame_windows
 from model.checkpoint import load_checkpoint
 from model.data import crop_face, crop_region, map_box, to_model_range
 from model.dit import AnyTalkerDiT
-from model.flow import sample
+from model.flow import sample, warped_context
+from model.motion import destination, lip_opening
+from model.trainset import LIP_POINTS
 from model.masks import face_token_mask, mask_box
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,26 @@ def feather_mask(box, width: int, height: int) -> np.ndarray:
     return cv2.GaussianBlur(m, (k, k), 0)
 
 
+def reference_lips(rgb: np.ndarray, boxes: list[np.ndarray]) -> tuple[list[np.ndarray | None], dict]:
+    """Per face box, the reference's lip landmarks (``LIP_POINTS``, full-image px) from the mesh
+    the training set's labels came from (``curation.faces.FaceMesh``); None where it finds no
+    face (that identity's context is then the unwarped reference)."""
+    try:
+        from curation.faces import FaceMesh
+    except ImportError as e:
+        log.warning("no face mesh (%s): the reference is not warped", e)
+        return [None] * len(boxes), {"backend": None, "error": str(e)}
+    mesh = FaceMesh()
+    try:
+        out = []
+        for b in boxes:
+            lm = mesh.landmarks(rgb, np.asarray(b, np.float64))
+            out.append(None if lm is None else np.asarray(lm, np.float32)[LIP_POINTS, :2])
+        return out, {"backend": mesh.name, "version": getattr(mesh, "version", None)}
+    finally:
+        mesh.close()
+
+
 def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path], out: str | Path,
              seconds: float | None = None, steps: int | None = None, cfg_scale: float | None = None,
              boxes: list[np.ndarray] | None = None, seed: int = 0, height: int | None = None,
@@ -164,6 +186,20 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
         crop_boxes.append((x0, y0, cw, ch))
         faces.append(crop_face(rgb, b, int(cfg["model"]["face_size"]))[None])
         masks.append(face_token_mask(map_box(b, x0, y0, cw, ch, crop_w, crop_h), crop_h, crop_w, patch)[None])
+    ref_lips_t = None
+    lips_record: dict = {"warp_context": bool(model.warp_context), "motion_head": model.motion is not None}
+    if model.warp_context or model.motion is not None:
+        lips_full, mesh_info = reference_lips(rgb, boxes)
+        lips_record.update(mesh=mesh_info, reference_lips_found=[lp is not None for lp in lips_full])
+        rows = []
+        for lp, (x0, y0, cw, ch) in zip(lips_full, crop_boxes):
+            if lp is None:
+                rows.append(np.full((len(LIP_POINTS), 2), np.nan, np.float32))
+            else:
+                rows.append((lp - np.array([x0, y0], np.float32)) * np.array([crop_w / cw, crop_h / ch], np.float32))
+        ref_lips_t = torch.from_numpy(np.stack(rows))[:, None]  # (I, 1, K, 2) crop px
+        if not any(lips_record["reference_lips_found"]):
+            log.warning("%s: the face mesh found no lips on the reference; frames are not warped", image)
     ref_t = to_model_range(np.stack(crops))  # (I, 3, h, w): the identities are the batch
     faces_t = to_model_range(np.stack(faces))  # (I, 1, 3, s, s)
     masks_t = torch.from_numpy(np.stack(masks))  # (I, 1, h/p, w/p)
@@ -171,6 +207,7 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
     gen = torch.Generator().manual_seed(int(seed))
     crop_frames = [ref_t]  # frame 0: the reference crops
     context = ref_t
+    openings: list[torch.Tensor] = []  # predicted inner-lip opening change per chunk (I, T-1), crop px
     bar = None
     if progress:
         from tqdm import tqdm
@@ -179,6 +216,16 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
     for c in range(n_chunks):
         s = c * (T - 1)
         audio_t = torch.from_numpy(feats[:, s:s + T]).float()[:, None]  # (I, 1, T, window, F)
+        if model.warp_context:
+            dst = None
+            if model.motion is not None:
+                with torch.no_grad():
+                    ft, at = model.encode_conditions(ref_t, faces_t, audio_t)
+                    deform = model.motion(ft, at, ref_lips_t, T, float(crop_h))  # (I, 1, T, K, 2)
+                dst = destination(ref_lips_t, deform)
+                openings.append(lip_opening(dst[:, 0, 1:]) - lip_opening(ref_lips_t[:, 0]))
+            context = warped_context(model, context if context.dim() == 4 else context[:, :, 0], ref_t,
+                                     ref_lips_t, dst, T)
         video = sample(model, ref_t, faces_t, audio_t, masks_t, T, steps=steps, cfg_scale=cfg_scale,
                        shift=float(smp.get("shift", 1.0)), generator=gen, context=context)
         crop_frames.extend(video[:, :, f] for f in range(1, T))
@@ -223,6 +270,9 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
         "face_detector": detector, "audio_frontend": frontend.describe(),
         "sampler": {"name": "euler_flow_matching", "steps": steps, "cfg": cfg_scale, "seed": int(seed),
                     "chunks": n_chunks, "chunk_frames": T},
+        "mouth_motion": {**lips_record, **({"predicted_opening_change_px": {
+            "mean": [round(float(v), 3) for v in torch.cat(openings, 1).nanmean(1)],
+            "std": [round(float(v), 3) for v in torch.cat(openings, 1).std(1)]}} if openings else {})},
         "threads": torch.get_num_threads(),
         "wall_s": round(wall, 2), "seconds_per_generated_second": round(wall / max(len(frames_arr) / fps, 1e-9), 3),
     }

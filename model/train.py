@@ -59,7 +59,8 @@ def _summarise_diagnostics(records: list[dict]) -> dict:
         return {}
     k = max(1, len(recs) // 5)
     out = {}
-    for key in ("diag_loss", "copy_reference", "copy_context", "audio_swap_gap", "audio_swap_gap_t1", "audio_aux"):
+    for key in ("diag_loss", "copy_reference", "copy_context", "copy_warped", "audio_swap_gap", "audio_swap_gap_t1",
+                "audio_aux", "motion_loss", "motion_swap_gap"):
         if not all(key in r for r in recs):
             continue
         out[key] = {"first": round(float(np.mean([r[key] for r in recs[:k]])), 6),
@@ -132,7 +133,8 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
         log.info("initialised from %s (step %d of that run)", init, int(init_blob["step"]))
     mouth_weight = float(tr.get("mouth_weight", 1.0))
     t_floor = float(tr.get("loss_t_floor", LOSS_T_FLOOR))
-    objective = FlowMatchingObjective(model, mouth_weight, t_floor, float(tr.get("audio_aux_weight", 0.0)))
+    objective = FlowMatchingObjective(model, mouth_weight, t_floor, float(tr.get("audio_aux_weight", 0.0)),
+                                      float(tr.get("motion_weight", 0.0)))
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -220,6 +222,12 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
             dist.barrier()
             dist.destroy_process_group()
     diagnostics = _summarise_diagnostics(logged)
+    motion_heldout = None
+    if rank == 0 and model.motion is not None:
+        from model.motion_eval import heldout_motion
+
+        motion_heldout = heldout_motion(model, source)
+        log.warning("motion head on held-out windows: %s", json.dumps(motion_heldout))
     if rank == 0 and diagnostics:
         gap = diagnostics["audio_swap_gap"]
         gap1 = diagnostics.get("audio_swap_gap_t1", {"first": float("nan"), "last": float("nan")})
@@ -231,7 +239,7 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
     return {"out": str(out), "step": step, "start_step": start_step, "loss": last_loss,
             "init": str(init) if init else None, "checkpoint": str(last_path), "data": source.describe(),
             "stopped_by_time_budget": stopped_by_budget, "train_minutes": round((time.perf_counter() - t_run) / 60, 2),
-            "diagnostics": diagnostics}
+            "diagnostics": diagnostics, "motion_heldout": motion_heldout}
 
 
 KEEP_CHECKPOINTS = 3

@@ -41,7 +41,15 @@ def clip_row(data_root: Path, rel: str, seconds: float, audio_refs: list[str] | 
 
 
 def make_run(run_dir: Path, data_root: Path, seconds: float = 4.0, two_person: bool = False) -> Path:
+    """Single-person rows carry lip landmarks (as ``anytalker train-set`` writes them); the
+    two-person row has none (the loader's and the motion head's "no labels" path)."""
+    from model.trainset import TRAIN_LIPS, span_lips
+
     rows = [clip_row(data_root, rel, seconds) for rel in SINGLE]
+    for row in rows:
+        (lips,) = span_lips(data_root / row["source_path"], row["end_frame"], [row["persons"][0]["boxes"]])
+        if lips is not None:
+            row["lips"] = lips.reshape(-1).tolist()
     if two_person:
         rows.append(clip_row(data_root, TWO_PERSON[0], seconds, TWO_PERSON[1]))
-    return write_test_run(run_dir, rows, data_root)
+    return write_test_run(run_dir, rows, data_root, fields={"lips": TRAIN_LIPS})
