@@ -302,6 +302,16 @@ class ShardTrainingSource:
         raise ShardError("every clip in the shards failed to decode; check the data root in manifest.json")
 
     # --- batches -----------------------------------------------------------------------------------
+    def motion_batch(self, step: int, rank: int = 0, size: int = 32) -> dict:
+        """Extra windows for the motion head's landmark loss alone (``train.motion_batch``): the
+        head needs only audio, the reference's face and lips, so many more windows per step cost
+        little once the clips are decoded (the window cache holds them). A pure function of
+        (seed, step, rank), drawn apart from the DiT's batch."""
+        rng = np.random.default_rng([self.seed, int(step), int(rank), 0x11B5])
+        picks = rng.integers(0, len(self.pool_windows), size=int(size))
+        ref_picks = rng.random(int(size))
+        return collate([self._safe_sample(int(p), self.W, r) for p, r in zip(picks, ref_picks)], "motion")
+
     def heldout_batches(self, batch_size: int | None = None):
         """Batches of the held-out windows (``train.motion_holdout``), in order, each with an
         identity reference from another window of its clip (as generation uses a training

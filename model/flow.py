@@ -292,6 +292,12 @@ class FlowMatchingObjective(torch.nn.Module):
         self.t_floor = float(t_floor)
         self.audio_aux_weight = float(audio_aux_weight)
 
-    def forward(self, batch: dict, generator: torch.Generator, audio_dropout: float = 0.0) -> torch.Tensor:
-        return flow_matching_loss(self.model, batch, generator, audio_dropout, self.mouth_weight, self.t_floor,
+    def forward(self, batch: dict, generator: torch.Generator, audio_dropout: float = 0.0,
+                motion_batch: dict | None = None) -> torch.Tensor:
+        loss = flow_matching_loss(self.model, batch, generator, audio_dropout, self.mouth_weight, self.t_floor,
                                   self.audio_aux_weight, self.motion_weight)
+        if motion_batch is not None and self.model.motion is not None:
+            # more windows for the landmark loss only (cheap: no DiT pass), ``train.motion_batch``
+            ft, at = self.model.encode_conditions(motion_batch["ref"], motion_batch["faces"], motion_batch["audio"])
+            loss = loss + self.motion_weight * motion_term(self.model, motion_batch, ft, at)
+        return loss

@@ -223,7 +223,7 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
                     ft, at = model.encode_conditions(ref_t, faces_t, audio_t)
                     deform = model.motion(ft, at, ref_lips_t, T, float(crop_h))  # (I, 1, T, K, 2)
                 dst = destination(ref_lips_t, deform)
-                openings.append(lip_opening(dst[:, 0, 1:]) - lip_opening(ref_lips_t[:, 0]))
+                openings.append(lip_opening(dst[:, 0, 1:]) - lip_opening(ref_lips_t[:, 0])[:, None])
             context = warped_context(model, context if context.dim() == 4 else context[:, :, 0], ref_t,
                                      ref_lips_t, dst, T)
         video = sample(model, ref_t, faces_t, audio_t, masks_t, T, steps=steps, cfg_scale=cfg_scale,

@@ -151,6 +151,7 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                                          shuffle=False, num_workers=int(tr.get("num_workers", 0)))
     warmup, base_lr = int(tr.get("warmup_steps", 0)), float(tr["lr"])
     audio_dropout = float(tr.get("audio_dropout", 0.0))
+    motion_batch_size = int(tr.get("motion_batch", 0))
     ckpt_every, log_every = int(tr.get("checkpoint_every", 100)), int(tr.get("log_every", 1))
     bar = None
     if progress and rank == 0:
@@ -175,7 +176,11 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                 g["lr"] = lr
             batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
             objective.train()
-            loss = objective(batch, step_generator(seed, step, rank), audio_dropout)
+            extra = None
+            if motion_batch_size and model.motion is not None:
+                extra = {k: (v.to(device) if torch.is_tensor(v) else v)
+                         for k, v in source.motion_batch(step, rank, motion_batch_size).items()}
+            loss = objective(batch, step_generator(seed, step, rank), audio_dropout, extra)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, float(tr.get("grad_clip", 1.0)))

@@ -89,7 +89,9 @@ def test_bad_rows_are_skipped_with_a_count(clip_run, micro_cfg, tmp_path):
     rows = rows[:1] + [dict(rows[0], clip_id="x", source_path="talking/does_not_exist.mp4"),
                        dict(rows[0], clip_id="y", persons=[]),
                        dict(rows[0], clip_id="z", end_frame=rows[0]["start_frame"] + 3)]
-    run = write_test_run(tmp_path / "run", rows, SHARED)
+    from model.trainset import TRAIN_LIPS
+
+    run = write_test_run(tmp_path / "run", rows, SHARED, fields={"lips": TRAIN_LIPS})
     src = _source(run, micro_cfg)
     assert src.describe()["skipped"] == {"source_missing": 1, "no_persons": 1, "too_short": 1}
     assert src.batch(1)["video"].shape[0] == 2
@@ -111,3 +113,25 @@ def test_incomplete_or_modified_shards_are_refused(clip_run, micro_cfg, tmp_path
         _source(run, micro_cfg)
     with pytest.raises(ShardError, match="manifest"):
         _source(tmp_path / "nothing_here", micro_cfg)
+
+
+def test_single_person_windows_carry_lip_landmarks_in_crop_pixels(clip_run, micro_cfg):
+    """The train set's lip landmarks (source px) arrive as (B, I, T, K, 2) crop px: on the crop,
+    in its lower half (the mouth), and the reference's lips with them; rows without labels
+    (the two-person clip here) give NaN, never a wrong position."""
+    import numpy as np
+
+    from model.trainset import LIP_POINTS
+
+    src = _source(clip_run, micro_cfg)
+    assert src.describe()["clips_with_lips"] == 3
+    b = src.batch(3)
+    lips, ref = b["lips"].numpy(), b["ref_lips"].numpy()
+    assert lips.shape[2:] == (9, len(LIP_POINTS), 2) and ref.shape[2:] == (len(LIP_POINTS), 2)
+    h = b["video"].shape[3]
+    ok = np.isfinite(lips).all(-1)
+    assert ok.mean() > 0.5
+    ys = lips[..., 1][ok]
+    assert ys.min() > 0.4 * h and ys.max() < h  # below the eyes, inside the crop
+    item = next(i for i, it in enumerate(src.items) if len(it.persons) == 2)
+    assert np.isnan(src.window_sample(item, 0, src.W)["lips"]).all()
