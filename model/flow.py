@@ -168,7 +168,7 @@ def motion_term(model: AnyTalkerDiT, batch: dict, face_tokens, audio_tokens) -> 
     pred = model.motion(face_tokens, audio_tokens, ref_lips, t_frames, float(h))
     if batch.get("lips") is None:
         return pred.sum() * 0.0
-    return motion_loss(pred, batch["lips"], ref_lips, float(h))
+    return motion_loss(pred, batch["lips"], ref_lips, float(h), model.motion)
 
 
 @torch.no_grad()

@@ -207,6 +207,11 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
     gen = torch.Generator().manual_seed(int(seed))
     crop_frames = [ref_t]  # frame 0: the reference crops
     context = ref_t
+    motion_gain = 1.0
+    if model.motion is not None:
+        g = smp.get("motion_gain", "auto")
+        motion_gain = model.motion.amplitude_gain() if g == "auto" else float(g)
+        lips_record["motion_gain"] = round(motion_gain, 4)
     openings: list[torch.Tensor] = []  # predicted inner-lip opening change per chunk (I, T-1), crop px
     bar = None
     if progress:
@@ -221,7 +226,7 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
             if model.motion is not None:
                 with torch.no_grad():
                     ft, at = model.encode_conditions(ref_t, faces_t, audio_t)
-                    deform = model.motion(ft, at, ref_lips_t, T, float(crop_h))  # (I, 1, T, K, 2)
+                    deform = model.motion(ft, at, ref_lips_t, T, float(crop_h)) * motion_gain  # (I, 1, T, K, 2)
                 dst = destination(ref_lips_t, deform)
                 openings.append(lip_opening(dst[:, 0, 1:]) - lip_opening(ref_lips_t[:, 0])[:, None])
             context = warped_context(model, context if context.dim() == 4 else context[:, :, 0], ref_t,

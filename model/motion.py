@@ -94,6 +94,29 @@ class MotionHead(nn.Module):
         self.out = nn.Linear(dim, 2 * num_points)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        # running RMS of the true and of the predicted deformation on training windows (crop px,
+        # EMA): a regression to the landmarks shrinks its output towards the mean mouth by about
+        # its correlation with the truth, so a still-looking mouth comes out; generation can
+        # rescale the motion to the training set's amplitude (``amplitude_gain``)
+        self.register_buffer("rms_true", torch.zeros(()))
+        self.register_buffer("rms_pred", torch.zeros(()))
+
+    @torch.no_grad()
+    def track_amplitude(self, pred: torch.Tensor, target: torch.Tensor, ok: torch.Tensor, momentum: float = 0.98):
+        """Update the running RMS from one training batch (frames with landmarks only)."""
+        if not bool(ok.any()):
+            return
+        rt, rp = target[ok].pow(2).mean().sqrt(), pred[ok].pow(2).mean().sqrt()
+        first = bool(self.rms_true == 0)
+        self.rms_true.copy_(rt if first else momentum * self.rms_true + (1 - momentum) * rt)
+        self.rms_pred.copy_(rp if first else momentum * self.rms_pred + (1 - momentum) * rp)
+
+    def amplitude_gain(self, max_gain: float = 4.0) -> float:
+        """Training-set RMS of the true deformation / of the predicted one, in [1, max_gain]
+        (1 before any training)."""
+        if float(self.rms_pred) <= 1e-8:
+            return 1.0
+        return float(min(max_gain, max(1.0, float(self.rms_true) / float(self.rms_pred))))
 
     def forward(self, face_tokens: torch.Tensor, audio_tokens: torch.Tensor, ref_lips: torch.Tensor,
                 num_frames: int, crop_size: float) -> torch.Tensor:
@@ -112,12 +135,15 @@ class MotionHead(nn.Module):
         return out * (crop_size / MOTION_SCALE)
 
 
-def motion_loss(pred: torch.Tensor, lips: torch.Tensor, ref_lips: torch.Tensor, crop_size: float) -> torch.Tensor:
+def motion_loss(pred: torch.Tensor, lips: torch.Tensor, ref_lips: torch.Tensor, crop_size: float,
+                head: MotionHead | None = None) -> torch.Tensor:
     """Smooth-L1 (in head units) of the predicted deformation vs the landmarks' own, over frames
     whose landmarks and reference landmarks are known; 0 (in the graph) when none are."""
     target = deformation(lips, ref_lips)
     ok = torch.isfinite(target).all(-1).all(-1)  # (B, I, T)
     if not bool(ok.any()):
         return pred.sum() * 0.0
+    if head is not None and head.training:
+        head.track_amplitude(pred.detach(), target, ok)
     scale = MOTION_SCALE / crop_size
     return nn.functional.smooth_l1_loss(pred[ok] * scale, target[ok] * scale, beta=0.1)

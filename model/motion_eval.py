@@ -84,7 +84,11 @@ def heldout_motion(model, source, max_windows: int = 256) -> dict:
             "windows_compared": len(both),
             "landmark_error_px_matched": round(float(np.mean(err_m)), 3),
             "landmark_error_px_shuffled": round(float(np.mean(err_s)), 3),
-            "landmark_error_px_reference": round(float(np.mean(err_0)), 3)}
+            "landmark_error_px_reference": round(float(np.mean(err_0)), 3),
+            # amplitude: predicted / true spread of the opening (a regression's shrinkage), and the
+            # gain generation applies (``MotionHead.amplitude_gain``, from training windows)
+            "opening_std_ratio": round(float(np.std(np.concatenate(pred_o)) / max(np.std(np.concatenate(true_o)), 1e-9)), 4),
+            "amplitude_gain": round(model.motion.amplitude_gain(), 4)}
 
 
 def main(argv=None) -> int:

@@ -46,13 +46,33 @@ def main(argv=None) -> int:
     faces = torch.rand(b, n_id, 3, 32, 32, generator=g) * 2 - 1
     audio = torch.randn(b, n_id, T, int(cfg["model"]["audio_window"]), frontend.feature_dim, generator=g)
     masks = torch.ones(b, n_id, h // p, w // p)
-    sample(model, ref, faces, audio, masks, T, steps=1, cfg_scale=cfg_scale)  # warm-up
+    motion = getattr(model, "motion", None) is not None and getattr(model, "warp_context", False)
+
+    def chunk(n_steps):
+        context = ref
+        if motion:  # the audio -> lips head and the warp run once per chunk, as in generate
+            from model.flow import warped_context
+            from model.motion import destination
+
+            ang = torch.linspace(0, 6.28, model.motion.num_points)
+            ref_lips = torch.stack([w / 2 + w / 8 * ang.cos(), h * 0.7 + h / 30 * ang.sin()], -1)
+            ref_lips = ref_lips.expand(b, 1, -1, -1)
+            with torch.no_grad():
+                ft, at = model.encode_conditions(ref, faces, audio)
+                dst = destination(ref_lips, model.motion(ft, at, ref_lips, T, float(h)))
+                context = warped_context(model, ref, ref, ref_lips, dst, T)
+        sample(model, ref, faces, audio, masks, T, steps=n_steps, cfg_scale=cfg_scale,
+               **({"context": context} if face_centred else {}))
+
+    chunk(1)  # warm-up
     t0, w0 = time.process_time(), time.perf_counter()
     for _ in range(args.reps):
-        sample(model, ref, faces, audio, masks, T, steps=steps, cfg_scale=cfg_scale)
+        chunk(steps)
     cpu, wall = (time.process_time() - t0) / args.reps, (time.perf_counter() - w0) / args.reps
     per_s = cpu / ((T - 1) / float(v["fps"]))
-    print(f"{'face-centred' if face_centred else 'full-frame'}: chunk {T} frames ({T - 1} new), {steps} steps, "
+    if not face_centred:
+        print("(old full-frame code: timed without the motion head)")
+    print(f"{'face-centred' if face_centred else 'full-frame'}{' + motion head + warp' if motion else ''}: chunk {T} frames ({T - 1} new), {steps} steps, "
           f"cfg {cfg_scale}, batch {b} x {h} x {w}, {args.threads} thread(s): {cpu:.2f} CPU s per chunk, "
           f"{per_s:.2f} CPU s per generated second (wall {wall:.2f} s per chunk)")
     return 0

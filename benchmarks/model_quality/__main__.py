@@ -383,6 +383,8 @@ def main(argv=None) -> int:
         "two_person_tracks": len(mouths),
         "train_minutes": train_minutes,
         "train_diagnostics": train_result.get("diagnostics"),
+        # the motion head's own figure on windows the run did not train on (model.motion_eval)
+        "motion_heldout": train_result.get("motion_heldout"),
         "sync_measure": ("matched_beats_shuffled: LSE-J (metrics.sync.LipSyncJudge, the offline sync judge) of the "
                          "matched vs the shuffled video, both against the matched audio; proxy_*: Pearson(mouth "
                          "opening, log-RMS audio envelope), mediapipe landmarks"),
@@ -403,6 +405,8 @@ def main(argv=None) -> int:
         if "audio_swap_gap_t1" in result["train_diagnostics"]:
             gap1 = result["train_diagnostics"]["audio_swap_gap_t1"]
             print(f"{'audio_swap_gap_t1 first/last':30s} {gap1['first']:.4f} / {gap1['last']:.4f}")
+    if result["motion_heldout"]:
+        print(f"{'motion head, held-out windows':30s} {json.dumps(result['motion_heldout'])}")
     print(f"contact sheet: {sheet}")
     return 0
 
