@@ -93,3 +93,15 @@ def test_a_fresh_head_predicts_the_reference_mouth_and_the_loss_ignores_unknown_
     lips[:, :, 3] = float("nan")
     loss = motion_loss(pred, lips, ref, 32.0)
     assert torch.isfinite(loss) and loss > 0
+
+
+def test_amplitude_gain_undoes_the_regressions_shrinkage_within_bounds():
+    head = MotionHead(32, 4, len(LIP_POINTS)).train()
+    assert head.amplitude_gain() == 1.0  # untrained: no rescaling
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 1, 9, len(LIP_POINTS), 2, generator=g)
+    ok = torch.ones(2, 1, 9, dtype=torch.bool)
+    head.track_amplitude(0.5 * target, target, ok)
+    assert head.amplitude_gain() == np.float32(2.0) or abs(head.amplitude_gain() - 2.0) < 1e-5
+    head.track_amplitude(0.01 * target, target, ok, momentum=0.0)
+    assert head.amplitude_gain() == 4.0  # capped
