@@ -43,7 +43,8 @@ ALLOWED_EXCEPTIONS: dict[tuple[str, str], str] = {
         "is part of the decode-once engine rework (issue 12 item 1), not done while that is in flight",
     ("model", "curation.faces"):
         "`anytalker generate` (reference image, when no --boxes are given) and the train-set builder "
-        "(model/trainset.py) detect faces with curation's FaceDetector; routing it through pipelines "
+        "(model/trainset.py) detect faces with curation's FaceDetector, and both run its face mesh for "
+        "lip landmarks (the motion head's labels, the reference's lips); routing it through pipelines "
         "is left to the owners of that code (issue 12 item 5)",
 }
 
