@@ -147,6 +147,7 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
         (out / "data.json").write_text(json.dumps({"shards": str(shards), **source.describe(),
                                                    "audio_frontend": frontend.describe()}, indent=2))
         _truncate_metrics(out / "metrics.jsonl", start_step)
+        _truncate_metrics(out / "motion_heldout.jsonl", start_step)
     loader = torch.utils.data.DataLoader(StepBatches(source, start_step + 1, total_steps, rank), batch_size=None,
                                          shuffle=False, num_workers=int(tr.get("num_workers", 0)))
     warmup, base_lr = int(tr.get("warmup_steps", 0)), float(tr["lr"])
@@ -212,6 +213,12 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                 over_budget = bool(max_minutes) and (time.perf_counter() - t_run) / 60 >= float(max_minutes)
                 if step % ckpt_every == 0 or step == total_steps or over_budget:
                     _save(ckpt_dir, model, opt, step, cfg, frontend)
+                    if model.motion is not None and source.heldout_windows:
+                        # the motion head's held-out trajectory (cheap: windows cached, no DiT pass)
+                        from model.motion_eval import heldout_motion
+
+                        with open(out / "motion_heldout.jsonl", "a") as f:
+                            f.write(json.dumps({"step": step, **heldout_motion(model, source)}) + "\n")
             if max_minutes and (time.perf_counter() - t_run) / 60 >= float(max_minutes):
                 stopped_by_budget = step < total_steps
                 break

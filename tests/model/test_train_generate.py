@@ -63,6 +63,11 @@ def test_every_log_step_has_copy_baselines_and_the_audio_swap_gap(trained):
     for r in recs:
         assert r["copy_reference"] > 0 and r["copy_context"] > 0
         assert r["audio_swap_gap"] == pytest.approx((r["audio_swap"] - r["diag_loss"]) / r["diag_loss"], abs=1e-3)
+        assert "motion_loss" in r and "motion_swap_gap" in r and "copy_warped" in r
+    # the motion head's held-out figure at every checkpoint (windows the run did not train on)
+    held = [json.loads(line) for line in (trained / "motion_heldout.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in held] == [MID, STEPS]
+    assert all(h["windows"] > 0 and -1 <= h["r_matched"] <= 1 and h["amplitude_gain"] >= 1 for h in held)
 
 
 def test_a_fresh_model_predicts_the_context_frame():
