@@ -37,6 +37,7 @@ from model.dit import AnyTalkerDiT
 from model.flow import sample, warped_context
 from model.motion import destination, lip_opening
 from model.trainset import LIP_POINTS
+from model.warp import mouth_mask
 from model.masks import face_token_mask, mask_box
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,11 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
         g = smp.get("motion_gain", "auto")
         motion_gain = model.motion.amplitude_gain() if g == "auto" else float(g)
         lips_record["motion_gain"] = round(motion_gain, 4)
+    residual_region = str(smp.get("residual_region", "all"))
+    if residual_region not in ("all", "mouth"):
+        raise GenerateError(f"{checkpoint}: sample.residual_region is {residual_region!r}; use all or mouth")
+    lips_record["residual_region"] = residual_region
+    dst = None
     openings: list[torch.Tensor] = []  # predicted inner-lip opening change per chunk (I, T-1), crop px
     bar = None
     if progress:
@@ -233,6 +239,12 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
                                      ref_lips_t, dst, T)
         video = sample(model, ref_t, faces_t, audio_t, masks_t, T, steps=steps, cfg_scale=cfg_scale,
                        shift=float(smp.get("shift", 1.0)), generator=gen, context=context)
+        if residual_region == "mouth" and context.dim() == 5 and dst is not None:
+            # the DiT's residual on the warped reference is kept around the predicted lips only
+            # (``sample.residual_region``): elsewhere the warped reference is the frame
+            pts = dst[:, 0].flatten(0, 1)  # (I*T, K, 2)
+            m = mouth_mask(pts, crop_h, crop_w).unflatten(0, (dst.shape[0], T)).transpose(1, 2)  # (I, 1, T, h, w)
+            video = torch.cat([video[:, :, :1], context[:, :, 1:] + m[:, :, 1:] * (video[:, :, 1:] - context[:, :, 1:])], 2)
         crop_frames.extend(video[:, :, f] for f in range(1, T))
         context = video[:, :, -1]
         if bar is not None:

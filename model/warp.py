@@ -64,3 +64,19 @@ def warp_to_landmarks(image: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
     sy = gy[None] - disp[..., 1]
     grid = torch.stack([sx / w * 2 - 1, sy / h * 2 - 1], -1)  # align_corners=False convention
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def mouth_mask(points: torch.Tensor, height: int, width: int, reach: float = 0.35) -> torch.Tensor:
+    """(N, K, 2) lip points (pixel coordinates, NaN ignored) -> (N, 1, H, W) soft mask of the mouth
+    region: exp(-d^2 / 2 s^2) with d the distance to the nearest lip point and s = ``reach`` x the
+    mouth width (an image without points gets an all-zero mask)."""
+    n = points.shape[0]
+    valid = torch.isfinite(points).all(-1)
+    ctrl = torch.where(valid[..., None], points, torch.full_like(points, 1e6))
+    s = mouth_sigma(points) * 5.0 * reach  # mouth_sigma is a fifth of the mouth width
+    ys = torch.arange(height, dtype=points.dtype, device=points.device) + 0.5
+    xs = torch.arange(width, dtype=points.dtype, device=points.device) + 0.5
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    p = torch.stack([gx, gy], -1).reshape(1, height * width, 1, 2)
+    d2 = (p - ctrl[:, None]).pow(2).sum(-1).amin(-1)  # (N, HW)
+    return torch.exp(-d2 / (2 * s.view(n, 1) ** 2)).reshape(n, 1, height, width)

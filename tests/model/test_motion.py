@@ -105,3 +105,15 @@ def test_amplitude_gain_undoes_the_regressions_shrinkage_within_bounds():
     assert head.amplitude_gain() == np.float32(2.0) or abs(head.amplitude_gain() - 2.0) < 1e-5
     head.track_amplitude(0.01 * target, target, ok, momentum=0.0)
     assert head.amplitude_gain() == 4.0  # capped
+
+
+def test_mouth_mask_covers_the_lips_and_nothing_far_away():
+    from model.warp import mouth_mask
+
+    ang = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    pts = torch.from_numpy(np.stack([32 + 8 * np.cos(ang), 40 + 3 * np.sin(ang)], 1)).float()[None]
+    m = mouth_mask(pts, 64, 64)[0, 0]
+    assert m.shape == (64, 64)
+    assert m[40, 32] > 0.5 and m[40, 24] > 0.9  # inside the mouth, on a corner
+    assert m[8, 8] < 1e-3 and m[20, 32] < 0.05  # the eyes' height, a corner of the crop
+    assert torch.equal(mouth_mask(torch.full((1, 12, 2), float("nan")), 8, 8), torch.zeros(1, 1, 8, 8))

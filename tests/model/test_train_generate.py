@@ -177,6 +177,7 @@ def test_generate_two_people_from_2p0(trained, tmp_path):
     assert rec["face_crops"]["size"] == [32, 32] and len(rec["face_crops"]["regions_xywh"]) == 2
     motion = rec["mouth_motion"]  # the reference's lips found by the mesh, warped to the predicted motion
     assert motion["warp_context"] and motion["reference_lips_found"] == [True, True]
+    assert motion["residual_region"] == "mouth" and motion["motion_gain"] >= 1
     assert len(motion["predicted_opening_change_px"]["mean"]) == 2
 
 
