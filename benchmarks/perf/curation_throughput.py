@@ -288,12 +288,15 @@ def main() -> None:
                 print(f"  {name}: {parts}")
         print("\nworkers (set-up: imports + model loads, once per worker; busy: running sources; CPU: the "
               "worker's threads + its decoder children while busy):")
-        print(f"{'run':42s} {'worker':>14s} {'set-up s':>9s} {'busy s':>8s} {'CPU s':>8s} {'CPU/busy':>9s}")
+        print(f"{'run':42s} {'worker':>14s} {'set-up s':>9s} {'busy s':>8s} {'CPU s':>8s} {'CPU/busy':>9s} "
+              f"{'gaps s':>7s}")
         for name, _, r in runs:
             for w, v in sorted((r or {}).get("worker_seconds", {}).items()):
                 busy = v.get("busy_s") or 0.0
+                # gaps: the worker's own first source -> last source, not running one (waiting for input)
+                gaps = (v["last_end"] - v["first_start"] - busy) if v.get("first_start") and v.get("last_end") else 0.0
                 print(f"{name:42s} {w:>14s} {v.get('setup_s', 0):9.2f} {busy:8.2f} {v.get('cpu_s', 0):8.2f} "
-                      f"{(v.get('cpu_s', 0) / busy if busy else 0):9.2f}")
+                      f"{(v.get('cpu_s', 0) / busy if busy else 0):9.2f} {gaps:7.2f}")
         if local is None:
             return
         print(f"\nper-stage cost, local x1 run ({frames} source frames; wall and CPU time of the stage's batches, "
