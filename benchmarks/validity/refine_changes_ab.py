@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             chosen.append(rows[(best, count_key)][i])
         return weighted(chosen)
 
-    kinds = [k for k in ("one_", "two_", "conv_", "xconv_", "three_", "_nb") if any(of_kind(n, k) for n in names)]
+    kinds = [k for k in ("one_", "two_", "conv_", "lconv_", "xconv_", "three_", "_nb") if any(of_kind(n, k) for n in names)]
     out = {
         "n_files": len(names), "backend": audio.diarization_backend_name(),
         "change_window_s": audio.CHANGE_WINDOW_S, "change_radius_s": audio.CHANGE_RADIUS_S,
