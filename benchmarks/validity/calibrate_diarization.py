@@ -50,6 +50,7 @@ ALGORITHMS = [
     dict(**_V4, centroid_margin_s=0.0, detect_overlap=False),
     dict(**_V4, smoothing="viterbi", switch_penalty=0.03, detect_overlap=False),
     dict(**_V4, detect_overlap=True),
+    dict(**_V4, refine=False, detect_overlap=False),  # v5 labelling (v6: change-point refinement on)
 ]
 
 
