@@ -45,8 +45,9 @@ SR = 16000
 # 140 files with re-timed conversations, plus a narrowband copy of each since v4 = 280;
 # calibrate_diarization.py), never on the held-out audio/sample.wav (docs/calibration.md).
 # v3: turn bridge, pure-window centroids, resegmentation; v4: confident-window centroids;
-# v5: second speaker where the learnt overlap detector fires (curation.overlap)
-LABELLING_VERSION = 5
+# v5: second speaker where the learnt overlap detector fires (curation.overlap); v6: every speaker
+# change re-placed on short-window d-vectors (refine_changes)
+LABELLING_VERSION = 6
 EMBED_WINDOW_S = 1.2  # d-vector window: long enough for a stable voice print
 EMBED_STEP_S = 0.1  # label resolution
 AFFINITY_KEEP = 0.1  # spectral clustering: each window keeps its 10 % most similar windows
@@ -86,6 +87,16 @@ MEDIAN_FILTER_S = 0.5  # label smoothing
 # sample.wav it is worse (docs/calibration.md).
 RESEGMENT_WINDOW_S = 0.8
 RESEGMENT_PASSES = 5
+# v6 change-point refinement (refine_changes): a 0.8 s window straddling a speaker change mixes
+# both voices, and the median filter shifts the change further, so changes land up to ~0.4 s off
+# (issue 13 diagnosis of the held-out sample.wav, docs/validity.md). Each change is re-placed at
+# the single point that best splits d-vectors of CHANGE_WINDOW_S windows (the short end of the
+# 0.5-0.75 s range where a GE2E d-vector still identifies a voice) between the two voices,
+# searched within CHANGE_RADIUS_S of the old change: half the resegmentation window plus half the
+# median filter, the furthest a change can be displaced by them. Both derived, not tuned.
+CHANGE_WINDOW_S = 0.5
+CHANGE_RADIUS_S = RESEGMENT_WINDOW_S / 2 + MEDIAN_FILTER_S / 2  # 0.65 s
+REFINE_CHANGES = True
 # voice centroids from "pure" windows only: a 1.2 s window within CENTROID_MARGIN_S of a label
 # change mixes two voices and drags the centroid towards the other voice (0 = every window);
 # re-estimated CENTROID_PASSES times from the new labels before the resegmentation (v3: 4)
@@ -408,6 +419,52 @@ def pure_windows(labels: np.ndarray, margin_steps: int) -> np.ndarray:
     return dist >= margin_steps
 
 
+def refine_changes(times: np.ndarray, labels: np.ndarray, scores: np.ndarray, radius_steps: int,
+                   step_s: float = EMBED_STEP_S) -> np.ndarray:
+    """Labels with every speaker change moved to the best single split point nearby.
+
+    ``times`` (N,) grid times of the labelled points, ``labels`` (N,) their voices, ``scores``
+    (N, K) each point's similarity to each voice (short-window d-vector . centroid). For a change
+    from voice a to voice b between points i and i + 1 (consecutive on the grid: a gap in the
+    speech is not a change), the new change is the point k in [lo, hi + 1] maximising
+    ``sum(scores[lo:k, a]) + sum(scores[k:hi + 1, b])``, where the search span reaches
+    ``radius_steps`` points each side but never past half-way to the neighbouring change, so no
+    run of labels disappears. Only the position of changes moves; no change is added or removed."""
+    lab = np.asarray(labels).copy()
+    n = len(lab)
+    if n < 2 or radius_steps <= 0:
+        return lab
+    contiguous = np.diff(times) <= 1.5 * step_s
+    changes = np.flatnonzero((np.diff(lab) != 0) & contiguous)  # change between i and i + 1
+    if changes.size == 0:
+        return lab
+    # stretch limits: points of one contiguous speech stretch
+    stretch = np.concatenate([[0], np.cumsum(~contiguous)])
+    orig = lab.copy()
+    for j, i in enumerate(changes):
+        a, b = orig[i], orig[i + 1]
+        lo = i - radius_steps + 1
+        hi = i + radius_steps
+        if j > 0:
+            lo = max(lo, (changes[j - 1] + i) // 2 + 1)
+        if j + 1 < len(changes):
+            hi = min(hi, (i + changes[j + 1]) // 2)
+        lo, hi = max(lo, 0), min(hi, n - 1)
+        same = stretch[lo: hi + 1] == stretch[i]
+        idx = np.arange(lo, hi + 1)[same]
+        lo, hi = int(idx[0]), int(idx[-1])
+        if hi <= lo:
+            continue
+        sa, sb = scores[lo: hi + 1, a], scores[lo: hi + 1, b]
+        # split at k (first point of b): left part a, right part b; k from lo + 1 to hi keeps
+        # at least one point of each voice in the span
+        left = np.cumsum(sa)[:-1]
+        right = np.cumsum(sb[::-1])[::-1][1:]
+        k = lo + 1 + int(np.argmax(left + right))
+        lab[lo:k], lab[k: hi + 1] = a, b
+    return lab
+
+
 def _centroids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     c = np.stack([emb[labels == k].mean(0) for k in range(labels.max() + 1)])
     return c / np.linalg.norm(c, axis=1, keepdims=True)
@@ -434,6 +491,8 @@ def _diarize_resemblyzer(
     overlap_threshold: float | None = None,
     overlap_prob: tuple[np.ndarray, np.ndarray] | None = None,
     overlap_min_second_sim: float | None = None,
+    refine: bool | None = None,
+    change_embeddings: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[tuple[float, float, str]]:
     from scipy.ndimage import median_filter
 
@@ -533,6 +592,26 @@ def _diarize_resemblyzer(
         centroids = centroids_of(best, range(len(big)), centroids)
         sims = sp_emb @ centroids.T  # (N, K)
         best = smooth(sims)
+    if (REFINE_CHANGES if refine is None else refine) and len(big) >= 2 and len(best) >= 3:
+        # v6: re-place each speaker change on short-window d-vectors (refine_changes)
+        t_lab = times[in_speech]
+        if change_embeddings is None:
+            change_embeddings = speaker_embeddings(audio, window_s=CHANGE_WINDOW_S)
+        s_times, s_emb = change_embeddings
+        nearest = np.clip(np.searchsorted(s_times, t_lab), 0, len(s_times) - 1)
+        left = np.maximum(nearest - 1, 0)
+        nearest = np.where(np.abs(s_times[left] - t_lab) <= np.abs(s_times[nearest] - t_lab), left, nearest)
+        short = s_emb[nearest]
+        # short-window voice centroids from the confident, pure points of the current labels
+        pure = pure_windows(best, int(round(margin_s / EMBED_STEP_S)))
+        members = [(best == k) & pure if ((best == k) & pure).sum() >= 3 else best == k for k in range(len(big))]
+        if all(m.any() for m in members):
+            s_cent = unit_rows(np.stack([short[m].mean(0) for m in members]))
+            if trim > 0:
+                s_cent = unit_rows(np.stack([confident_mean(short[m], s_cent, j, trim) if m.sum() >= 6 else s_cent[j]
+                                             for j, m in enumerate(members)]))
+            best = refine_changes(t_lab, best, short @ s_cent.T, int(round(CHANGE_RADIUS_S / EMBED_STEP_S)),
+                                  EMBED_STEP_S)
     full = np.full(len(times), -1)
     full[in_speech] = best
     # grid points in the speech regions but not voiced take the label of the nearest voiced one
@@ -657,7 +736,9 @@ def diarize(
     ``switch_penalty``, ``overlap_margin``, ``overlap_min_sim``, ``turn_bridge_s``
     (TURN_BRIDGE_S), ``overlap_threshold`` (OVERLAP_THRESHOLD: the learnt overlap detector,
     ``curation.overlap``; >= 1 = off) and ``overlap_prob`` (its ``(times, probabilities)`` on the
-    1.2 s d-vector grid, when already computed)."""
+    1.2 s d-vector grid, when already computed), ``refine`` (REFINE_CHANGES: speaker changes
+    re-placed on short-window d-vectors, v6) and ``change_embeddings``
+    (``speaker_embeddings(audio, window_s=CHANGE_WINDOW_S)``, when already computed)."""
     wav = _to_16k(audio, sr)
     if backend in ("default", "resemblyzer"):
         return _diarize_resemblyzer(wav, num_speakers, max_speakers, speech, embeddings, voiced,

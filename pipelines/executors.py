@@ -116,6 +116,15 @@ class WorkerClock:
         # epoch seconds: the worker's processing window (set-up inside it moves its start on)
         self.first_start: float | None = None
         self.last_end: float | None = None
+        # epoch seconds: when this worker process started and when its clock (set-up) began, so a
+        # run's time to its first source splits into driver, process start, set-up and dispatch
+        self.born = time.time()
+        try:
+            import psutil
+
+            self.process_start: float | None = psutil.Process().create_time()
+        except (ImportError, OSError):
+            self.process_start = None
 
     @staticmethod
     def _cpu() -> float:
@@ -151,7 +160,8 @@ class WorkerClock:
 
     def as_dict(self) -> dict[str, float]:
         return {"setup_s": round(self.setup_s, 3), "busy_s": round(self.busy_s, 3), "cpu_s": round(self.cpu_s, 3),
-                "first_start": self.first_start, "last_end": self.last_end}
+                "first_start": self.first_start, "last_end": self.last_end, "born": self.born,
+                "process_start": self.process_start}
 
 
 def peak_rss_mb() -> float:
@@ -604,6 +614,8 @@ class RayDataExecutor:
                  address: str | None = None, cpus_per_worker: int | None = None):
         import ray
 
+        # epoch seconds of the driver's steps, so a run's time to its first source can be split
+        self.phases: dict[str, float] = {"executor_init": time.time()}
         build_pipeline_stages(stage_specs)  # config errors surface in the driver, not in actors
         self.specs = stage_specs
         self.batch_size = batch_size
@@ -617,9 +629,14 @@ class RayDataExecutor:
         self.workers = int(workers or max(1, self.cluster_cpus))
         from pipelines import rayutil
 
+        self.phases["ray_ready"] = time.time()
         rayutil.configure_data_context()
         ray.data.DataContext.get_current().execution_options.preserve_order = False  # each source when done
-        rayutil.preflight()
+        # the probe's worker starts beside the dataset's actors; its answer is read after the
+        # first source (a worker that cannot start at all also keeps the actors from coming up,
+        # which the actor pool's bounded wait reports)
+        self._preflight = rayutil.start_preflight()
+        self._preflight_checked = False
 
     def run_stream(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
         import json
@@ -652,13 +669,21 @@ class RayDataExecutor:
             )
         from pipelines import rayutil
 
+        self.phases["dataset_start"] = time.time()
         batches = iter(ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0))
         while True:
             try:
                 batch = next(batches)
+                self.phases.setdefault("first_result", time.time())
+                if not self._preflight_checked:  # an actor ran a source: workers start; a terminal warns
+                    self._preflight_checked = True
+                    rayutil.check_preflight(self._preflight)
             except StopIteration:
                 return
             except Exception as e:  # worker errors reach the user as one line, with the log folder
+                failed = rayutil.preflight_failed(self._preflight)
+                if failed is not None:
+                    raise failed from e
                 explained = rayutil.explain_run_error(e)
                 if explained is e:
                     raise

@@ -5,8 +5,9 @@ reconfigures a terminal on its standard input. A process that does that from a b
 process group (a Ray worker, or ``anytalker curate run ... &``) is stopped by the kernel
 (SIGTTOU), and so is its whole process group: the run hangs forever. Every process a run starts
 therefore gets ``/dev/null`` as standard input: the driver's children through
-``stdin_from_devnull``, Ray workers (also those of a cluster started elsewhere) through the
-``worker_setup`` hook in the runtime environment.
+``stdin_from_devnull``, the processes of a Ray runtime started here by inheriting it (Ray is
+started inside ``stdin_from_devnull``), the workers of a cluster started elsewhere through the
+``worker_setup`` hook in the job's runtime environment.
 
 Ray leftovers: every Ray process of a runtime that a run starts itself carries
 ``ANYTALKER_RAY_OWNER=<pid>:<start time>:<host>`` in its environment. When that driver is gone
@@ -103,28 +104,35 @@ def init_ray(address: str | None, num_cpus: int, env_vars: dict[str, str] | None
     from curation.quiet import quiet_ray, ray_init_kwargs
 
     quiet_ray()  # Ray's start-up lines off the console unless -v (curation/quiet.py)
-    env = runtime_env()
-    if env_vars:
-        env = {**env, "env_vars": dict(env_vars)}
-    kwargs: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True,
-                              "runtime_env": env, **ray_init_kwargs()}
+    kwargs: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True, **ray_init_kwargs()}
     if address:
+        env = runtime_env()
+        if env_vars:
+            env = {**env, "env_vars": dict(env_vars)}
         kwargs["address"] = address
+        kwargs["runtime_env"] = env
         with stdin_from_devnull():
             ray.init(**kwargs)
         return
     end_orphans()  # a killed earlier run's Ray processes would hold CPUs and memory
     kwargs["num_cpus"] = num_cpus
-    old = os.environ.get(OWNER_ENV)
-    os.environ[OWNER_ENV] = owner_token()  # inherited by the runtime's processes, not by later ones
+    # A runtime started here needs no runtime environment: its processes inherit this process's
+    # environment (the owner tag, the thread caps) and /dev/null as standard input. A job with a
+    # runtime environment cannot use the workers Ray prestarts at ray.init: each actor waited for
+    # a fresh worker to be set up through the runtime-env agent (2.3-3.1 s from request to the
+    # actor's constructor at load 5, vs 0.23 s on a prestarted worker; benchmarks/perf/STAGE_COSTS.md)
+    inherited = {OWNER_ENV: owner_token(), **(env_vars or {})}
+    saved = {k: os.environ.get(k) for k in inherited}
+    os.environ.update(inherited)  # inherited by the runtime's processes, not by later ones
     try:
         with stdin_from_devnull():
             ray.init(**kwargs)
     finally:
-        if old is None:
-            os.environ.pop(OWNER_ENV, None)
-        else:
-            os.environ[OWNER_ENV] = old
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _preflight_probe() -> dict:
@@ -146,18 +154,26 @@ def log_dir_hint() -> str:
         return "/tmp/ray/session_latest/logs"
 
 
-def preflight(timeout_s: float | None = None) -> None:
-    """Start one Ray worker and run the imports a stage needs, within a bounded time; raise a
-    one-line ``UserError`` with the likely cause instead of letting the run hang."""
+def start_preflight():
+    """Submit the preflight probe (one Ray worker running the imports a stage needs) without
+    waiting for it: its worker starts while the run's dataset starts its actors (~2 s of a run's
+    start-up when the run waited for it first). ``check_preflight`` reads its answer."""
+    import ray
+
+    return ray.remote(num_cpus=0)(_preflight_probe).remote()
+
+
+def check_preflight(ref, timeout_s: float | None = None) -> None:
+    """The preflight probe's answer within ``timeout_s`` (default: the start timeout, at least a
+    minute); raise a one-line ``UserError`` with the likely cause instead of letting the run
+    hang; warn when the workers have a terminal as standard input."""
     import ray
 
     from kernel.errors import UserError
 
     # a bare worker starts in seconds; never wait less than a minute for one (the actor bound
-    # below that is for model set-up, which a low setting is meant to cut short)
-    timeout_s = timeout_s or max(60.0, start_timeout_s())
-    task = ray.remote(num_cpus=0)(_preflight_probe)
-    ref = task.remote()
+    # is for model set-up, which a low setting is meant to cut short)
+    timeout_s = max(60.0, start_timeout_s()) if timeout_s is None else timeout_s
     try:
         info = ray.get(ref, timeout=timeout_s)
     except ray.exceptions.GetTimeoutError:
@@ -173,6 +189,28 @@ def preflight(timeout_s: float | None = None) -> None:
         logging.getLogger(__name__).warning(
             "Ray workers have a terminal as standard input; a worker that touches it in the background "
             "is stopped by the kernel. Restart the cluster with `ray start ... < /dev/null`")
+
+
+def preflight_failed(ref):
+    """The preflight probe's error as a ``UserError`` if it has already failed, else None (not
+    answered yet, or fine): a failed run names a worker that could not start before anything else."""
+    import ray
+
+    from kernel.errors import UserError
+
+    ready, _ = ray.wait([ref], timeout=0)
+    if not ready:
+        return None
+    try:
+        check_preflight(ref, timeout_s=1.0)
+    except UserError as e:
+        return e
+    return None
+
+
+def preflight(timeout_s: float | None = None) -> None:
+    """Start one Ray worker and run the imports a stage needs, within a bounded time (blocking)."""
+    check_preflight(start_preflight(), timeout_s)
 
 
 def _chain(e: BaseException) -> list[BaseException]:

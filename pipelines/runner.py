@@ -82,6 +82,9 @@ class RunSummary:
     worker_peak_rss_mb: dict[str, float] = field(default_factory=dict)  # peak RSS of each worker process
     # per worker process: set-up, busy (running sources) and CPU seconds (executors.WorkerClock)
     worker_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    # epoch seconds of the executor's start-up steps (Ray: executor_init, ray_ready, preflight_done,
+    # dataset_start, first_result), to split the time before the first source
+    executor_phases: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> str:
         t = self.totals
@@ -557,7 +560,8 @@ def _run_loaded(config, overrides, input_path, output, store: Storage, root: str
                       partitions_done=len(todo), partitions_skipped=skipped, seconds=time.time() - t0,
                       manifest=manifest, skipped=not_curated, not_retried=not_retried,
                       worker_peak_rss_mb=peak_rss,
-                      worker_seconds=dict(getattr(ex, "worker_seconds", {}) or {}))
+                      worker_seconds=dict(getattr(ex, "worker_seconds", {}) or {}),
+                      executor_phases=dict(getattr(ex, "phases", {}) or {}))
 
 
 def _failed_attempts(rows: list[dict]) -> dict[str, int]:

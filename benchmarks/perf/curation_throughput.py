@@ -105,10 +105,34 @@ _CHILD = textwrap.dedent("""
     if executor == "ray":  # Ray start-up is a one-off cost of a long job: outside the timed run
         from pipelines.executors import start_ray
         start_ray(workers, cpus_per_worker=cpus)
+    def ray_cpu_by_role():
+        # CPU seconds so far of every process of the runtime this process started (owner-tagged), by role
+        import os, psutil
+        from pipelines.rayutil import OWNER_ENV, owner_token
+        token, out = owner_token(), {}
+        for p in psutil.process_iter(["pid"]):
+            try:
+                if p.pid == os.getpid() or p.environ().get(OWNER_ENV) != token:
+                    continue
+                cmd = " ".join(p.cmdline())
+                ct = p.cpu_times()
+            except (psutil.Error, OSError):
+                continue
+            role = ("raylet" if "raylet" in cmd.split(" ")[0] else "gcs_server" if "gcs_server" in cmd
+                    else "workers" if cmd.startswith("ray::") or "default_worker" in cmd
+                    else "dashboard/agents" if "dashboard" in cmd or "agent" in cmd
+                    else "log_monitor" if "log_monitor" in cmd else p.name())
+            out[role] = out.get(role, 0.0) + ct.user + ct.system + ct.children_user + ct.children_system
+        me = psutil.Process().cpu_times()
+        out["driver"] = me.user + me.system
+        return out
+
+    ray_cpu0 = ray_cpu_by_role() if executor == "ray" else {}
     t0, t0_epoch = time.perf_counter(), time.time()
     summary = run_curation(config, Path(listing), Path(out), executor=executor, workers=workers,
                            cpus_per_worker=cpus, data_root=Path(root), progress=False)
     wall, t1_epoch = time.perf_counter() - t0, time.time()
+    ray_cpu = {k: v - ray_cpu0.get(k, 0.0) for k, v in ray_cpu_by_role().items()} if executor == "ray" else {}
     status = {}
     for r in read_rows(out) + read_rows(out, kind="rejects"):
         status[r["status"]] = status.get(r["status"], 0) + 1
@@ -116,7 +140,8 @@ _CHILD = textwrap.dedent("""
     ru = resource.getrusage
     print("RESULT " + json.dumps({"wall": wall, "stages": stages, "stage_cpu": stage_cpu, "status": status,
                                   "worker_seconds": summary.worker_seconds,
-                                  "start_epoch": t0_epoch, "end_epoch": t1_epoch,
+                                  "phases": summary.executor_phases,
+                                  "start_epoch": t0_epoch, "ray_cpu": ray_cpu, "end_epoch": t1_epoch,
                                   # the whole run's CPU: this driver + every reaped worker and decoder
                                   "run_cpu_s": cpu(),
                                   "rss_mb": ru(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -239,14 +264,39 @@ def main() -> None:
             print(f"{name:42s} {min(v['first_start'] for v in ws) - r['start_epoch']:20.2f} "
                   f"{r['end_epoch'] - max(v['last_end'] for v in ws):20.2f} {cpu_cols} "
                   f"{max(v['last_end'] for v in ws) - min(v['last_end'] for v in ws):12.2f}")
+        print("\ntime to the first source, split (s from the run's start; per worker: its process started, its "
+              "set-up began, set-up ended, its first source started):")
+        for name, _, r in runs:
+            if (r or {}).get("phases") and "start_epoch" in r:
+                print(f"  {name:42s} driver: " + ", ".join(f"{k} {v - r['start_epoch']:.2f}"
+                                                          for k, v in sorted(r["phases"].items(), key=lambda kv: kv[1])))
+            for w, v in sorted((r or {}).get("worker_seconds", {}).items()):
+                if not (v.get("born") and v.get("first_start") and "start_epoch" in r):
+                    continue
+                t0 = r["start_epoch"]
+                ps = v.get("process_start")
+                print(f"  {name:42s} {w:>14s} process {('%.2f' % (ps - t0)) if ps else '-':>6s}  set-up "
+                      f"{v['born'] - t0:5.2f} -> {v['born'] - t0 + v.get('setup_s', 0):5.2f}  first source "
+                      f"{v['first_start'] - t0:5.2f}")
+        ray_runs = [(name, r) for name, _, r in runs if (r or {}).get("ray_cpu")]
+        if ray_runs:
+            print("\nRay runtime CPU during each run (CPU s of the processes still alive at its end, and CPU per wall "
+                  "second: what the 2 cores spend beside the actors' own work; actors that ended are not listed):")
+            for name, r in ray_runs:
+                parts = ", ".join(f"{k} {v:.2f} ({v / r['wall']:.3f}/s)" for k, v in sorted(r["ray_cpu"].items(),
+                                                                                       key=lambda kv: -kv[1]))
+                print(f"  {name}: {parts}")
         print("\nworkers (set-up: imports + model loads, once per worker; busy: running sources; CPU: the "
               "worker's threads + its decoder children while busy):")
-        print(f"{'run':42s} {'worker':>14s} {'set-up s':>9s} {'busy s':>8s} {'CPU s':>8s} {'CPU/busy':>9s}")
+        print(f"{'run':42s} {'worker':>14s} {'set-up s':>9s} {'busy s':>8s} {'CPU s':>8s} {'CPU/busy':>9s} "
+              f"{'gaps s':>7s}")
         for name, _, r in runs:
             for w, v in sorted((r or {}).get("worker_seconds", {}).items()):
                 busy = v.get("busy_s") or 0.0
+                # gaps: the worker's own first source -> last source, not running one (waiting for input)
+                gaps = (v["last_end"] - v["first_start"] - busy) if v.get("first_start") and v.get("last_end") else 0.0
                 print(f"{name:42s} {w:>14s} {v.get('setup_s', 0):9.2f} {busy:8.2f} {v.get('cpu_s', 0):8.2f} "
-                      f"{(v.get('cpu_s', 0) / busy if busy else 0):9.2f}")
+                      f"{(v.get('cpu_s', 0) / busy if busy else 0):9.2f} {gaps:7.2f}")
         if local is None:
             return
         print(f"\nper-stage cost, local x1 run ({frames} source frames; wall and CPU time of the stage's batches, "

@@ -22,6 +22,11 @@ Sources (any folder with the same layout works):
   other voice's piece (a backchannel). The reference turn of a piece runs from its first to its
   last loud frame. Each conversation has several speaker changes, overlapped speech and
   changes without a pause; the plain ``two_*`` files have one change in a clean pause.
+* **Latched 2-speaker conversations** (``lconv_NAME_sK.wav``, ``--n-latched`` per pair): the
+  same, with the gap before each turn drawn from -0.3..+0.2 s (``LATCHED_GAP_S``: real
+  conversation changes speaker within ~0.2 s, so the change falls inside one stretch of voice
+  activity, where the d-vector windows straddle both voices) and with probability 0.2 a turn
+  that is only the first 0.3-0.8 s of its piece (a short turn of its own, ``P_SHORT_TURN``).
 * **2-speaker conversations of longer voices** (``xconv_A__B.wav``): the same re-timing with
   1.5-4 s pieces, between two of the real talking clips of ``eval/talking_real/`` (one person
   each, their own voice; ``*nonspeech*`` skipped), each voice used once: file i of the sorted
@@ -49,6 +54,11 @@ from pathlib import Path
 import numpy as np
 
 SR = 16000
+# latched conversations (lconv_): the gap before a turn, s (negative = overlapping the end of the
+# previous turn), and the chance that a turn is a short one of its own (0.3-0.8 s). Fixed from the
+# turn-taking literature (most transitions within ~200 ms, Stivers et al. 2009), not from any file
+LATCHED_GAP_S = (-0.3, 0.2)
+P_SHORT_TURN = 0.2
 AUDIO_EXTS = (".flac", ".wav", ".mp3", ".ogg", ".m4a")
 
 
@@ -128,9 +138,12 @@ def split_turn(wav: np.ndarray, turn: tuple[float, float], rng, lo_s: float = 1.
 
 
 def conversation(pieces_a: list[np.ndarray], pieces_b: list[np.ndarray], labels: tuple[str, str], rng,
-                 gap_range: tuple[float, float] = (-0.6, 0.5), p_backchannel: float = 0.25):
-    """Re-time two voices' pieces as alternating turns (see the module doc). Returns the mixed
-    waveform and reference turns ``[(start, end, label), ...]``."""
+                 gap_range: tuple[float, float] = (-0.6, 0.5), p_backchannel: float = 0.25,
+                 p_short_turn: float = 0.0):
+    """Re-time two voices' pieces as alternating turns (see the module doc). With probability
+    ``p_short_turn`` a turn is only the first 0.3-0.8 s of its piece (a short turn of its own,
+    the rest kept for that voice's next turn). Returns the mixed waveform and reference turns
+    ``[(start, end, label), ...]``."""
     queues = [list(pieces_a), list(pieces_b)]
     placed = []  # (start_s, samples, label)
     who, end, last_start = 0, 0.0, 0.0
@@ -149,6 +162,10 @@ def conversation(pieces_a: list[np.ndarray], pieces_b: list[np.ndarray], labels:
                 queues[who].insert(0, rest)
             who = 1 - who
             continue
+        if p_short_turn > 0 and rng.random() < p_short_turn and len(piece) > 1.2 * SR:
+            short_len = int(rng.uniform(0.3, 0.8) * SR)
+            queues[who].insert(0, piece[short_len:])
+            piece = piece[:short_len]
         start = max(0.0, end + rng.uniform(*gap_range)) if placed else 0.0
         placed.append((start, piece, labels[who]))
         last_start, end = start, max(end, start + len(piece) / SR)
@@ -165,7 +182,7 @@ def conversation(pieces_a: list[np.ndarray], pieces_b: list[np.ndarray], labels:
     return np.clip(mix, -1, 1), ref
 
 
-def build(data: Path, out: Path, n_three: int = 6, n_conv: int = 2) -> dict:
+def build(data: Path, out: Path, n_three: int = 6, n_conv: int = 2, n_latched: int = 1) -> dict:
     from curation.media import load_audio, write_wav
 
     out.mkdir(parents=True, exist_ok=True)
@@ -207,6 +224,21 @@ def build(data: Path, out: Path, n_three: int = 6, n_conv: int = 2) -> dict:
             la, lb = (f"{name}_left", f"{name}_right") if first_left else (f"{name}_right", f"{name}_left")
             mix, ref = conversation(a, b, (la, lb), rng)
             uri = f"conv_{name}_s{k}"
+            write_wav(out / f"{uri}.wav", mix)
+            write_rttm(out / f"{uri}.rttm", uri, ref)
+            counts["conversations"] += 1
+        for k in range(n_latched):
+            # latched turn-taking (issue 13, round 6): most speaker changes of real conversation
+            # come within about 0.2 s, often overlapping the end of the other turn, so the change
+            # falls inside one stretch of voice activity; with short turns of their own
+            rng = np.random.default_rng([100 + k, len(name)] + [ord(c) for c in name])
+            pa = [p for t in tl for p in split_turn(left, t, rng)]
+            pb = [p for t in tr for p in split_turn(right, t, rng)]
+            first_left = tl[0][0] <= tr[0][0]
+            a, b = (pa, pb) if first_left else (pb, pa)
+            la, lb = (f"{name}_left", f"{name}_right") if first_left else (f"{name}_right", f"{name}_left")
+            mix, ref = conversation(a, b, (la, lb), rng, gap_range=LATCHED_GAP_S, p_short_turn=P_SHORT_TURN)
+            uri = f"lconv_{name}_s{k}"
             write_wav(out / f"{uri}.wav", mix)
             write_rttm(out / f"{uri}.rttm", uri, ref)
             counts["conversations"] += 1
@@ -300,12 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, required=True, help="folder to write X.wav + X.rttm into")
     ap.add_argument("--n-three", type=int, default=6, help="how many 3-speaker files to build")
     ap.add_argument("--n-conv", type=int, default=2, help="conversations built per benchmark pair (seeds)")
+    ap.add_argument("--n-latched", type=int, default=1, help="latched conversations (lconv_) built per benchmark pair")
     ap.add_argument("--narrowband", action="store_true", help="also write a telephone-band copy X_nb.wav of every file")
     args = ap.parse_args(argv)
     if args.output.resolve().is_relative_to(args.data.resolve()):
         print(f"error: {args.output}: inside --data; write the built set elsewhere", file=sys.stderr)
         return 2
-    summary = build(args.data, args.output, args.n_three, args.n_conv)
+    summary = build(args.data, args.output, args.n_three, args.n_conv, args.n_latched)
     if args.narrowband:
         summary["narrowband_copies"] = add_narrowband_copies(args.output)
     print(summary)

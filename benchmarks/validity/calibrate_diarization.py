@@ -50,6 +50,7 @@ ALGORITHMS = [
     dict(**_V4, centroid_margin_s=0.0, detect_overlap=False),
     dict(**_V4, smoothing="viterbi", switch_penalty=0.03, detect_overlap=False),
     dict(**_V4, detect_overlap=True),
+    dict(**_V4, refine=False, detect_overlap=False),  # v5 labelling (v6: change-point refinement on)
 ]
 
 
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             "grid_der": {setting_name(d): round(der(rcomps[:, j]), 4) for j, d in enumerate(ALGORITHMS)},
             "grid_der_by_kind": {setting_name(d): {kind: round(der(rcomps[[i for i, f in enumerate(files)
                                                                           if of_kind(f[0], kind)], j]), 4)
-                                                   for kind in ("two_", "conv_", "xconv_", "three_", "_nb")
+                                                   for kind in ("two_", "conv_", "lconv_", "xconv_", "three_", "_nb")
                                                    if any(of_kind(f[0], kind) for f in files)}
                                  for j, d in enumerate(ALGORITHMS)},
             "module_defaults": current,

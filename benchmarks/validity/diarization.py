@@ -165,8 +165,12 @@ def run(args) -> dict:
         n_ref = reference_speakers(ref, emb[0])
         ov_prob.append(overlap_probability(wav, emb[0], emb[1])[n_ref >= 1])
         ov_true.append(n_ref[n_ref >= 1] >= 2)
-        t_given = diarize_file(wav, raw_vad, emb, frame_emb, n_true, args.max_speakers, overlap_threshold=o_thr)
-        t_est = diarize_file(wav, raw_vad, emb, frame_emb, None, args.max_speakers, overlap_threshold=o_thr)
+        # the v6 change-point refinement's 0.5 s d-vectors, once for both runs (1 voice: unused)
+        short = audio.speaker_embeddings(wav, window_s=audio.CHANGE_WINDOW_S) if audio.REFINE_CHANGES else None
+        t_given = diarize_file(wav, raw_vad, emb, frame_emb, n_true, args.max_speakers, overlap_threshold=o_thr,
+                               change_embeddings=short)
+        t_est = diarize_file(wav, raw_vad, emb, frame_emb, None, args.max_speakers, overlap_threshold=o_thr,
+                             change_embeddings=short)
         n_est = len({t[2] for t in t_est})
         correct.append(n_est == n_true)
         rows = [components(ref, t_given, uem), components(ref, t_est, uem),
@@ -203,6 +207,8 @@ def run(args) -> dict:
         "centroid_trim": audio.CENTROID_TRIM,
         "count_linkage_threshold": audio.COUNT_LINKAGE_THRESHOLD,
         "resegment_window_s": audio.RESEGMENT_WINDOW_S, "resegment_passes": audio.RESEGMENT_PASSES,
+        "refine_changes": audio.REFINE_CHANGES, "change_window_s": audio.CHANGE_WINDOW_S,
+        "change_radius_s": audio.CHANGE_RADIUS_S,
         "detect_overlap": audio.DETECT_OVERLAP,
         "overlap_threshold": o_thr, "overlap_detection": overlap_detection,
         "overlap_detector": overlap_backend_name() if 0 < o_thr < 1 else "off",

@@ -74,6 +74,8 @@ def test_local_worker_clock_keeps_set_up_out_of_busy_time(monkeypatch):
     assert secs["cpu_s"] > 0.0
     # the processing window leaves the set-up out, as a Ray actor's does (it sets up before)
     assert secs["last_end"] - secs["first_start"] < secs["setup_s"]
+    # the start-up split: process started <= clock made (set-up began) <= first source started
+    assert secs["process_start"] <= secs["born"] + 0.01 and secs["born"] <= secs["first_start"]
 
 
 def test_default_local_worker_count_follows_cpus_memory_and_sources(monkeypatch):

@@ -40,8 +40,11 @@ def local_run(small_inputs, tmp_path_factory) -> Path:
 
 def test_ray_and_local_executors_give_the_same_rows(small_inputs, local_run, tmp_path):
     out = tmp_path / "ray"
-    run_curation("video_only", small_inputs, out, executor="ray", workers=2, progress=False)
+    summary = run_curation("video_only", small_inputs, out, executor="ray", workers=2, progress=False)
     assert _ids_status(out) == _ids_status(local_run)
+    # the driver's start-up steps, in order (the throughput script splits the time to the first source)
+    phases = summary.executor_phases
+    assert list(sorted(phases, key=phases.get)) == ["executor_init", "ray_ready", "dataset_start", "first_result"]
     assert _rows_without_timings(out) == _rows_without_timings(local_run)
 
 

@@ -136,3 +136,24 @@ def test_narrowband_copies_keep_the_reference_and_drop_the_band_above_4_khz(tmp_
     # leave-one-recording-out leaves a file and its narrowband copy out together
     groups = recording_groups(["conv_interact_3_s0", "conv_interact_3_s0_nb", "xconv_a__b", "xconv_a__b_nb", "three_x"])
     assert groups[0] == groups[1] and groups[2] == groups[3] and len(set(groups)) == 3
+
+
+def test_latched_conversations_change_speaker_within_the_latched_gap_and_have_short_turns():
+    import numpy as np
+
+    from benchmarks.validity.build_diarization_set import LATCHED_GAP_S, conversation, split_turn
+
+    rng = np.random.default_rng(3)
+    tone = np.sin(np.arange(16000 * 12) * 0.05).astype(np.float32) * 0.3  # loud everywhere
+    pa, pb = split_turn(tone, (0.0, 12.0), rng), split_turn(tone * 0.9, (0.0, 12.0), rng)
+    mix, ref = conversation(pa, pb, ("A", "B"), rng, gap_range=LATCHED_GAP_S, p_backchannel=0.0, p_short_turn=0.5)
+    ref = sorted(ref)
+    gaps = [b[0] - a[1] for a, b in zip(ref, ref[1:])]
+    assert all(LATCHED_GAP_S[0] - 0.02 <= g <= LATCHED_GAP_S[1] + 0.02 for g in gaps), gaps
+    assert any(e - s <= 0.8 for s, e, _ in ref), ref  # short turns of their own
+    assert [k for _, _, k in ref][:2] == ["A", "B"]
+    # without short turns, the same pieces give no turn that short (p_short_turn=0 draws nothing)
+    rng = np.random.default_rng(3)
+    pa, pb = split_turn(tone, (0.0, 12.0), rng), split_turn(tone * 0.9, (0.0, 12.0), rng)
+    _, plain = conversation(pa, pb, ("A", "B"), rng, gap_range=LATCHED_GAP_S, p_backchannel=0.0)
+    assert all(e - s > 0.8 for s, e, _ in plain), plain
