@@ -208,7 +208,8 @@ class AnyTalkerDiT(nn.Module):
             from model.motion import MotionHead
             from model.trainset import LIP_POINTS
 
-            self.motion = MotionHead(self.dim, int(m["heads"]), len(LIP_POINTS), int(m.get("motion_depth", 2)))
+            self.motion = MotionHead(self.dim, int(m["heads"]), len(LIP_POINTS), int(m.get("motion_depth", 2)),
+                                     float(m.get("motion_dropout", 0.0)))
         for lin in (self.ada_out[1], self.head):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)

@@ -67,8 +67,9 @@ class FrameAFCA(AFCA):
 
 
 class MotionBlock(nn.Module):
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
         super().__init__()
+        self.drop = nn.Dropout(dropout)  # a few hundred windows train the head for many epochs
         self.norm_afca = nn.LayerNorm(dim)
         self.afca = FrameAFCA(dim, heads)
         self.norm_attn = nn.LayerNorm(dim)
@@ -78,18 +79,18 @@ class MotionBlock(nn.Module):
 
     def forward(self, x, face_tokens, audio_tokens, num_frames):
         ones = x.new_ones(x.shape[0], 1, x.shape[1])
-        x = x + self.afca(self.norm_afca(x), face_tokens, audio_tokens, ones, num_frames, 1)
-        x = x + self.attn(self.norm_attn(x))
-        return x + self.mlp(self.norm_mlp(x))
+        x = x + self.drop(self.afca(self.norm_afca(x), face_tokens, audio_tokens, ones, num_frames, 1))
+        x = x + self.drop(self.attn(self.norm_attn(x)))
+        return x + self.drop(self.mlp(self.norm_mlp(x)))
 
 
 class MotionHead(nn.Module):
-    def __init__(self, dim: int, heads: int, num_points: int, depth: int = 2):
+    def __init__(self, dim: int, heads: int, num_points: int, depth: int = 2, dropout: float = 0.0):
         super().__init__()
         self.num_points = num_points
         self.lip_in = nn.Linear(2 * num_points, dim)
         self.query = nn.Parameter(torch.randn(dim) * 0.02)
-        self.blocks = nn.ModuleList(MotionBlock(dim, heads) for _ in range(depth))
+        self.blocks = nn.ModuleList(MotionBlock(dim, heads, dropout) for _ in range(depth))
         self.norm_out = nn.LayerNorm(dim)
         self.out = nn.Linear(dim, 2 * num_points)
         nn.init.zeros_(self.out.weight)
