@@ -169,7 +169,12 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
     stopped_by_budget = False
     t_data = time.perf_counter()
     try:
-        for step, batch in enumerate(loader, start=start_step + 1):
+        batches = iter(loader)  # draws the loader's base seed from the global RNG
+        if blob is not None:
+            # restore the RNG after that draw: the resumed steps then see the same dropout masks
+            # (the motion head's) as the interrupted run did
+            set_rng_state(blob["rng"])
+        for step, batch in enumerate(batches, start=start_step + 1):
             data_s = time.perf_counter() - t_data
             t0 = time.perf_counter()
             lr = base_lr * min(1.0, step / warmup) if warmup else base_lr
