@@ -27,6 +27,23 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with RMS-normed queries and keys (the DiT block's and the motion
+    head's)."""
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.norm_q, self.norm_k = RMSNorm(dim // heads), RMSNorm(dim // heads)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(self.norm_q(q), self.norm_k(k), v)
+        return self.out(o.transpose(1, 2).reshape(b, n, d))
+
+
 class AFCA(nn.Module):
     def __init__(self, dim: int, heads: int):
         super().__init__()

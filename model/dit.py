@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.afca import AFCA, RMSNorm
+from model.afca import AFCA, SelfAttention
 from model.config import TEMPORAL_COMPRESSION, latent_frames
 from model.face_encoder import build_face_encoder, prepare_faces
 
@@ -132,21 +132,6 @@ class AudioProjector(nn.Module):
 
 def modulate(x, shift, scale):
     return x * (1 + scale[:, None]) + shift[:, None]
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.norm_q, self.norm_k = RMSNorm(dim // heads), RMSNorm(dim // heads)
-        self.out = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        o = F.scaled_dot_product_attention(self.norm_q(q), self.norm_k(k), v)
-        return self.out(o.transpose(1, 2).reshape(b, n, d))
 
 
 class DiTBlock(nn.Module):

@@ -20,8 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.afca import AFCA
-from model.dit import SelfAttention
+from model.afca import AFCA, SelfAttention
 
 MOTION_SCALE = 20.0  # network units per crop side: a 0.05-crop lip opening is 1.0 in the head's units
 OPEN_PAIRS = ((36, 24), (35, 25), (34, 26))  # inner-lip (upper, lower) pairs: 82/87, 13/14, 312/317
