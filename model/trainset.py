@@ -90,14 +90,17 @@ def video_rows(data_root: Path, rel: str, holdout: float, detect_hz: float = 2.0
         return [{**base, "status": "failed", "reason": "no_video_stream"}], []
     if not audio_refs and not info.has_audio:
         return [{**base, "status": "filtered", "reason": "no_audio"}], []
-    n = int(info.num_frames)
+    reader = VideoReader(data_root / rel)
+    # the container's frame count can exceed what decodes (syncnet_example_video.avi: 133 probed,
+    # 132 decodable); indices past the last decodable frame would fail the whole clip
+    n = min(int(info.num_frames), len(reader))
     end = int(n * (1.0 - holdout))
     if end / info.fps < min_seconds:
         return [{**base, "status": "filtered", "reason": "too_short"}], []
     step = max(1, int(round(info.fps / detect_hz)))
     frames = list(range(0, n, step))
     n_persons = len(audio_refs) if audio_refs else 1
-    per_frame = _track(VideoReader(data_root / rel), frames, detector, n_persons)
+    per_frame = _track(reader, frames, detector, n_persons)
     good = [len(b) == n_persons for b in per_frame]
     if sum(good) < max(2, 0.5 * len(frames)):
         return [{**base, "status": "filtered", "reason": "no_face" if not any(good) else "face_not_tracked"}], []

@@ -31,3 +31,16 @@ def test_train_set_holds_out_the_tail_and_keeps_bad_inputs_as_rows(tmp_path, cap
 def test_train_set_names_a_missing_video(tmp_path, capsys):
     assert main(["train-set", "nope.mp4", "--data", str(tmp_path), "--output", str(tmp_path / "s")]) == 2
     assert "nope.mp4" in capsys.readouterr().err
+
+
+def test_train_set_uses_a_clip_whose_container_counts_one_frame_more_than_decodes(tmp_path, capsys):
+    # the shared syncnet example probes at 133 frames and decodes 132; it used to become a failed
+    # row ("Out of bound indices") and was lost for training
+    video = shared_file("talking/syncnet_example_video.avi")
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "syncnet.avi").symlink_to(video)
+    out = tmp_path / "set"
+    assert main(["train-set", "syncnet.avi", "--data", str(root), "--output", str(out), "--holdout", "0.3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["clips_ok"] == 1, result["filtered"]
