@@ -16,6 +16,13 @@ import torch
 import torch.nn.functional as F
 
 
+def pixel_centres(height: int, width: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H, W) y and x coordinates of the pixel centres (i + 0.5), in ``like``'s dtype and device."""
+    ys = torch.arange(height, dtype=like.dtype, device=like.device) + 0.5
+    xs = torch.arange(width, dtype=like.dtype, device=like.device) + 0.5
+    return torch.meshgrid(ys, xs, indexing="ij")
+
+
 def mouth_sigma(src: torch.Tensor) -> torch.Tensor:
     """(N,) RBF width per image: a fifth of the lip landmarks' horizontal extent (the mouth
     width), at least 1.5 px; NaN points ignored. Every pixel within about two widths of the lip
@@ -37,9 +44,7 @@ def displacement_field(src: torch.Tensor, dst: torch.Tensor, height: int, width:
     d = torch.where(valid[..., None], dst - src, torch.zeros_like(src))
     ctrl = torch.where(valid[..., None], dst, torch.zeros_like(dst))
     sigma = mouth_sigma(src) if sigma is None else sigma.expand(n)
-    ys = torch.arange(height, dtype=src.dtype, device=src.device) + 0.5
-    xs = torch.arange(width, dtype=src.dtype, device=src.device) + 0.5
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    gy, gx = pixel_centres(height, width, src)
     p = torch.stack([gx, gy], -1).reshape(1, height * width, 1, 2)  # (1, HW, 1, 2)
     dist2 = (p - ctrl[:, None]).pow(2).sum(-1)  # (N, HW, K)
     w = torch.exp(-dist2 / (2 * sigma.view(n, 1, 1) ** 2)) * valid[:, None].to(src.dtype)
@@ -57,9 +62,7 @@ def warp_to_landmarks(image: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
     ``src`` moved to ``dst`` (border pixels replicate)."""
     n, _, h, w = image.shape
     disp = displacement_field(src.to(image.dtype), dst.to(image.dtype), h, w, sigma)
-    ys = torch.arange(h, dtype=image.dtype, device=image.device) + 0.5
-    xs = torch.arange(w, dtype=image.dtype, device=image.device) + 0.5
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    gy, gx = pixel_centres(h, w, image)
     sx = gx[None] - disp[..., 0]
     sy = gy[None] - disp[..., 1]
     grid = torch.stack([sx / w * 2 - 1, sy / h * 2 - 1], -1)  # align_corners=False convention
@@ -74,9 +77,7 @@ def mouth_mask(points: torch.Tensor, height: int, width: int, reach: float = 0.3
     valid = torch.isfinite(points).all(-1)
     ctrl = torch.where(valid[..., None], points, torch.full_like(points, 1e6))
     s = mouth_sigma(points) * 5.0 * reach  # mouth_sigma is a fifth of the mouth width
-    ys = torch.arange(height, dtype=points.dtype, device=points.device) + 0.5
-    xs = torch.arange(width, dtype=points.dtype, device=points.device) + 0.5
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    gy, gx = pixel_centres(height, width, points)
     p = torch.stack([gx, gy], -1).reshape(1, height * width, 1, 2)
     d2 = (p - ctrl[:, None]).pow(2).sum(-1).amin(-1)  # (N, HW)
     return torch.exp(-d2 / (2 * s.view(n, 1) ** 2)).reshape(n, 1, height, width)
