@@ -539,19 +539,21 @@ def _diarize_resemblyzer(
         lab = np.argmax(s, axis=1)
         return median_filter(lab, size=k_win, mode="nearest") if len(lab) >= k_win else lab
 
-    def centroids_of(lab: np.ndarray, ids, old=None) -> np.ndarray:
-        # pure windows when the label runs allow it, else every window of the label
+    def centroids_of(lab: np.ndarray, ids, old=None, emb: np.ndarray | None = None) -> np.ndarray:
+        # pure windows when the label runs allow it, else every window of the label; ``emb``:
+        # the windows' d-vectors (default the 1.2 s ones, sp_emb)
+        emb = sp_emb if emb is None else emb
         pure = pure_windows(lab, int(round(margin_s / EMBED_STEP_S)))
         members = []
         for k in ids:
             sel = (lab == k) & pure
             members.append(sel if sel.sum() >= 3 else lab == k)
-        cs = unit_rows(np.stack([sp_emb[sel].mean(0) if sel.any() else old[j] for j, sel in enumerate(members)]))
+        cs = unit_rows(np.stack([emb[sel].mean(0) if sel.any() else old[j] for j, sel in enumerate(members)]))
         if trim <= 0 or len(cs) < 2:
             return cs
         # confident windows only (CENTROID_TRIM): windows under a second voice or mislabelled
         # ones sit near the other centroid and drag this one towards it
-        return unit_rows(np.stack([confident_mean(sp_emb[sel], cs, j, trim) if sel.sum() >= 6 else cs[j]
+        return unit_rows(np.stack([confident_mean(emb[sel], cs, j, trim) if sel.sum() >= 6 else cs[j]
                                    for j, sel in enumerate(members)]))
 
     centroids = centroids_of(labels, big)
@@ -602,14 +604,9 @@ def _diarize_resemblyzer(
         left = np.maximum(nearest - 1, 0)
         nearest = np.where(np.abs(s_times[left] - t_lab) <= np.abs(s_times[nearest] - t_lab), left, nearest)
         short = s_emb[nearest]
-        # short-window voice centroids from the confident, pure points of the current labels
-        pure = pure_windows(best, int(round(margin_s / EMBED_STEP_S)))
-        members = [(best == k) & pure if ((best == k) & pure).sum() >= 3 else best == k for k in range(len(big))]
-        if all(m.any() for m in members):
-            s_cent = unit_rows(np.stack([short[m].mean(0) for m in members]))
-            if trim > 0:
-                s_cent = unit_rows(np.stack([confident_mean(short[m], s_cent, j, trim) if m.sum() >= 6 else s_cent[j]
-                                             for j, m in enumerate(members)]))
+        if all((best == k).any() for k in range(len(big))):
+            # short-window voice centroids from the confident, pure points of the current labels
+            s_cent = centroids_of(best, range(len(big)), emb=short)
             best = refine_changes(t_lab, best, short @ s_cent.T, int(round(CHANGE_RADIUS_S / EMBED_STEP_S)),
                                   EMBED_STEP_S)
     full = np.full(len(times), -1)
