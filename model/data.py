@@ -53,6 +53,7 @@ class ClipItem:
     failed: bool = False
     audio_feats: list[np.ndarray] = field(default_factory=list)
     lips: np.ndarray | None = None  # (frames of the span, K, 2) source px (trainset ``lips`` column), NaN = none
+    lips_at_fps: np.ndarray | None = None  # (len(indices), K, 2) the lips of each sampled frame (``lip_track``)
 
 
 def _box_at(person: dict, frame: int) -> np.ndarray:
@@ -147,11 +148,16 @@ class ShardTrainingSource:
         frac = float(tr.get("motion_holdout", 0.0))
         self.heldout_windows = []
         self.pool_windows = []
+        self.motion_spans: dict[int, tuple[int, int]] = {}  # item -> (training frames, all frames)
         for i in pool:
             n_win = self.items[i].num_windows
             n_held = max(1, int(round(frac * n_win))) if frac > 0 and n_win >= 3 else 0
             self.pool_windows += [(i, w) for w in range(n_win - n_held)]
             self.heldout_windows += [(i, w) for w in range(n_win - n_held, n_win)]
+            if self.items[i].lips is not None and len(self.items[i].persons) == 1:
+                # the motion head trains on sequences at any offset inside the training windows'
+                # frames and is measured on the held-out windows' frames (``motion_sequences``)
+                self.motion_spans[i] = ((n_win - n_held) * self.T, n_win * self.T)
         self.concat_enabled = self.stage == 1 and bool(single) and self.concat_prob > 0
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._cache_entries = cache_entries
@@ -302,29 +308,99 @@ class ShardTrainingSource:
         raise ShardError("every clip in the shards failed to decode; check the data root in manifest.json")
 
     # --- batches -----------------------------------------------------------------------------------
-    def motion_batch(self, step: int, rank: int = 0, size: int = 32) -> dict:
-        """Extra windows for the motion head's landmark loss alone (``train.motion_batch``): the
-        head needs only audio, the reference's face and lips, so many more windows per step cost
-        little once the clips are decoded (the window cache holds them). A pure function of
-        (seed, step, rank), drawn apart from the DiT's batch."""
-        rng = np.random.default_rng([self.seed, int(step), int(rank), 0x11B5])
-        picks = rng.integers(0, len(self.pool_windows), size=int(size))
-        ref_picks = rng.random(int(size))
-        return collate([self._safe_sample(int(p), self.W, r) for p, r in zip(picks, ref_picks)], "motion")
+    def lip_track(self, item_idx: int) -> np.ndarray:
+        """(len(indices), K, 2) source-pixel lips of the clip's frames at the config fps (NaN
+        where the mesh found none); the motion head's units are mouth widths, so no crop mapping."""
+        item = self.items[item_idx]
+        if item.lips_at_fps is None:
+            rel = np.asarray(item.indices) - int(item.row["start_frame"])
+            inside = (rel >= 0) & (rel < len(item.lips))
+            lips = item.lips[np.clip(rel, 0, len(item.lips) - 1)].copy()
+            lips[~inside] = np.nan
+            item.lips_at_fps = lips
+        return item.lips_at_fps
 
-    def heldout_batches(self, batch_size: int | None = None):
-        """Batches of the held-out windows (``train.motion_holdout``), in order, each with an
-        identity reference from another window of its clip (as generation uses a training
-        frame); empty when nothing is held out."""
-        bs = int(batch_size or self.batch_size)
-        for k in range(0, len(self.heldout_windows), bs):
-            samples = []
-            for item_idx, window in self.heldout_windows[k:k + bs]:
-                smp = self.window_sample(item_idx, window, self.W)
-                ref = self.window_sample(item_idx, 0 if window else min(1, self.items[item_idx].num_windows - 1),
-                                         self.W)
-                samples.append({**smp, "ref": ref["frames"][0], "faces": ref["faces"], "ref_lips": ref["lips"][:, 0]})
-            yield collate(samples, "heldout")
+    def _ref_window(self, item_idx: int, rng: np.random.Generator, n_train: int) -> int:
+        """A training window whose first frame has lips (the reference, as generation takes a
+        training frame); window 0 when none has."""
+        lips = self.lip_track(item_idx)
+        ok = [w for w in range(max(1, n_train // self.T)) if np.isfinite(lips[w * self.T]).all()]
+        return int(rng.choice(ok)) if ok else 0
+
+    def _sequence(self, item_idx: int, start: int, length: int, ref_window: int) -> dict:
+        item = self.items[item_idx]
+        feats = self._audio_feats(item)[0]  # (frames, window, F)
+        lips = self.lip_track(item_idx)
+        faces = self.window_sample(item_idx, ref_window, self.W)["faces"]
+        return {"faces": faces[:1], "audio": feats[start:start + length, self.window // 2][None].astype(np.float32),
+                "lips": lips[start:start + length][None], "ref_lips": lips[ref_window * self.T][None]}
+
+    def motion_sequences(self, step: int, rank: int = 0, size: int = 32, length: int = 48) -> dict | None:
+        """The motion head's batch (``train.motion_batch`` sequences of ``train.motion_seq_frames``
+        frames): single-person clips with lips, any offset inside the training frames (clips
+        weighted by their number of offsets), a reference from a random training window of the
+        clip. Needs no DiT pass and decodes nothing new (the reference face comes from the window
+        cache), so the head sees every training frame many times cheaply. A pure function of
+        (seed, step, rank); None when no clip has lips."""
+        rng = np.random.default_rng([self.seed, int(step), int(rank), 0x5E0])
+        spans = {i: n for i, (n, _) in self.motion_spans.items() if n >= length and not self.items[i].failed}
+        if not spans:
+            return None
+        ids = np.array(sorted(spans))
+        w = np.array([spans[i] - length + 1 for i in ids], np.float64)
+        samples = []
+        for i in rng.choice(ids, size=int(size), p=w / w.sum()):
+            i = int(i)
+            start = int(rng.integers(0, spans[i] - length + 1))
+            try:
+                samples.append(self._sequence(i, start, length, self._ref_window(i, rng, spans[i])))
+            except MediaError as e:
+                log.warning("skipping clip %s: %s", self.items[i].row.get("clip_id"), e)
+                self.items[i].failed = True
+                self.skipped["decode_error"] += 1
+        if not samples:
+            return None
+        return {"faces": to_model_range(np.stack([s["faces"] for s in samples])),
+                "audio": torch.from_numpy(np.stack([s["audio"] for s in samples])),
+                "lips": torch.from_numpy(np.stack([s["lips"] for s in samples])),
+                "ref_lips": torch.from_numpy(np.stack([s["ref_lips"] for s in samples]))}
+
+    def heldout_sequences(self) -> list[dict]:
+        """Per clip with lips, its held-out frames (the windows of ``train.motion_holdout``) as one
+        sequence (batch of 1), the reference from training window 0 (generation's case)."""
+        out = []
+        for i, (n_train, n_all) in sorted(self.motion_spans.items()):
+            if n_all - n_train < self.T or self.items[i].failed:
+                continue
+            s = self._sequence(i, n_train, n_all - n_train, 0)
+            out.append({"faces": to_model_range(s["faces"][None]), "audio": torch.from_numpy(s["audio"][None]),
+                        "lips": torch.from_numpy(s["lips"][None]), "ref_lips": torch.from_numpy(s["ref_lips"][None]),
+                        "clip_id": self.items[i].row.get("clip_id")})
+        return out
+
+    def lip_deformations(self, max_frames: int = 20000) -> torch.Tensor:
+        """(N, K, 2) deformations (``model.motion.deformation``, in mouth widths of the
+        reference) of training frames from a random training reference of their clip: the
+        sample the motion head's PCA basis is fitted on (held-out frames excluded)."""
+        from model.motion import deformation, mouth_width
+
+        rng = np.random.default_rng([self.seed, 0xBA515])
+        parts = []
+        for i, (n_train, _) in sorted(self.motion_spans.items()):
+            lips = torch.from_numpy(self.lip_track(i)[:n_train])
+            ok = torch.isfinite(lips).all(-1).all(-1)
+            if int(ok.sum()) < 2:
+                continue
+            good = torch.nonzero(ok)[:, 0].numpy()
+            refs = lips[rng.choice(good, size=len(good))]
+            d = deformation(lips[good][:, None], refs)[:, 0] / mouth_width(refs)[:, None, None]
+            parts.append(d)
+        if not parts:
+            return torch.zeros(0, len(LIP_POINTS), 2)
+        d = torch.cat(parts)
+        if len(d) > max_frames:
+            d = d[torch.from_numpy(rng.choice(len(d), max_frames, replace=False))]
+        return d
 
     def batch(self, step: int, rank: int = 0) -> dict:
         rng = np.random.default_rng([self.seed, int(step), int(rank)])

@@ -193,19 +193,24 @@ class AnyTalkerDiT(nn.Module):
             from model.motion import MotionHead
             from model.trainset import LIP_POINTS
 
-            self.motion = MotionHead(self.dim, int(m["heads"]), len(LIP_POINTS), int(m.get("motion_depth", 2)),
-                                     float(m.get("motion_dropout", 0.0)))
+            self.motion = MotionHead(audio_feature_dim, self.dim, len(LIP_POINTS), int(m.get("motion_hidden", 64)),
+                                     int(m.get("motion_heads", 4)), int(m.get("motion_depth", 1)),
+                                     float(m.get("motion_dropout", 0.3)), int(m.get("motion_basis", 8)),
+                                     int(m.get("motion_reach", 4)))
         for lin in (self.ada_out[1], self.head):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 
+    def encode_faces(self, faces: torch.Tensor) -> torch.Tensor:
+        """faces (B, I, 3, s, s) -> face tokens (B, I, Nf, D)."""
+        b, n_id = faces.shape[:2]
+        f = prepare_faces(faces.flatten(0, 1), self.face_size)
+        return self.face_norm(self.face_encoder(f)).unflatten(0, (b, n_id))
+
     def encode_conditions(self, ref: torch.Tensor, faces: torch.Tensor, audio: torch.Tensor):
         """ref (B, 3, H, W); faces (B, I, 3, s, s); audio (B, I, T, window, F).
         Returns (face tokens (B, I, Nf, D), audio tokens (B, I, T*A, D))."""
-        b, n_id = faces.shape[:2]
-        f = prepare_faces(faces.flatten(0, 1), self.face_size)
-        face_tokens = self.face_norm(self.face_encoder(f)).unflatten(0, (b, n_id))
-        return face_tokens, self.audio_proj(audio)
+        return self.encode_faces(faces), self.audio_proj(audio)
 
     def mouth_from_audio(self, audio_tokens: torch.Tensor) -> torch.Tensor:
         """Audio tokens of identity 0 (B, I, T*A, D) -> predicted per-frame brightness change of

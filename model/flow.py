@@ -152,23 +152,28 @@ def flow_matching_loss(model: AnyTalkerDiT, batch: dict, generator: torch.Genera
     loss = _weighted_loss(x0_hat, x0, t, token_weights(batch, model, mouth_weight, lat), s, t_floor)
     # always in the graph (weight 0 included), so DDP sees a gradient for every parameter
     loss = loss + audio_aux_weight * audio_aux_loss(model, batch, audio_tokens)
-    if model.motion is not None:
-        loss = loss + motion_weight * motion_term(model, batch, face_tokens, audio_tokens)
+    if model.motion is not None:  # the undropped audio: the head has no audio-free mode
+        loss = loss + motion_weight * motion_term(model, batch, face_tokens)
     return loss
 
 
-def motion_term(model: AnyTalkerDiT, batch: dict, face_tokens, audio_tokens) -> torch.Tensor:
-    """The motion head's landmark loss on the batch (0, in the graph, without landmarks)."""
-    from model.motion import motion_loss
+def motion_term(model: AnyTalkerDiT, batch: dict, face_tokens: torch.Tensor, audio: torch.Tensor | None = None,
+                audio_noise: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The motion head's landmark loss (``model.motion.sequence_loss``) on a batch: the DiT's
+    windows (audio (B, I, T, window, F)) or the head's own sequences (audio (B, I, T, F)); 0, in
+    the graph, without landmarks. ``audio_noise``: Gaussian noise of that std added to the
+    (per-clip normalised) features, an augmentation against memorising the training audio."""
+    from model.motion import centre_features, sequence_loss
 
-    t_frames, h = batch["video"].shape[2], batch["video"].shape[3]
+    audio = batch["audio"] if audio is None else audio
+    feats = centre_features(audio) if audio.dim() == 5 else audio
+    if audio_noise > 0:
+        feats = feats + audio_noise * torch.randn(feats.shape, generator=generator)
     ref_lips = batch.get("ref_lips")
-    if ref_lips is None:
-        ref_lips = torch.full((*face_tokens.shape[:2], model.motion.num_points, 2), float("nan"))
-    pred = model.motion(face_tokens, audio_tokens, ref_lips, t_frames, float(h))
-    if batch.get("lips") is None:
-        return pred.sum() * 0.0
-    return motion_loss(pred, batch["lips"], ref_lips, float(h), model.motion)
+    if ref_lips is None or batch.get("lips") is None:
+        return model.motion.coefficients(face_tokens, feats, torch.zeros(*face_tokens.shape[:2],
+                                                                          model.motion.num_points, 2)).sum() * 0.0
+    return sequence_loss(model.motion, face_tokens, feats, batch["lips"], ref_lips)
 
 
 @torch.no_grad()
@@ -223,11 +228,11 @@ def loss_diagnostics(model: AnyTalkerDiT, batch: dict, generator: torch.Generato
     if context.dim() == 5:  # the warped reference itself (what the zero-initialised DiT predicts now)
         out["copy_warped"] = float(_weighted_loss(patchify(context, model.patch), x0, t, w, s, t_floor))
     if model.motion is not None and batch.get("lips") is not None:
-        ft, at = model.encode_conditions(batch["ref"], batch["faces"], batch["audio"])
-        out["motion_loss"] = float(motion_term(model, batch, ft, at))
+        ft = model.encode_faces(batch["faces"])
+        out["motion_loss"] = float(motion_term(model, batch, ft))
         if b > 1:
-            ft, at = model.encode_conditions(batch["ref"], batch["faces"], torch.roll(batch["audio"], 1, 0))
-            out["motion_swap_gap"] = float(motion_term(model, batch, ft, at)) / max(out["motion_loss"], 1e-12) - 1
+            swapped = float(motion_term(model, batch, ft, torch.roll(batch["audio"], 1, 0)))
+            out["motion_swap_gap"] = swapped / max(out["motion_loss"], 1e-12) - 1
     model.train(was_training)
     return out
 
@@ -284,8 +289,9 @@ class FlowMatchingObjective(torch.nn.Module):
     """The loss as a module, so DDP wraps one forward that touches every parameter."""
 
     def __init__(self, model: AnyTalkerDiT, mouth_weight: float = 1.0, t_floor: float = LOSS_T_FLOOR,
-                 audio_aux_weight: float = 0.0, motion_weight: float = 0.0):
+                 audio_aux_weight: float = 0.0, motion_weight: float = 0.0, motion_audio_noise: float = 0.0):
         super().__init__()
+        self.motion_audio_noise = float(motion_audio_noise)
         self.model = model
         self.motion_weight = float(motion_weight)
         self.mouth_weight = float(mouth_weight)
@@ -297,7 +303,8 @@ class FlowMatchingObjective(torch.nn.Module):
         loss = flow_matching_loss(self.model, batch, generator, audio_dropout, self.mouth_weight, self.t_floor,
                                   self.audio_aux_weight, self.motion_weight)
         if motion_batch is not None and self.model.motion is not None:
-            # more windows for the landmark loss only (cheap: no DiT pass), ``train.motion_batch``
-            ft, at = self.model.encode_conditions(motion_batch["ref"], motion_batch["faces"], motion_batch["audio"])
-            loss = loss + self.motion_weight * motion_term(self.model, motion_batch, ft, at)
+            # the head's own sequences (``train.motion_batch``; cheap: no DiT pass)
+            ft = self.model.encode_faces(motion_batch["faces"])
+            loss = loss + self.motion_weight * motion_term(self.model, motion_batch, ft, None, self.motion_audio_noise,
+                                                           generator)
         return loss

@@ -219,6 +219,15 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
     lips_record["residual_region"] = residual_region
     dst = None
     openings: list[torch.Tensor] = []  # predicted inner-lip opening change per chunk (I, T-1), crop px
+    deform_all = None
+    if model.warp_context and model.motion is not None:
+        # the whole clip's lip motion in one pass of the head (no per-chunk restart: the head's
+        # temporal context runs across chunk borders; it needs only audio, face and lips)
+        from model.motion import centre_features
+
+        with torch.no_grad():
+            deform_all = model.motion(model.encode_faces(faces_t), centre_features(torch.from_numpy(feats).float())[:, None],
+                                      ref_lips_t) * motion_gain  # (I, 1, n_total, K, 2) crop px
     bar = None
     if progress:
         from tqdm import tqdm
@@ -229,11 +238,8 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
         audio_t = torch.from_numpy(feats[:, s:s + T]).float()[:, None]  # (I, 1, T, window, F)
         if model.warp_context:
             dst = None
-            if model.motion is not None:
-                with torch.no_grad():
-                    ft, at = model.encode_conditions(ref_t, faces_t, audio_t)
-                    deform = model.motion(ft, at, ref_lips_t, T, float(crop_h)) * motion_gain  # (I, 1, T, K, 2)
-                dst = destination(ref_lips_t, deform)
+            if deform_all is not None:
+                dst = destination(ref_lips_t, deform_all[:, :, s:s + T])
                 openings.append(lip_opening(dst[:, 0, 1:]) - lip_opening(ref_lips_t[:, 0])[:, None])
             context = warped_context(model, context if context.dim() == 4 else context[:, :, 0], ref_t,
                                      ref_lips_t, dst, T)

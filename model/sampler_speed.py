@@ -58,8 +58,14 @@ def main(argv=None) -> int:
             ref_lips = torch.stack([w / 2 + w / 8 * ang.cos(), h * 0.7 + h / 30 * ang.sin()], -1)
             ref_lips = ref_lips.expand(b, 1, -1, -1)
             with torch.no_grad():
-                ft, at = model.encode_conditions(ref, faces, audio)
-                dst = destination(ref_lips, model.motion(ft, at, ref_lips, T, float(h)))
+                if hasattr(model.motion, "coefficients"):  # round 6: audio features in, once per clip in generate
+                    from model.motion import centre_features
+
+                    deform = model.motion(model.encode_faces(faces), centre_features(audio), ref_lips)
+                else:  # round 5: the DiT's audio tokens in, once per chunk
+                    ft, at = model.encode_conditions(ref, faces, audio)
+                    deform = model.motion(ft, at, ref_lips, T, float(h))
+                dst = destination(ref_lips, deform)
                 context = warped_context(model, ref, ref, ref_lips, dst, T)
         sample(model, ref, faces, audio, masks, T, steps=n_steps, cfg_scale=cfg_scale,
                **({"context": context} if face_centred else {}))

@@ -134,13 +134,24 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
     mouth_weight = float(tr.get("mouth_weight", 1.0))
     t_floor = float(tr.get("loss_t_floor", LOSS_T_FLOOR))
     objective = FlowMatchingObjective(model, mouth_weight, t_floor, float(tr.get("audio_aux_weight", 0.0)),
-                                      float(tr.get("motion_weight", 0.0)))
+                                      float(tr.get("motion_weight", 0.0)), float(tr.get("motion_audio_noise", 0.0)))
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
 
         objective = DistributedDataParallel(objective, device_ids=[local_rank] if device.type == "cuda" else None)
 
     source = ShardTrainingSource(shards, cfg, frontend)
+    motion_basis = None
+    if model.motion is not None and blob is None and init_blob is None:
+        # a new run fits the motion head's PCA basis on its training lips (a resumed or
+        # initialised run keeps the checkpoint's basis: the head's outputs are coefficients of it)
+        deforms = source.lip_deformations()
+        if len(deforms) >= model.motion.basis_size:
+            motion_basis = model.motion.fit_basis(deforms)
+            log.info("motion head basis: %s", motion_basis)
+        else:
+            log.warning("%s: %d frames with lip landmarks: the motion head has no basis and predicts no motion",
+                        shards, len(deforms))
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg, indent=2))
@@ -153,6 +164,7 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
     warmup, base_lr = int(tr.get("warmup_steps", 0)), float(tr["lr"])
     audio_dropout = float(tr.get("audio_dropout", 0.0))
     motion_batch_size = int(tr.get("motion_batch", 0))
+    motion_seq = int(tr.get("motion_seq_frames", 48))
     ckpt_every, log_every = int(tr.get("checkpoint_every", 100)), int(tr.get("log_every", 1))
     bar = None
     if progress and rank == 0:
@@ -184,8 +196,9 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
             objective.train()
             extra = None
             if motion_batch_size and model.motion is not None:
-                extra = {k: (v.to(device) if torch.is_tensor(v) else v)
-                         for k, v in source.motion_batch(step, rank, motion_batch_size).items()}
+                seqs = source.motion_sequences(step, rank, motion_batch_size, motion_seq)
+                if seqs is not None:
+                    extra = {k: v.to(device) for k, v in seqs.items()}
             loss = objective(batch, step_generator(seed, step, rank), audio_dropout, extra)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -218,7 +231,7 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                 over_budget = bool(max_minutes) and (time.perf_counter() - t_run) / 60 >= float(max_minutes)
                 if step % ckpt_every == 0 or step == total_steps or over_budget:
                     _save(ckpt_dir, model, opt, step, cfg, frontend)
-                    if model.motion is not None and source.heldout_windows:
+                    if model.motion is not None and source.motion_spans:
                         # the motion head's held-out trajectory (cheap: windows cached, no DiT pass)
                         from model.motion_eval import heldout_motion
 
@@ -256,7 +269,7 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
     return {"out": str(out), "step": step, "start_step": start_step, "loss": last_loss,
             "init": str(init) if init else None, "checkpoint": str(last_path), "data": source.describe(),
             "stopped_by_time_budget": stopped_by_budget, "train_minutes": round((time.perf_counter() - t_run) / 60, 2),
-            "diagnostics": diagnostics, "motion_heldout": motion_heldout}
+            "diagnostics": diagnostics, "motion_heldout": motion_heldout, "motion_basis": motion_basis}
 
 
 KEEP_CHECKPOINTS = 3

@@ -135,3 +135,42 @@ def test_single_person_windows_carry_lip_landmarks_in_crop_pixels(clip_run, micr
     assert ys.min() > 0.4 * h and ys.max() < h  # below the eyes, inside the crop
     item = next(i for i, it in enumerate(src.items) if len(it.persons) == 2)
     assert np.isnan(src.window_sample(item, 0, src.W)["lips"]).all()
+
+
+def test_motion_sequences_start_anywhere_in_the_training_frames_and_never_in_the_held_out(clip_run, micro_cfg):
+    """The motion head's batches: 2 s sequences at any frame offset (not the 9-frame window
+    grid) of the single-person clips' training frames, a pure function of the step, whose lips
+    are the clip's own at those frames; the held-out frames are only in ``heldout_sequences``."""
+    import numpy as np
+
+    src = _source(clip_run, micro_cfg, motion_holdout=0.1)
+    assert len(src.motion_spans) == 3  # the single-person clips with lips
+    length = 24
+    a, b = src.motion_sequences(7, 0, 16, length), src.motion_sequences(7, 0, 16, length)
+    assert all(torch.equal(a[k].nan_to_num(-1.0), b[k].nan_to_num(-1.0)) for k in a)
+    assert a["audio"].shape == (16, 1, length, src.frontend.feature_dim)
+    assert a["lips"].shape[:3] == (16, 1, length) and a["ref_lips"].shape[:2] == (16, 1)
+    starts = []
+    for step in range(1, 6):
+        seq = src.motion_sequences(step, 0, 16, length)
+        for lips, audio in zip(seq["lips"][:, 0].numpy(), seq["audio"][:, 0].numpy()):
+            # find where it was cut: audio frames are unique per clip (log-mel of speech)
+            for i, (n_train, _) in src.motion_spans.items():
+                feats = src._audio_feats(src.items[i])[0][:, src.window // 2]
+                hit = np.nonzero((np.abs(feats[: len(feats) - length + 1] - audio[0]).sum(1) < 1e-4))[0]
+                if len(hit):
+                    s = int(hit[0])
+                    assert s + length <= n_train  # inside the training frames
+                    np.testing.assert_allclose(audio, feats[s:s + length], atol=1e-5)
+                    np.testing.assert_array_equal(np.isnan(lips), np.isnan(src.lip_track(i)[s:s + length]))
+                    starts.append(s)
+                    break
+            else:
+                raise AssertionError("a sequence's audio is not any clip's")
+    assert len({s % src.T for s in starts}) > 3  # not only on the window grid
+    held = src.heldout_sequences()
+    assert len(held) == 3
+    for h, (i, (n_train, n_all)) in zip(held, sorted(src.motion_spans.items())):
+        assert h["audio"].shape[2] == n_all - n_train
+    deforms = src.lip_deformations()
+    assert deforms.shape[1:] == (len(src.lip_track(next(iter(src.motion_spans)))[0]), 2) and len(deforms) > 50

@@ -5,7 +5,8 @@ import torch
 
 from model.config import load_config
 from model.dit import AnyTalkerDiT
-from model.motion import MotionHead, deformation, destination, lip_centroid, lip_opening, motion_loss
+from model.motion import (MotionHead, deformation, destination, lip_centroid, lip_opening, mouth_width,
+                          sequence_loss)
 from model.trainset import LIP_POINTS
 from model.warp import warp_to_landmarks
 from tests.model.conftest import MICRO
@@ -59,47 +60,82 @@ def test_destination_keeps_the_reference_centroid_and_takes_the_frame_shape():
     assert torch.allclose(lip_opening(dst), lip_opening(lips), atol=1e-4)  # opening is translation-free
 
 
-def test_motion_head_output_changes_with_the_audio_of_its_own_identity_only():
+def _fitted_head(**kw) -> MotionHead:
     torch.manual_seed(0)
-    head = MotionHead(32, 4, len(LIP_POINTS)).eval()
+    head = MotionHead(24, 32, len(LIP_POINTS), hidden=16, **kw).eval()
+    g = torch.Generator().manual_seed(2)
+    head.fit_basis(torch.randn(200, len(LIP_POINTS), 2, generator=g) * 0.05)
     torch.nn.init.normal_(head.out.weight, std=0.1)  # the zero-initialised output would hide everything
+    return head
+
+
+def test_motion_head_output_changes_with_the_audio_of_its_own_identity_only():
+    head = _fitted_head()
     g = torch.Generator().manual_seed(1)
     faces = torch.randn(1, 2, 4, 32, generator=g)
-    audio = torch.randn(1, 2, 9 * 3, 32, generator=g)
+    audio = torch.randn(1, 2, 30, 24, generator=g)
     ref = torch.rand(1, 2, len(LIP_POINTS), 2, generator=g) * 96
     with torch.no_grad():
-        a = head(faces, audio, ref, 9, 96.0)
-        same = head(faces, audio.clone(), ref, 9, 96.0)
+        a = head(faces, audio, ref)
+        same = head(faces, audio.clone(), ref)
         other = audio.clone()
-        other[:, 1] = torch.randn(1, 27, 32, generator=g)  # identity 1 hears something else
-        b = head(faces, other, ref, 9, 96.0)
-    assert a.shape == (1, 2, 9, len(LIP_POINTS), 2)
+        other[:, 1] = torch.randn(1, 30, 24, generator=g)  # identity 1 hears something else
+        b = head(faces, other, ref)
+    assert a.shape == (1, 2, 30, len(LIP_POINTS), 2)
     assert torch.equal(a, same)
     assert (b[:, 1] - a[:, 1]).abs().max() > 1e-3  # identity 1's motion follows its audio
     assert torch.allclose(b[:, 0], a[:, 0], atol=1e-6)  # identity 0's does not
 
 
-def test_a_fresh_head_predicts_the_reference_mouth_and_the_loss_ignores_unknown_frames():
+def test_motion_head_hears_only_its_temporal_reach_and_scales_with_the_mouth():
+    head = _fitted_head(reach=2)
+    g = torch.Generator().manual_seed(3)
+    faces, audio = torch.randn(1, 1, 4, 32, generator=g), torch.randn(1, 1, 40, 24, generator=g)
+    ref = torch.rand(1, 1, len(LIP_POINTS), 2, generator=g) * 50
+    with torch.no_grad():
+        a = head(faces, audio, ref)
+        changed = audio.clone()
+        changed[:, :, 30] += 5.0  # frame 30's sound: conv +-2, AFCA +-2 -> frames 26..34 only
+        b = head(faces, changed, ref)
+        big = head(faces, audio, ref * 2)  # the same face twice as large: twice the motion
+    moved = (b - a).abs().amax((0, 1, 3, 4)) > 1e-6
+    assert moved[26:35].all() and not moved[:26].any() and not moved[35:].any()
+    assert torch.allclose(big, 2 * a, atol=1e-4)
+
+
+def test_basis_is_fitted_on_training_deformations_and_the_loss_ignores_unknown_frames():
     cfg = load_config("tiny", MICRO)
     model = AnyTalkerDiT(cfg, 160).eval()
     assert model.motion is not None and model.warp_context
     ref = torch.rand(1, 1, len(LIP_POINTS), 2) * 32
+    ft = model.encode_faces(torch.zeros(1, 1, 3, 16, 16))
+    audio = torch.randn(1, 1, 12, 160)
     with torch.no_grad():
-        ft, at = model.encode_conditions(torch.zeros(1, 3, 32, 32), torch.zeros(1, 1, 3, 16, 16),
-                                         torch.randn(1, 1, 9, 5, 160))
-        pred = model.motion(ft, at, ref, 9, 32.0)
-    assert torch.equal(pred, torch.zeros_like(pred))
-    lips = ref[:, :, None].repeat(1, 1, 9, 1, 1) + torch.randn(1, 1, 9, len(LIP_POINTS), 2)
+        pred = model.motion(ft, audio, ref)
+    assert torch.equal(pred, torch.zeros_like(pred))  # fresh: the reference's mouth
+    # a basis fitted on deformations that only open the mouth (inner lower lip down) reproduces them
+    g = torch.Generator().manual_seed(0)
+    lower = torch.zeros(len(LIP_POINTS), 2)
+    lower[21:29, 1] = 1.0  # inner lower lip points (LIP_POINTS 95..402)
+    lower = lower - lower.mean(0)
+    deforms = torch.randn(300, 1, 1, generator=g) * lower * 0.1
+    info = model.motion.fit_basis(deforms)
+    assert info["explained"] > 0.999
+    lips = ref[:, :, None].repeat(1, 1, 12, 1, 1)
+    lips = lips + torch.linspace(0, 0.2, 12)[None, None, :, None, None] * lower * mouth_width(ref)[..., None, None, None]
+    coeffs = model.motion.target_coefficients(lips, ref)
+    back = model.motion.to_deformation(coeffs, ref)
+    assert torch.allclose(back, deformation(lips, ref), atol=1e-3)
     lips[:, :, 3] = float("nan")
-    loss = motion_loss(pred, lips, ref, 32.0)
+    loss = sequence_loss(model.motion.train(), ft, audio, lips, ref)
     assert torch.isfinite(loss) and loss > 0
 
 
 def test_amplitude_gain_undoes_the_regressions_shrinkage_within_bounds():
-    head = MotionHead(32, 4, len(LIP_POINTS)).train()
+    head = MotionHead(24, 32, len(LIP_POINTS), hidden=16).train()
     assert head.amplitude_gain() == 1.0  # untrained: no rescaling
     g = torch.Generator().manual_seed(0)
-    target = torch.randn(2, 1, 9, len(LIP_POINTS), 2, generator=g)
+    target = torch.randn(2, 1, 9, 8, generator=g)
     ok = torch.ones(2, 1, 9, dtype=torch.bool)
     head.track_amplitude(0.5 * target, target, ok)
     assert head.amplitude_gain() == np.float32(2.0) or abs(head.amplitude_gain() - 2.0) < 1e-5
