@@ -10,6 +10,7 @@ writes checkpoints. On CPU the process group uses gloo, on CUDA nccl.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -165,6 +166,11 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
     audio_dropout = float(tr.get("audio_dropout", 0.0))
     motion_batch_size = int(tr.get("motion_batch", 0))
     motion_seq = int(tr.get("motion_seq_frames", 48))
+    # early stopping of the motion head (``train.motion_early_stop``): the head's state at the
+    # checkpoint with the best held-out r (the last tenth of each training clip, never trained on;
+    # not the benchmark's held-out audio) is the one the final checkpoint keeps; the DiT is the last step's
+    early_stop = bool(tr.get("motion_early_stop", False))
+    best_head: tuple[int, float, dict] | None = None
     ckpt_every, log_every = int(tr.get("checkpoint_every", 100)), int(tr.get("log_every", 1))
     bar = None
     if progress and rank == 0:
@@ -235,8 +241,12 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                         # the motion head's held-out trajectory (cheap: windows cached, no DiT pass)
                         from model.motion_eval import heldout_motion
 
+                        held = heldout_motion(model, source)
                         with open(out / "motion_heldout.jsonl", "a") as f:
-                            f.write(json.dumps({"step": step, **heldout_motion(model, source)}) + "\n")
+                            f.write(json.dumps({"step": step, **held}) + "\n")
+                        r_held = held.get("r_matched", float("nan"))
+                        if early_stop and np.isfinite(r_held) and (best_head is None or r_held > best_head[1]):
+                            best_head = (step, float(r_held), copy.deepcopy(model.motion.state_dict()))
             if max_minutes and (time.perf_counter() - t_run) / 60 >= float(max_minutes):
                 stopped_by_budget = step < total_steps
                 break
@@ -253,9 +263,18 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
             dist.destroy_process_group()
     diagnostics = _summarise_diagnostics(logged)
     motion_heldout = None
+    motion_selected = None
     if rank == 0 and model.motion is not None:
         from model.motion_eval import heldout_motion
 
+        if best_head is not None:
+            motion_selected = {"step": best_head[0], "r_matched": round(best_head[1], 4),
+                               "last_step_r_matched": heldout_motion(model, source).get("r_matched")}
+            if best_head[0] != step:
+                model.motion.load_state_dict(best_head[2])
+                _save(ckpt_dir, model, opt, step, cfg, frontend)
+            log.warning("motion head: kept the state of step %d (held-out r %.3f; last step %s)", best_head[0],
+                        best_head[1], motion_selected["last_step_r_matched"])
         motion_heldout = heldout_motion(model, source)
         log.warning("motion head on held-out windows: %s", json.dumps(motion_heldout))
     if rank == 0 and diagnostics:
@@ -269,7 +288,8 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
     return {"out": str(out), "step": step, "start_step": start_step, "loss": last_loss,
             "init": str(init) if init else None, "checkpoint": str(last_path), "data": source.describe(),
             "stopped_by_time_budget": stopped_by_budget, "train_minutes": round((time.perf_counter() - t_run) / 60, 2),
-            "diagnostics": diagnostics, "motion_heldout": motion_heldout, "motion_basis": motion_basis}
+            "diagnostics": diagnostics, "motion_heldout": motion_heldout, "motion_basis": motion_basis,
+            "motion_selected": motion_selected}
 
 
 KEEP_CHECKPOINTS = 3

@@ -36,6 +36,10 @@ def trained(clip_run, micro_yaml, tmp_path_factory):
     return out
 
 
+def cfg_shards(out):
+    return json.loads((out / "data.json").read_text())["shards"]
+
+
 def _records(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -68,6 +72,15 @@ def test_every_log_step_has_copy_baselines_and_the_audio_swap_gap(trained):
     held = [json.loads(line) for line in (trained / "motion_heldout.jsonl").read_text().splitlines()]
     assert [h["step"] for h in held] == [MID, STEPS]
     assert all(h["windows"] > 0 and -1 <= h["r_matched"] <= 1 and h["amplitude_gain"] >= 1 for h in held)
+    # early stopping: the final checkpoint keeps the motion head of the best held-out checkpoint
+    from model.data import ShardTrainingSource
+    from model.generate import load_model
+    from model.motion_eval import heldout_motion
+
+    model, cfg, frontend, _ = load_model(trained / "checkpoints" / "last.pt")
+    assert cfg["train"]["motion_early_stop"]
+    final = heldout_motion(model, ShardTrainingSource(cfg_shards(trained), cfg, frontend))
+    assert final["r_matched"] == pytest.approx(max(h["r_matched"] for h in held), abs=1e-4)
 
 
 def test_a_fresh_model_predicts_the_context_frame():
