@@ -225,7 +225,11 @@ def build_items(data: Path, work: Path, split: dict, seconds: float, max_tail_it
     items = []
     seg_dir = work / "audio"
     seg_dir.mkdir(parents=True, exist_ok=True)
-    tails = [h for h in split["heldout"] if h["source_path"] != TWO_PERSON]
+    # only tails long enough for an item (``write_audio_segment`` refuses < 80 % of ``seconds``)
+    # are spread over: striding over all tails first (before round 6) picked short ones and
+    # dropped every usable tail of the 39-clip set (0 of 9)
+    tails = [h for h in split["heldout"] if h["source_path"] != TWO_PERSON
+             and float(h["end_s"]) - float(h["start_s"]) >= 0.8 * seconds]
     step = max(1, len(tails) // max_tail_items)
     for h in tails[::step][:max_tail_items]:  # clip level: the held-out tail of a training clip
         row = next((r for r in by_source.get(h["source_path"], []) if r["clip_id"].endswith(f"-p{h['person']}")
@@ -283,7 +287,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each held-out audio item")
     ap.add_argument("--max-tail-items", type=int, default=10)
-    ap.add_argument("--max-items", type=int, default=16, help="held-out items in all, balanced over the kinds")
+    ap.add_argument("--max-items", type=int, default=24, help="held-out items in all, balanced over the kinds")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing training set and checkpoint in --work")
     args = ap.parse_args(argv)
     data, work = Path(args.data).resolve(), Path(args.work).resolve()

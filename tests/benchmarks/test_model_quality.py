@@ -38,3 +38,21 @@ def test_judge_score_of_a_faceless_video_is_nan_with_the_reason(tmp_path):
     write_wav(audio, (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), SR)
     score, reason = judge_conf(video, audio)
     assert np.isnan(score) and reason and "face" in reason
+
+
+def test_clip_tail_items_are_drawn_from_the_tails_long_enough_for_an_item(tmp_path):
+    """Round 6 fix: the tails were strided before the length check, so a set whose long tails sat
+    between the stride's picks gave no clip-tail item at all (0 of 9 usable on the 39-clip set)."""
+    from benchmarks.model_quality.__main__ import build_items
+    from tests.conftest import SHARED, shared_file
+
+    rel = "talking/sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"
+    shared_file(rel)
+    train = [{"clip_id": "aoc-train", "source_path": rel, "status": "ok", "ref_frame": 0,
+              "ref_box": [100.0, 147.0, 418.0, 464.0], "audio_ref": f"mix:{rel}"}]
+    short = {"source_path": rel, "person": 0, "start_s": 6.5, "end_s": 8.0, "audio_ref": f"mix:{rel}"}
+    long = {**short, "start_s": 4.0}  # 4 s of audio: enough for a 3 s item
+    split = {"train": train, "heldout": [short] * 9 + [long] + [short] * 2}
+    items = build_items(SHARED, tmp_path, split, 3.0, max_tail_items=3)
+    tails = [it for it in items if it["kind"] == "clip_tail"]
+    assert len(tails) == 1 and tails[0]["identity"] == "aoc-train"
