@@ -153,7 +153,9 @@ def flow_matching_loss(model: AnyTalkerDiT, batch: dict, generator: torch.Genera
     # always in the graph (weight 0 included), so DDP sees a gradient for every parameter
     loss = loss + audio_aux_weight * audio_aux_loss(model, batch, audio_tokens)
     if model.motion is not None:  # the undropped audio: the head has no audio-free mode
-        loss = loss + motion_weight * motion_term(model, batch, face_tokens)
+        # face tokens detached: the head's loss is ~30x the DiT's and would otherwise drive the
+        # shared face encoder (and let the head key on identities it memorised)
+        loss = loss + motion_weight * motion_term(model, batch, face_tokens.detach())
     return loss
 
 
@@ -304,7 +306,8 @@ class FlowMatchingObjective(torch.nn.Module):
                                   self.audio_aux_weight, self.motion_weight)
         if motion_batch is not None and self.model.motion is not None:
             # the head's own sequences (``train.motion_batch``; cheap: no DiT pass)
-            ft = self.model.encode_faces(motion_batch["faces"])
+            with torch.no_grad():  # detached, as on the DiT's batch
+                ft = self.model.encode_faces(motion_batch["faces"])
             loss = loss + self.motion_weight * motion_term(self.model, motion_batch, ft, None, self.motion_audio_noise,
                                                            generator)
         return loss
