@@ -227,7 +227,7 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
 
         with torch.no_grad():
             deform_all = model.motion(model.encode_faces(faces_t), centre_features(torch.from_numpy(feats).float())[:, None],
-                                      ref_lips_t) * motion_gain  # (I, 1, n_total, K, 2) crop px
+                                      ref_lips_t, gain=motion_gain)  # (I, 1, n_total, K, 2) crop px
     bar = None
     if progress:
         from tqdm import tqdm

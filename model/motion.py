@@ -144,9 +144,17 @@ class MotionHead(nn.Module):
 
     @torch.no_grad()
     def track_amplitude(self, pred: torch.Tensor, target: torch.Tensor, ok: torch.Tensor, momentum: float = 0.98):
-        """Update the running RMS from one training batch (frames with landmarks only)."""
+        """Update the running RMS from one training batch (frames with landmarks only). With
+        sequences (B, I, T, C) and a mask (B, I, T), each sequence is centred on its own mean over
+        its valid frames first: the gain is for the motion over time, not for the constant offset
+        from the reference's mouth (amplifying that gave fixed open or closed mouths)."""
         if not bool(ok.any()):
             return
+        if pred.dim() == ok.dim() + 1:
+            m = ok[..., None].to(pred.dtype)
+            n = m.sum(-2, keepdim=True).clamp(min=1.0)
+            pred = pred - (torch.nan_to_num(pred) * m).sum(-2, keepdim=True) / n
+            target = target - (torch.nan_to_num(target) * m).sum(-2, keepdim=True) / n
         rt, rp = target[ok].pow(2).mean().sqrt(), pred[ok].pow(2).mean().sqrt()
         first = bool(self.rms_true == 0)
         self.rms_true.copy_(rt if first else momentum * self.rms_true + (1 - momentum) * rt)
@@ -183,10 +191,16 @@ class MotionHead(nn.Module):
         width = torch.nan_to_num(mouth_width(ref_lips), nan=0.0)[..., None, None, None]
         return d.view(*coeffs.shape[:3], self.num_points, 2) * width
 
-    def forward(self, face_tokens: torch.Tensor, audio_feats: torch.Tensor, ref_lips: torch.Tensor) -> torch.Tensor:
+    def forward(self, face_tokens: torch.Tensor, audio_feats: torch.Tensor, ref_lips: torch.Tensor,
+                gain: float = 1.0) -> torch.Tensor:
         """-> predicted deformation (B, I, T, K, 2) in the pixels of ``ref_lips`` (0 where the
-        reference's lips are unknown: the reference's mouth)."""
-        return self.to_deformation(self.coefficients(face_tokens, audio_feats, ref_lips), ref_lips)
+        reference's lips are unknown: the reference's mouth). ``gain`` scales the motion around
+        the sequence's mean (``amplitude_gain``), not the mean itself."""
+        coeffs = self.coefficients(face_tokens, audio_feats, ref_lips)
+        if gain != 1.0:
+            mean = coeffs.mean(2, keepdim=True)
+            coeffs = mean + gain * (coeffs - mean)
+        return self.to_deformation(coeffs, ref_lips)
 
     def target_coefficients(self, lips: torch.Tensor, ref_lips: torch.Tensor) -> torch.Tensor:
         """True lips (B, I, T, K, 2), reference (B, I, K, 2) -> (B, I, T, basis_size) coefficients

@@ -153,3 +153,20 @@ def test_mouth_mask_covers_the_lips_and_nothing_far_away():
     assert m[40, 32] > 0.5 and m[40, 24] > 0.9  # inside the mouth, on a corner
     assert m[8, 8] < 1e-3 and m[20, 32] < 0.05  # the eyes' height, a corner of the crop
     assert torch.equal(mouth_mask(torch.full((1, 12, 2), float("nan")), 8, 8), torch.zeros(1, 1, 8, 8))
+
+
+def test_gain_scales_the_motion_around_its_mean_and_the_amplitude_ignores_constant_offsets():
+    head = _fitted_head()
+    g = torch.Generator().manual_seed(4)
+    faces, audio = torch.randn(1, 1, 4, 32, generator=g), torch.randn(1, 1, 30, 24, generator=g)
+    ref = torch.rand(1, 1, len(LIP_POINTS), 2, generator=g) * 50
+    with torch.no_grad():
+        d1, d3 = head(faces, audio, ref), head(faces, audio, ref, gain=3.0)
+    assert torch.allclose(d3.mean(2), d1.mean(2), atol=1e-4)  # the mean mouth is not amplified
+    assert torch.allclose(d3 - d3.mean(2, keepdim=True), 3 * (d1 - d1.mean(2, keepdim=True)), atol=1e-4)
+    # a prediction that is the truth's motion at half size plus a large constant offset: gain 2
+    head.train()
+    target = torch.randn(2, 1, 9, 8, generator=g)
+    ok = torch.ones(2, 1, 9, dtype=torch.bool)
+    head.track_amplitude(0.5 * target + 10.0, target, ok, momentum=0.0)
+    assert abs(head.amplitude_gain() - 2.0) < 1e-4
