@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import mmap
 import os
 import subprocess
 import threading
@@ -72,6 +73,26 @@ def decoder_max_bytes() -> int | None:
     except ValueError:
         mb = _DEFAULT_DECODER_MAX_MB
     return int(mb * 2**20) if mb > 0 else None
+
+
+# Below this size a frame buffer comes from numpy as usual (small arrays get no huge pages anyway).
+_OWN_MAPPING_MIN_BYTES = 4 << 20
+
+
+def frame_buffer(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 array of ``shape`` for decoded frames, on its own anonymous memory mapping.
+
+    Why not ``np.empty``: numpy advises the kernel to back every array of 4 MB or more with
+    transparent huge pages (``madvise(MADV_HUGEPAGE)``). Where the kernel's THP defrag policy is
+    ``madvise`` (the default of many distributions), each such page fault may stall on memory
+    compaction; a decode writes hundreds of MB once, front to back, and paid 2-15 ms of system
+    time per 540x960 frame for it here, against ~1.2 ms on ordinary pages
+    (benchmarks/perf/STAGE_COSTS.md, round 6). The mapping gets no advice, so the kernel's
+    default for unadvised memory applies. Same bytes; released when the last view of it goes."""
+    nbytes = int(np.prod(shape, dtype=np.int64))
+    if nbytes < _OWN_MAPPING_MIN_BYTES:
+        return np.empty(shape, np.uint8)
+    return np.frombuffer(mmap.mmap(-1, nbytes), np.uint8).reshape(shape)
 
 
 def _limit_child(pid: int, max_bytes: int | None) -> None:
@@ -253,7 +274,7 @@ def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: i
     cap = max(1, est_frames)
     if max_frames is not None:
         cap = min(cap, max_frames)
-    buf = np.empty((cap, frame_bytes), np.uint8)
+    buf = frame_buffer((cap, frame_bytes))
     n = 0
     child = _DecoderChild(cmd, frame_bytes, timeout_s, path)
     truncated = False
@@ -264,7 +285,9 @@ def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: i
                     truncated = True
                     break
                 grow = min(max(16, len(buf) // 2), (max_frames - n) if max_frames is not None else 1 << 30)
-                buf = np.concatenate([buf, np.empty((grow, frame_bytes), np.uint8)])
+                bigger = frame_buffer((len(buf) + grow, frame_bytes))
+                bigger[:n] = buf[:n]
+                buf = bigger
             if not child.read_frame(memoryview(buf[n])):
                 break  # EOF (a partial last frame is dropped)
             n += 1
@@ -315,7 +338,9 @@ def decode_frames(path, *, rate: float | None = None, start_frame: int = 0, end_
         raise MediaError(f"{path}: no decodable video frames from frame {start_frame}")
     frames = buf[:n].reshape(n, h, w, 3)
     if n < len(buf) // 2:
-        frames = frames.copy()  # release an over-estimated buffer
+        fitted = frame_buffer(frames.shape)
+        fitted[...] = frames
+        frames = fitted  # release an over-estimated buffer
     return Frames(frames=frames, rate=rate, start_frame=start_frame, display_width=dw, display_height=dh,
                   complete=n_want is None or n < n_want)
 
@@ -398,13 +423,13 @@ def _slice(fr: Frames, start: int, end: int) -> Frames:
 def _resized(fr: Frames, w: int, h: int) -> Frames:
     import cv2
 
-    out = np.empty((len(fr.frames), h, w, 3), np.uint8)
+    out = frame_buffer((len(fr.frames), h, w, 3))
     # area averaging against aliasing where the shrink is 2x or more; below that bilinear is
     # as good and cv2's non-integer area path is ~5x slower
     shrink = fr.frames.shape[2] / max(1, w) if len(fr.frames) else 1.0
     interp = cv2.INTER_AREA if shrink >= 2.0 else cv2.INTER_LINEAR
     for i, f in enumerate(fr.frames):
-        out[i] = cv2.resize(f, (w, h), interpolation=interp)
+        cv2.resize(f, (w, h), dst=out[i], interpolation=interp)  # straight into the buffer: no copy
     return Frames(frames=out, rate=fr.rate, start_frame=fr.start_frame, display_width=fr.display_width,
                   display_height=fr.display_height, complete=fr.complete)
 
@@ -497,7 +522,7 @@ def iter_frames(path, *, rate: float | None = None, size: tuple[int, int] | None
     total, eof = 0, False
     try:
         while not eof:
-            buf = np.empty((chunk_frames, frame_bytes), np.uint8)
+            buf = frame_buffer((chunk_frames, frame_bytes))
             n = 0
             while n < chunk_frames:
                 if not child.read_frame(memoryview(buf[n])):
