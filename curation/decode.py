@@ -79,7 +79,7 @@ def decoder_max_bytes() -> int | None:
 _OWN_MAPPING_MIN_BYTES = 4 << 20
 
 
-def frame_buffer(shape: tuple[int, ...]) -> np.ndarray:
+def frame_buffer(shape: tuple[int, ...], populate: bool = True) -> np.ndarray:
     """A uint8 array of ``shape`` for decoded frames, on its own anonymous memory mapping.
 
     Why not ``np.empty``: numpy advises the kernel to back every array of 4 MB or more with
@@ -88,11 +88,20 @@ def frame_buffer(shape: tuple[int, ...]) -> np.ndarray:
     compaction; a decode writes hundreds of MB once, front to back, and paid 2-15 ms of system
     time per 540x960 frame for it here, against ~1.2 ms on ordinary pages
     (benchmarks/perf/STAGE_COSTS.md, round 6). The mapping gets no advice, so the kernel's
-    default for unadvised memory applies. Same bytes; released when the last view of it goes."""
+    default for unadvised memory applies. The pages are populated at once (``MAP_POPULATE``
+    where the platform has it, unless ``populate`` is False: for a buffer sized by an estimate
+    that may be far too large): one kernel call instead of a fault per 4 KB page, about half
+    the CPU of faulting them in one by one (0.16 vs 0.33 s per 400 MB here). Same bytes;
+    released when the last view of it goes."""
     nbytes = int(np.prod(shape, dtype=np.int64))
     if nbytes < _OWN_MAPPING_MIN_BYTES:
         return np.empty(shape, np.uint8)
-    return np.frombuffer(mmap.mmap(-1, nbytes), np.uint8).reshape(shape)
+    populate = getattr(mmap, "MAP_POPULATE", 0) if populate else 0
+    if populate:
+        m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    else:
+        m = mmap.mmap(-1, nbytes)
+    return np.frombuffer(m, np.uint8).reshape(shape)
 
 
 def _limit_child(pid: int, max_bytes: int | None) -> None:
@@ -182,7 +191,11 @@ class Frames:
                 view = self.frames[int(idx[0]):int(idx[-1]) + 1:step].view()
                 view.flags.writeable = False
                 return view
-        return self.frames[idx]
+        # any other pick is a copy: into a frame buffer (see ``frame_buffer``), not numpy's
+        # huge-page-advised memory; camera motion's resampled pick paid ~2 ms per frame for it
+        out = frame_buffer(idx.shape + self.frames.shape[1:])
+        np.take(self.frames, idx, axis=0, out=out)
+        return out
 
 
 def display_size(info: ProbeInfo) -> tuple[int, int]:
@@ -274,7 +287,9 @@ def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: i
     cap = max(1, est_frames)
     if max_frames is not None:
         cap = min(cap, max_frames)
-    buf = frame_buffer((cap, frame_bytes))
+    # the estimate comes from the container's duration: populate only what the frame cache
+    # could hold anyway, so a file claiming hours never commits that memory up front
+    buf = frame_buffer((cap, frame_bytes), populate=cap * frame_bytes <= cache_budget_bytes())
     n = 0
     child = _DecoderChild(cmd, frame_bytes, timeout_s, path)
     truncated = False
@@ -285,7 +300,7 @@ def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: i
                     truncated = True
                     break
                 grow = min(max(16, len(buf) // 2), (max_frames - n) if max_frames is not None else 1 << 30)
-                bigger = frame_buffer((len(buf) + grow, frame_bytes))
+                bigger = frame_buffer((len(buf) + grow, frame_bytes), populate=False)
                 bigger[:n] = buf[:n]
                 buf = bigger
             if not child.read_frame(memoryview(buf[n])):
@@ -522,7 +537,7 @@ def iter_frames(path, *, rate: float | None = None, size: tuple[int, int] | None
     total, eof = 0, False
     try:
         while not eof:
-            buf = frame_buffer((chunk_frames, frame_bytes))
+            buf = frame_buffer((chunk_frames, frame_bytes), populate=False)
             n = 0
             while n < chunk_frames:
                 if not child.read_frame(memoryview(buf[n])):

@@ -254,5 +254,10 @@ def test_decoded_frames_are_not_advised_for_huge_pages(tmp_path):
     assert "hg" not in _vm_flags_of(small.frames.ctypes.data + small.frames.nbytes // 2)
     ref = np.stack([cv2.resize(f, (320, 240), interpolation=cv2.INTER_AREA) for f in fr.frames])
     assert np.array_equal(small.frames, ref)
+    # an uneven pick (camera motion's resampling) is a copy into a frame buffer, same pixels
+    pick = [0, 1, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 18, 19, 21, 22]
+    picked = fr.at(pick)
+    assert np.array_equal(picked, fr.frames[pick]) and picked.nbytes >= 4 << 20
+    assert "hg" not in _vm_flags_of(picked.ctypes.data + picked.nbytes // 2)
     # small buffers stay ordinary numpy arrays
     assert decode.frame_buffer((2, 16)).base is None
