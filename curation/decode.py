@@ -75,20 +75,23 @@ def decoder_max_bytes() -> int | None:
     return int(mb * 2**20) if mb > 0 else None
 
 
-# Below this size a frame buffer comes from numpy as usual (small arrays get no huge pages anyway).
-_OWN_MAPPING_MIN_BYTES = 4 << 20
+# Below this size a frame buffer comes from numpy as usual: glibc serves allocations under its
+# mmap threshold (which grows up to 32 MB on 64-bit) from memory it already holds, so after the
+# first few they cost no page faults at all; above it, every allocation is a fresh mapping.
+_OWN_MAPPING_MIN_BYTES = 32 << 20
 
 
 def frame_buffer(shape: tuple[int, ...], populate: bool = True) -> np.ndarray:
     """A uint8 array of ``shape`` for decoded frames, on its own anonymous memory mapping.
 
     Why not ``np.empty``: numpy advises the kernel to back every array of 4 MB or more with
-    transparent huge pages (``madvise(MADV_HUGEPAGE)``). Where the kernel's THP defrag policy is
-    ``madvise`` (the default of many distributions), each such page fault may stall on memory
-    compaction; a decode writes hundreds of MB once, front to back, and paid 2-15 ms of system
-    time per 540x960 frame for it here, against ~1.2 ms on ordinary pages
-    (benchmarks/perf/STAGE_COSTS.md, round 6). The mapping gets no advice, so the kernel's
-    default for unadvised memory applies. The pages are populated at once (``MAP_POPULATE``
+    transparent huge pages (``madvise(MADV_HUGEPAGE)``). A decode writes hundreds of MB once,
+    front to back; on this host, faulting such a buffer in as huge pages cost 0.7-15 ms (mean
+    ~6.6) of system time per 540x960 frame over 9 decodes, against 1.1-1.4 ms on ordinary
+    pages (benchmarks/perf/STAGE_COSTS.md, round 6). The kernel counted no compaction stall,
+    so the cost is the huge-page faults themselves (a virtual machine's memory backing is the
+    likely cause); it varies from host to host, ordinary pages did not. The mapping gets no
+    advice, so the kernel's default for unadvised memory applies. The pages are populated at once (``MAP_POPULATE``
     where the platform has it, unless ``populate`` is False: for a buffer sized by an estimate
     that may be far too large): one kernel call instead of a fault per 4 KB page, about half
     the CPU of faulting them in one by one (0.16 vs 0.33 s per 400 MB here). Same bytes;
