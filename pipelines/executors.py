@@ -14,7 +14,13 @@ resource class (consecutive CPU stages share one pool, GPU stages get their own 
 when the cluster has them), so a clip is processed start to end in one worker, the worker's
 decode cache serves every stage, and each actor sets its stages up once for the whole run.
 Sources stream through one-per-block so every worker stays busy; each worker caps torch,
-OpenCV and BLAS threads to its CPU share.
+OpenCV and BLAS threads to its CPU share; a runtime started here runs its workers at the
+driver's priority (``rayutil.init_ray``).
+
+Several workers (a local pool, two or more Ray actors) get the sources longest first
+(``longest_first``: a container-header estimate per source), so they finish together;
+partitions, markers and rows do not depend on the order (``$ANYTALKER_SOURCE_ORDER=given`` keeps
+the given order).
 """
 
 from __future__ import annotations
