@@ -216,7 +216,16 @@ def longest_first(sources: list[Row]) -> list[Row]:
     given order. ``$ANYTALKER_SOURCE_ORDER=given`` keeps the given order."""
     if os.environ.get(SOURCE_ORDER_ENV, "longest_first").strip().lower() == "given" or len(sources) < 2:
         return list(sources)
-    costs = [source_cost(s) for s in sources]
+    # OpenCV's FFmpeg reads its log level once, at its first open: quiet, so a broken file's
+    # header ("moov atom not found") does not print on the driver's console (its row says why);
+    # restored after, so processes started later do not inherit it
+    saved = os.environ.get("OPENCV_FFMPEG_LOGLEVEL")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    try:
+        costs = [source_cost(s) for s in sources]
+    finally:
+        if saved is None:
+            os.environ.pop("OPENCV_FFMPEG_LOGLEVEL", None)
     order = sorted(range(len(sources)), key=lambda i: (costs[i] is None, -(costs[i] or 0.0), i))
     return [sources[i] for i in order]
 

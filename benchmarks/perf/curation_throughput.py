@@ -119,6 +119,9 @@ _CHILD = textwrap.dedent("""
             except (psutil.Error, OSError):
                 continue
             role = ("raylet" if "raylet" in cmd.split(" ")[0] else "gcs_server" if "gcs_server" in cmd
+                    # Ray Data's own helper actors and idle prestarted workers, apart from the run's actors
+                    else "ray data helpers" if cmd.startswith(("ray::_StatsActor", "ray::_AutoscalingCoordinator",
+                                                               "ray::ActorLocationTracker", "ray::IDLE"))
                     else "workers" if cmd.startswith("ray::") or "default_worker" in cmd
                     else "dashboard/agents" if "dashboard" in cmd or "agent" in cmd
                     else "log_monitor" if "log_monitor" in cmd else p.name())

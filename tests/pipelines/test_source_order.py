@@ -3,6 +3,7 @@ workers finish together (no worker idling at the end while another runs a long s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,30 @@ def test_sources_go_longest_first_and_unreadable_ones_last_in_given_order(mixed_
     assert costs[3] is None and costs[4] is None
     ordered = [s["source_path"] for s in longest_first(mixed_sources)]
     assert ordered == ["b_long.mp4", "c_big_frames.mp4", "a_short.mp4", "d_text.mp4", "e_missing.mp4"]
+
+
+def test_a_broken_header_prints_nothing_and_the_log_setting_is_not_left_behind(mixed_sources, tmp_path):
+    """In a fresh driver process (OpenCV's FFmpeg reads its log level at its first open)."""
+    import json
+    import subprocess
+    import sys
+
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(Path(mixed_sources[1]["source_abs_path"]).read_bytes()[:2000])  # no moov atom
+    rows = [{**mixed_sources[0], "source_path": "t.mp4", "source_abs_path": str(truncated)}, mixed_sources[0]]
+    code = ("import json, os, sys; from pipelines.executors import longest_first; "
+            "rows = json.loads(sys.argv[1]); os.environ.pop('ANYTALKER_SOURCE_ORDER', None); "
+            "print(json.dumps([r['source_path'] for r in longest_first(rows)])); "
+            "print('OPENCV_FFMPEG_LOGLEVEL' in os.environ)")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get("PYTHONPATH", "")
+    res = subprocess.run([sys.executable, "-c", code, json.dumps(rows)], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    order, leftover = res.stdout.strip().splitlines()[-2:]
+    assert json.loads(order) == ["a_short.mp4", "t.mp4"]
+    assert "moov" not in res.stderr
+    assert leftover == "False"
 
 
 def test_a_refused_source_is_never_opened_and_given_order_is_kept_on_request(mixed_sources, monkeypatch):
