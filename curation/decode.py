@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import mmap
 import os
 import subprocess
 import threading
@@ -72,6 +73,38 @@ def decoder_max_bytes() -> int | None:
     except ValueError:
         mb = _DEFAULT_DECODER_MAX_MB
     return int(mb * 2**20) if mb > 0 else None
+
+
+# Below this size a frame buffer comes from numpy as usual: glibc serves allocations under its
+# mmap threshold (which grows up to 32 MB on 64-bit) from memory it already holds, so after the
+# first few they cost no page faults at all; above it, every allocation is a fresh mapping.
+_OWN_MAPPING_MIN_BYTES = 32 << 20
+
+
+def frame_buffer(shape: tuple[int, ...], populate: bool = True) -> np.ndarray:
+    """A uint8 array of ``shape`` for decoded frames, on its own anonymous memory mapping.
+
+    Why not ``np.empty``: numpy advises the kernel to back every array of 4 MB or more with
+    transparent huge pages (``madvise(MADV_HUGEPAGE)``). A decode writes hundreds of MB once,
+    front to back; on this host, faulting such a buffer in as huge pages cost 0.7-15 ms (mean
+    ~6.6) of system time per 540x960 frame over 9 decodes, against 1.1-1.4 ms on ordinary
+    pages (benchmarks/perf/STAGE_COSTS.md, round 6). The kernel counted no compaction stall,
+    so the cost is the huge-page faults themselves (a virtual machine's memory backing is the
+    likely cause); it varies from host to host, ordinary pages did not. The mapping gets no
+    advice, so the kernel's default for unadvised memory applies. The pages are populated at once (``MAP_POPULATE``
+    where the platform has it, unless ``populate`` is False: for a buffer sized by an estimate
+    that may be far too large): one kernel call instead of a fault per 4 KB page, about half
+    the CPU of faulting them in one by one (0.16 vs 0.33 s per 400 MB here). Same bytes;
+    released when the last view of it goes."""
+    nbytes = int(np.prod(shape, dtype=np.int64))
+    if nbytes < _OWN_MAPPING_MIN_BYTES:
+        return np.empty(shape, np.uint8)
+    populate = getattr(mmap, "MAP_POPULATE", 0) if populate else 0
+    if populate:
+        m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    else:
+        m = mmap.mmap(-1, nbytes)
+    return np.frombuffer(m, np.uint8).reshape(shape)
 
 
 def _limit_child(pid: int, max_bytes: int | None) -> None:
@@ -161,7 +194,11 @@ class Frames:
                 view = self.frames[int(idx[0]):int(idx[-1]) + 1:step].view()
                 view.flags.writeable = False
                 return view
-        return self.frames[idx]
+        # any other pick is a copy: into a frame buffer (see ``frame_buffer``), not numpy's
+        # huge-page-advised memory; camera motion's resampled pick paid ~2 ms per frame for it
+        out = frame_buffer(idx.shape + self.frames.shape[1:])
+        np.take(self.frames, idx, axis=0, out=out)
+        return out
 
 
 def display_size(info: ProbeInfo) -> tuple[int, int]:
@@ -253,7 +290,9 @@ def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: i
     cap = max(1, est_frames)
     if max_frames is not None:
         cap = min(cap, max_frames)
-    buf = np.empty((cap, frame_bytes), np.uint8)
+    # the estimate comes from the container's duration: populate only what the frame cache
+    # could hold anyway, so a file claiming hours never commits that memory up front
+    buf = frame_buffer((cap, frame_bytes), populate=cap * frame_bytes <= cache_budget_bytes())
     n = 0
     child = _DecoderChild(cmd, frame_bytes, timeout_s, path)
     truncated = False
@@ -264,7 +303,9 @@ def _run_ffmpeg(cmd: list[str], frame_bytes: int, est_frames: int, max_frames: i
                     truncated = True
                     break
                 grow = min(max(16, len(buf) // 2), (max_frames - n) if max_frames is not None else 1 << 30)
-                buf = np.concatenate([buf, np.empty((grow, frame_bytes), np.uint8)])
+                bigger = frame_buffer((len(buf) + grow, frame_bytes), populate=False)
+                bigger[:n] = buf[:n]
+                buf = bigger
             if not child.read_frame(memoryview(buf[n])):
                 break  # EOF (a partial last frame is dropped)
             n += 1
@@ -315,7 +356,9 @@ def decode_frames(path, *, rate: float | None = None, start_frame: int = 0, end_
         raise MediaError(f"{path}: no decodable video frames from frame {start_frame}")
     frames = buf[:n].reshape(n, h, w, 3)
     if n < len(buf) // 2:
-        frames = frames.copy()  # release an over-estimated buffer
+        fitted = frame_buffer(frames.shape)
+        fitted[...] = frames
+        frames = fitted  # release an over-estimated buffer
     return Frames(frames=frames, rate=rate, start_frame=start_frame, display_width=dw, display_height=dh,
                   complete=n_want is None or n < n_want)
 
@@ -398,13 +441,13 @@ def _slice(fr: Frames, start: int, end: int) -> Frames:
 def _resized(fr: Frames, w: int, h: int) -> Frames:
     import cv2
 
-    out = np.empty((len(fr.frames), h, w, 3), np.uint8)
+    out = frame_buffer((len(fr.frames), h, w, 3))
     # area averaging against aliasing where the shrink is 2x or more; below that bilinear is
     # as good and cv2's non-integer area path is ~5x slower
     shrink = fr.frames.shape[2] / max(1, w) if len(fr.frames) else 1.0
     interp = cv2.INTER_AREA if shrink >= 2.0 else cv2.INTER_LINEAR
     for i, f in enumerate(fr.frames):
-        out[i] = cv2.resize(f, (w, h), interpolation=interp)
+        cv2.resize(f, (w, h), dst=out[i], interpolation=interp)  # straight into the buffer: no copy
     return Frames(frames=out, rate=fr.rate, start_frame=fr.start_frame, display_width=fr.display_width,
                   display_height=fr.display_height, complete=fr.complete)
 
@@ -497,7 +540,7 @@ def iter_frames(path, *, rate: float | None = None, size: tuple[int, int] | None
     total, eof = 0, False
     try:
         while not eof:
-            buf = np.empty((chunk_frames, frame_bytes), np.uint8)
+            buf = frame_buffer((chunk_frames, frame_bytes), populate=False)
             n = 0
             while n < chunk_frames:
                 if not child.read_frame(memoryview(buf[n])):

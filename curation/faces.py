@@ -308,9 +308,13 @@ class FaceMesh:
             cfg.num_threads = self.threads
         self._graph = calculator_graph.CalculatorGraph(graph_config=cfg)
         self._out: dict[int, object] = {}
+        # the serialized landmark list, decoded by ``_landmark_points``: the proto message path
+        # (descriptor lookup, parse, 478 x 3 attribute reads) cost ~0.29 ms per face, the
+        # numpy view of the bytes ~0.04 ms, same float32 values
+        serialized = getattr(getattr(packet_getter, "_packet_getter", None), "_get_serialized_proto", None)
+        grab = serialized or packet_getter.get_proto
         self._graph.observe_output_stream(
-            "landmarks", lambda stream, packet: self._out.__setitem__(packet.timestamp.value,
-                                                                      packet_getter.get_proto(packet)))
+            "landmarks", lambda stream, packet: self._out.__setitem__(packet.timestamp.value, grab(packet)))
         self._graph.start_run()
         self._ts = 0
 
@@ -392,11 +396,10 @@ class FaceMesh:
                 out.append(None)
                 continue
             ts, (x0, y0, cw, ch), req = item
-            res = self._out.pop(ts, None)
-            if res is None or len(res.landmark) != NUM_LANDMARKS:
+            pts = _landmark_points(self._out.pop(ts, None))
+            if pts is None:
                 out.append(None)
                 continue
-            pts = np.array([(p.x, p.y, p.z) for p in res.landmark], dtype=np.float64)
             # normalised crop coords -> full-frame px; z uses the same scale as x
             pts[:, 0] = x0 + pts[:, 0] * cw
             pts[:, 1] = y0 + pts[:, 1] * ch
@@ -435,6 +438,36 @@ class FaceMesh:
             self._graph.close()
         except RuntimeError:
             pass
+
+
+# A serialized NormalizedLandmarkList whose landmarks carry exactly x, y, z (what the face mesh
+# graph emits): per landmark, field 1 (tag 0x0a) of 15 bytes holding three float32 fields
+# (tags 0x0d, 0x15, 0x1d), so the list is one fixed-stride record array.
+_LANDMARK_RECORD = np.dtype([("tag", "u1"), ("len", "u1"), ("tx", "u1"), ("x", "<f4"), ("ty", "u1"), ("y", "<f4"),
+                             ("tz", "u1"), ("z", "<f4")])
+
+
+def _landmark_points(res) -> np.ndarray | None:
+    """(NUM_LANDMARKS, 3) float64 normalised (x, y, z) of one mesh output (its serialized bytes,
+    or the proto message), None when the mesh gave no face or another number of points. Bytes
+    in the plain x/y/z layout are read as a record array; any other layout (visibility or
+    presence set, another field order) is parsed as the proto: same values either way."""
+    if res is None:
+        return None
+    if isinstance(res, bytes):
+        if len(res) == NUM_LANDMARKS * _LANDMARK_RECORD.itemsize:
+            rec = np.frombuffer(res, _LANDMARK_RECORD)
+            if ((rec["tag"] == 0x0A) & (rec["len"] == 15) & (rec["tx"] == 0x0D) & (rec["ty"] == 0x15)
+                    & (rec["tz"] == 0x1D)).all():
+                return np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float64)
+        from mediapipe.framework.formats import landmark_pb2
+
+        msg = landmark_pb2.NormalizedLandmarkList()
+        msg.ParseFromString(res)
+        res = msg
+    if len(res.landmark) != NUM_LANDMARKS:
+        return None
+    return np.array([(p.x, p.y, p.z) for p in res.landmark], dtype=np.float64)
 
 
 class StaticFaceMesh:

@@ -125,7 +125,16 @@ def encode(value: Any, type_: pa.DataType, where: str = "") -> Any:
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
         if not isinstance(v, (list, tuple)):
             raise EncodeError(f"{where}: expected a list, got {type(value).__name__}")
-        return [encode(x, t.value_type, f"{where}[{i}]") for i, x in enumerate(v)]
+        vt = t.value_type
+        # plain floats into a float list and plain ints into an integer list (per-frame
+        # signals, landmarks: most of a row's values) take the short way, with the same result
+        # as ``encode``; anything else, and every error, goes through ``encode`` with its path
+        if pa.types.is_floating(vt):
+            return [(x if math.isfinite(x) else None) if type(x) is float else encode(x, vt, f"{where}[{i}]")
+                    for i, x in enumerate(v)]
+        if pa.types.is_integer(vt):
+            return [x if type(x) is int else encode(x, vt, f"{where}[{i}]") for i, x in enumerate(v)]
+        return [encode(x, vt, f"{where}[{i}]") for i, x in enumerate(v)]
     if pa.types.is_struct(t):
         if not isinstance(v, dict):
             raise EncodeError(f"{where}: expected a struct (dict), got {type(value).__name__}")

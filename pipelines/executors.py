@@ -14,7 +14,13 @@ resource class (consecutive CPU stages share one pool, GPU stages get their own 
 when the cluster has them), so a clip is processed start to end in one worker, the worker's
 decode cache serves every stage, and each actor sets its stages up once for the whole run.
 Sources stream through one-per-block so every worker stays busy; each worker caps torch,
-OpenCV and BLAS threads to its CPU share.
+OpenCV and BLAS threads to its CPU share; a runtime started here runs its workers at the
+driver's priority (``rayutil.init_ray``).
+
+Several workers (a local pool, two or more Ray actors) get the sources longest first
+(``longest_first``: a container-header estimate per source), so they finish together;
+partitions, markers and rows do not depend on the order (``$ANYTALKER_SOURCE_ORDER=given`` keeps
+the given order).
 """
 
 from __future__ import annotations
@@ -169,6 +175,59 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+SOURCE_ORDER_ENV = "ANYTALKER_SOURCE_ORDER"
+
+
+def source_cost(row: Row) -> float | None:
+    """A source's expected processing cost, from its container header only (OpenCV opens it
+    in-process: 1.5-4 ms a file here, vs ~100 ms for an ffprobe process): seconds of video x
+    (1 + megapixels / 4). The stages' work follows the analysed frames (a fixed analysis rate,
+    so the duration); the decoder's also follows the source pixels (10 s of 1080x1920 took as
+    much CPU as 15 s of 458x458 at one CPU: 7.4-7.9 vs 7.4-8.1 s). A coarse weight: only the
+    order depends on it, never a row. None when it cannot be read (the file is refused, missing
+    or not a video): such sources usually end early in ``probe``."""
+    path = row.get("source_abs_path")
+    if row.get("status", "ok") != "ok" or not path or not os.path.isfile(path):
+        return None
+    try:
+        import cv2
+
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                return None
+            frames, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+            w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        finally:
+            cap.release()
+    except Exception:  # noqa: BLE001 - an estimate only: an unreadable header is no error here
+        return None
+    if not (frames > 0 and fps > 0):
+        return None
+    return frames / fps * (1.0 + max(0.0, w * h) / 4e6)
+
+
+def longest_first(sources: list[Row]) -> list[Row]:
+    """``sources`` ordered by ``source_cost``, largest first (longest-processing-time-first
+    scheduling: the workers of a pool finish together instead of one idling while another runs a
+    long source handed out last); sources without an estimate last, ties and unknowns in their
+    given order. ``$ANYTALKER_SOURCE_ORDER=given`` keeps the given order."""
+    if os.environ.get(SOURCE_ORDER_ENV, "longest_first").strip().lower() == "given" or len(sources) < 2:
+        return list(sources)
+    # OpenCV's FFmpeg reads its log level once, at its first open: quiet, so a broken file's
+    # header ("moov atom not found") does not print on the driver's console (its row says why);
+    # restored after, so processes started later do not inherit it
+    saved = os.environ.get("OPENCV_FFMPEG_LOGLEVEL")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    try:
+        costs = [source_cost(s) for s in sources]
+    finally:
+        if saved is None:
+            os.environ.pop("OPENCV_FFMPEG_LOGLEVEL", None)
+    order = sorted(range(len(sources)), key=lambda i: (costs[i] is None, -(costs[i] or 0.0), i))
+    return [sources[i] for i in order]
 
 
 LOCAL_WORKERS_ENV = "ANYTALKER_LOCAL_WORKERS"
@@ -426,8 +485,8 @@ class LocalExecutor:
             self._prestarted = None
         if self.workers == 1:
             yield from self._run_serial(sources)
-        else:
-            yield from self._run_pool(sources)
+        else:  # several workers: longest first, so they finish together
+            yield from self._run_pool(longest_first(sources))
 
     def _run_serial(self, sources: list[Row]) -> Iterator[tuple[Row, list[Row]]]:
         key = f"local:{os.getpid()}"
@@ -646,6 +705,9 @@ class RayDataExecutor:
 
         if not sources:
             return
+        if min(self.workers, len(sources)) > 1:  # several actors: longest first, so they finish together
+            sources = longest_first(sources)
+        self.phases["sources_ordered"] = time.time()
         items = [{"key": i, "payload": pickle.dumps([s], protocol=5)} for i, s in enumerate(sources)]
         # one source per block: blocks are the unit Ray Data hands to an idle actor
         ds = ray.data.from_items(items, override_num_blocks=len(items))

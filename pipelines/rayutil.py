@@ -29,6 +29,7 @@ OWNER_ENV = "ANYTALKER_RAY_OWNER"
 # Bounded waits: a worker that cannot start (or an actor whose setup hangs) must end the run with
 # a hint, not hang it. Model set-up of the person stages takes ~10-40 s on a busy 2-core machine.
 START_TIMEOUT_ENV = "ANYTALKER_RAY_START_TIMEOUT_S"
+WORKER_NICENESS_ENV = "RAY_worker_niceness"  # Ray's config: nice levels its workers add to the raylet's
 DEFAULT_START_TIMEOUT_S = 300.0
 
 
@@ -122,6 +123,12 @@ def init_ray(address: str | None, num_cpus: int, env_vars: dict[str, str] | None
     # a fresh worker to be set up through the runtime-env agent (2.3-3.1 s from request to the
     # actor's constructor at load 5, vs 0.23 s on a prestarted worker; benchmarks/perf/STAGE_COSTS.md)
     inherited = {OWNER_ENV: owner_token(), **(env_vars or {})}
+    # Ray runs its workers 15 nice levels below the driver (RAY_worker_niceness, capped at 19),
+    # so the actors doing all of a run's work yielded to the driver, the raylet, the GCS and
+    # every other process on the machine, while a local worker has the driver's priority.
+    # Same priority as the driver (the raylet's own config, read from its environment at start;
+    # a value the user set is kept; a cluster started elsewhere keeps its own setting).
+    inherited.setdefault(WORKER_NICENESS_ENV, os.environ.get(WORKER_NICENESS_ENV, "0"))
     saved = {k: os.environ.get(k) for k in inherited}
     os.environ.update(inherited)  # inherited by the runtime's processes, not by later ones
     try:

@@ -119,6 +119,9 @@ _CHILD = textwrap.dedent("""
             except (psutil.Error, OSError):
                 continue
             role = ("raylet" if "raylet" in cmd.split(" ")[0] else "gcs_server" if "gcs_server" in cmd
+                    # Ray Data's own helper actors and idle prestarted workers, apart from the run's actors
+                    else "ray data helpers" if cmd.startswith(("ray::_StatsActor", "ray::_AutoscalingCoordinator",
+                                                               "ray::ActorLocationTracker", "ray::IDLE"))
                     else "workers" if cmd.startswith("ray::") or "default_worker" in cmd
                     else "dashboard/agents" if "dashboard" in cmd or "agent" in cmd
                     else "log_monitor" if "log_monitor" in cmd else p.name())
@@ -151,10 +154,11 @@ _CHILD = textwrap.dedent("""
 
 
 def curate(config: str, listing: Path, root: Path, executor: str, workers: int | None,
-           cpus_per_worker: int | None = None) -> dict:
+           cpus_per_worker: int | None = None, env_extra: dict | None = None) -> dict:
     out = Path(tempfile.mkdtemp(prefix="perf-run-"))
     try:
-        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               **(env_extra or {})}
         res = subprocess.run([sys.executable, "-c", _CHILD, config, str(listing), str(out / "run"), executor,
                               "-" if workers is None else str(workers), str(root),
                               "-" if cpus_per_worker is None else str(cpus_per_worker)],
@@ -171,11 +175,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="single_person")
     ap.add_argument("--data", default=None)
-    ap.add_argument("--copies", type=int, default=4, help="replicas of each of the 3 clips (default 4 -> 12 inputs)")
+    ap.add_argument("--copies", type=int, default=4,
+                    help="replicas of each of the 3 clips (default 4 -> 12 inputs, the issue's minimum; each copy adds "
+                         "~825 frames, ~20 s of one-worker work on 2 cores: more copies weigh the one-off start-up "
+                         "less, 1 copy is a quick smoke run whose x2 / x1 ratios are mostly start-up)")
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--runs", default=None,
                     help="comma-separated subset of the curation runs (local-x1, local-default, ray-x1, ray-x1-1cpu, "
-                         "ray-x2); default all. The targets need all of them")
+                         "ray-x2; and, only when named, ray-x2-given-order, ray-x2-ray-niceness); default all "
+                         "five. The targets need all five")
     args = ap.parse_args()
     root = resolve_data_root(args.data, need=SINGLE).absolute()
     work = Path(tempfile.mkdtemp(prefix="perf-inputs-"))
@@ -194,15 +202,23 @@ def main() -> None:
         if not args.skip_ray:
             plan += [("ray x1", "ray", 1, None, "ray-x1"), ("ray x1, 1 CPU", "ray", 1, 1, "ray-x1-1cpu"),
                      ("ray x2", "ray", 2, None, "ray-x2")]
+        # what a change is worth, side by side in one run (only with --runs): Ray x2 with the
+        # sources in their given (name) order, and with Ray's own worker priority (15 nice
+        # levels below the driver; the engine now runs them at the driver's)
+        extra_runs = [("ray x2, given order", "ray", 2, None, "ray-x2-given-order"),
+                      ("ray x2, Ray's worker niceness", "ray", 2, None, "ray-x2-ray-niceness")]
+        run_env = {"ray-x2-given-order": {"ANYTALKER_SOURCE_ORDER": "given"},
+                   "ray-x2-ray-niceness": {"RAY_worker_niceness": "15"}}
         if args.runs:
             wanted = {x.strip() for x in args.runs.split(",") if x.strip()}
-            unknown = wanted - {p[4] for p in plan}
+            choices = plan + extra_runs
+            unknown = wanted - {p[4] for p in choices}
             if unknown:
-                raise SystemExit(f"--runs: unknown run(s) {sorted(unknown)}; choose from {[p[4] for p in plan]}")
-            plan = [p for p in plan if p[4] in wanted]
+                raise SystemExit(f"--runs: unknown run(s) {sorted(unknown)}; choose from {[p[4] for p in choices]}")
+            plan = [p for p in choices if p[4] in wanted]
         results = {}
-        for label, executor, workers, per, _ in plan:
-            r = curate(args.config, listing, work, executor, workers, per)
+        for label, executor, workers, per, key in plan:
+            r = curate(args.config, listing, work, executor, workers, per, run_env.get(key))
             results[label] = r
             runs.append((f"curate {args.config} {label}", r["wall"], r))
         local = results.get("local x1")
@@ -240,9 +256,11 @@ def main() -> None:
             if ws:
                 win[name] = max(v["last_end"] for v in ws) - min(v["first_start"] for v in ws)
         if win:
-            print("\nprocessing window (first source started -> last source finished; start-up excluded):")
+            print("\nsteady state: the processing window (first source started on any worker -> last source "
+                  "finished; start-up excluded, what a long run tends to):")
+            print(f"{'run':42s} {'seconds':>9s} {'frames/s':>10s} {'vs decode':>10s} {'sources/s':>10s}")
             for name, w in win.items():
-                print(f"{name:42s} {w:9.2f} {frames / w:10.1f} {t_dec / w:10.3f}")
+                print(f"{name:42s} {w:9.2f} {frames / w:10.1f} {t_dec / w:10.3f} {len(paths) / w:10.3f}")
             w_loc, w1, w1c, w2 = (win.get(f"curate {args.config} {k}") for k in ("local x1", "ray x1", "ray x1, 1 CPU",
                                                                                   "ray x2"))
             if w1 and w2 and w_loc and w1c:

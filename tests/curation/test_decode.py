@@ -218,3 +218,46 @@ def test_4096_source_curates_under_1_5_gb_and_a_decoder_crash_stays_in_its_item(
     assert [r[1:] for r in rows if r[0].endswith("crashme.mp4")] == [["filtered", "decode_error"]], rows
     assert all(r[2] not in ("decode_error", "too_large") for r in rows if r[0].endswith("big4096.mp4")), rows
     assert any(r[0].endswith(good.name) and r[1] == "ok" for r in rows), rows
+
+
+def _vm_flags_of(address: int) -> list[str] | None:
+    """VmFlags of the mapping of this process that holds ``address`` (Linux /proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and all(c in "0123456789abcdef-" for c in head):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= address < hi
+            elif inside and line.startswith("VmFlags:"):
+                return line.split()[1:]
+    return None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc/self/smaps")
+def test_decoded_frames_are_not_advised_for_huge_pages(tmp_path):
+    # numpy advises huge pages (MADV_HUGEPAGE, VmFlags "hg") for arrays >= 4 MB; faulting in
+    # such write-once decode buffers cost 0.7-15 ms (mean ~6.6) of system time per 540x960 frame
+    # here against ~1.25 on ordinary pages (STAGE_COSTS round 6)
+    clip = tmp_path / "big.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc=s=640x480:r=25:d=2.4", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+               str(clip))
+    fr = decode.decode_frames(clip)
+    assert fr.frames.nbytes >= decode._OWN_MAPPING_MIN_BYTES and fr.frames.flags.writeable
+    # (numpy advises from the first whole page on: look in the middle of the buffer)
+    flags = _vm_flags_of(fr.frames.ctypes.data + fr.frames.nbytes // 2)
+    assert flags is not None and "hg" not in flags, flags
+    # the overview shrink's buffer too, and it holds the same pixels cv2 gives frame by frame
+    import cv2
+
+    small = decode._resized(fr, 560, 420)
+    assert "hg" not in _vm_flags_of(small.frames.ctypes.data + small.frames.nbytes // 2)
+    ref = np.stack([cv2.resize(f, (560, 420), interpolation=cv2.INTER_LINEAR) for f in fr.frames])
+    assert np.array_equal(small.frames, ref)
+    # an uneven pick (camera motion's resampling) is a copy into a frame buffer, same pixels
+    pick = [i for i in range(60) if i % 3]
+    picked = fr.at(pick)
+    assert np.array_equal(picked, fr.frames[pick]) and picked.nbytes >= decode._OWN_MAPPING_MIN_BYTES
+    assert "hg" not in _vm_flags_of(picked.ctypes.data + picked.nbytes // 2)
+    # small buffers stay ordinary numpy arrays
+    assert decode.frame_buffer((2, 16)).base is None

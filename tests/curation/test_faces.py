@@ -203,3 +203,39 @@ def test_judge_face_cache_is_keyed_by_the_analysis_version(tmp_path):
     res = face_tracks(path, cache=tmp_path)
     assert len(res["tracks"]) == 1 and len(res["frame_indices"]) == 200
     assert (tmp_path / f"{key}.faces{ANALYSIS_VERSION}.npz").is_file()
+
+
+def test_mesh_output_is_read_from_its_bytes_with_the_proto_values():
+    from mediapipe.framework.formats import landmark_pb2
+
+    rng = np.random.default_rng(0)
+    msg = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in rng.random((faces.NUM_LANDMARKS, 3)) - 0.2:
+        p = msg.landmark.add()
+        p.x, p.y, p.z = x, y, z
+    ref = np.array([(p.x, p.y, p.z) for p in msg.landmark], dtype=np.float64)
+    got = faces._landmark_points(msg.SerializeToString())
+    assert got.dtype == np.float64 and np.array_equal(got, ref)
+    assert np.array_equal(faces._landmark_points(msg), ref)  # a proto message still works
+    msg.landmark[7].visibility = 0.5  # another layout: parsed as the proto, same points
+    assert np.array_equal(faces._landmark_points(msg.SerializeToString()), ref)
+    del msg.landmark[-1]
+    assert faces._landmark_points(msg.SerializeToString()) is None
+    assert faces._landmark_points(b"") is None and faces._landmark_points(None) is None
+
+
+def test_mesh_graph_output_takes_the_record_layout():
+    # the face mesh graph emits plain x/y/z landmarks: the fast path is the one in use
+    rgb = read_frames(shared_file(SADTALKER), 0, 1)[0]
+    box = FaceDetector().detect(rgb)[0].box
+    mesh = FaceMesh()
+    seen = []
+    real = faces._landmark_points
+    try:
+        faces._landmark_points = lambda res: seen.append(res) or real(res)
+        assert mesh.landmarks(rgb, box) is not None
+    finally:
+        faces._landmark_points = real
+    assert len(seen) == 1 and isinstance(seen[0], bytes)
+    rec = np.frombuffer(seen[0], faces._LANDMARK_RECORD)
+    assert len(rec) == faces.NUM_LANDMARKS and (rec["len"] == 15).all()

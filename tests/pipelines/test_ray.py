@@ -44,7 +44,8 @@ def test_ray_and_local_executors_give_the_same_rows(small_inputs, local_run, tmp
     assert _ids_status(out) == _ids_status(local_run)
     # the driver's start-up steps, in order (the throughput script splits the time to the first source)
     phases = summary.executor_phases
-    assert list(sorted(phases, key=phases.get)) == ["executor_init", "ray_ready", "dataset_start", "first_result"]
+    assert list(sorted(phases, key=phases.get)) == ["executor_init", "ray_ready", "sources_ordered", "dataset_start",
+                                                           "first_result"]
     assert _rows_without_timings(out) == _rows_without_timings(local_run)
 
 

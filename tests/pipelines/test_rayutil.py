@@ -36,7 +36,7 @@ def _actor_view():
             ctx = ray.get_runtime_context()
             return {"runtime_env": dict(ctx.runtime_env or {}), "omp": os.environ.get("OMP_NUM_THREADS"),
                     "owner": os.environ.get("ANYTALKER_RAY_OWNER"), "stdin_tty": os.isatty(0),
-                    "pid": os.getpid(), "argv0": sys.argv[0]}
+                    "pid": os.getpid(), "argv0": sys.argv[0], "nice": os.nice(0)}
 
     return Probe
 
@@ -50,6 +50,8 @@ def test_local_runtime_has_no_runtime_env_and_workers_inherit_caps_and_owner(loc
     assert view["omp"] == "1"  # the thread cap of a 1-CPU worker, inherited
     assert view["owner"] and view["owner"].split(":")[0] == str(os.getpid())  # leftovers can be found
     assert not view["stdin_tty"]
+    # the actors doing the work have the driver's priority (Ray's default: 15 levels lower)
+    assert view["nice"] == os.nice(0), view["nice"]
     # the driver's own environment is as it was: the caps and the tag went to the runtime only
     assert {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "ANYTALKER_RAY_OWNER")} == \
         {k: before.get(k) for k in ("OMP_NUM_THREADS", "ANYTALKER_RAY_OWNER")}
