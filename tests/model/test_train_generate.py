@@ -226,3 +226,31 @@ def test_audio_gap_on_fixed_batches(trained, clip_run):
         assert r["gap_pct"] == pytest.approx(100 * (r["mouth_mse_swapped"] / r["mouth_mse_own"] - 1), abs=0.01)
     # the same checkpoint and batches give the same figures (fixed batches and noise)
     assert mouth_swap_gap(trained / "checkpoints" / "last.pt", clip_run, batches=2) == res
+
+
+def test_early_stopping_keeps_the_motion_head_of_the_best_checkpoint(clip_run, micro_yaml, tmp_path, monkeypatch):
+    """train.motion_early_stop: the final checkpoint holds the DiT of the last step and the
+    motion head of the checkpoint whose held-out criterion was best (here step 2 of 4)."""
+    import torch
+
+    import model.motion_eval as motion_eval
+    from model.checkpoint import load_checkpoint
+    from model.train import train
+
+    real = motion_eval.heldout_motion
+    scores = iter([0.5, 0.1])
+
+    def scripted(model, source):  # step 2 scores best, every later call 0.1
+        r = real(model, source)
+        r["r_matched"] = r["span_r_matched"] = next(scores, 0.1)
+        return r
+
+    monkeypatch.setattr(motion_eval, "heldout_motion", scripted)
+    out = tmp_path / "run"
+    res = train(str(micro_yaml), clip_run, out, steps=4, overrides={"train": {"checkpoint_every": 2}}, progress=False)
+    assert res["motion_selected"]["step"] == 2
+    best = load_checkpoint(out / "checkpoints" / "step_0000002.pt")["model"]
+    final = load_checkpoint(out / "checkpoints" / "last.pt")["model"]
+    head = [k for k in final if k.startswith("motion.")]
+    assert head and all(torch.equal(final[k], best[k]) for k in head)
+    assert not all(torch.equal(final[k], best[k]) for k in final if k.startswith("blocks."))  # the DiT moved on
