@@ -23,7 +23,6 @@ across runs. Not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -36,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.perf.result_child import run_result_child  # noqa: E402
 from kernel.data import DEMO_SINGLE_PERSON as SINGLE  # noqa: E402
 from kernel.data import resolve_data_root  # noqa: E402
 from curation.media import VideoReader, require_ffmpeg  # noqa: E402
@@ -159,14 +159,10 @@ def curate(config: str, listing: Path, root: Path, executor: str, workers: int |
     try:
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                **(env_extra or {})}
-        res = subprocess.run([sys.executable, "-c", _CHILD, config, str(listing), str(out / "run"), executor,
-                              "-" if workers is None else str(workers), str(root),
-                              "-" if cpus_per_worker is None else str(cpus_per_worker)],
-                             capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
-        line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if res.returncode != 0 or line is None:
-            raise SystemExit(f"curation run ({executor}) failed:\n{res.stderr[-3000:]}")
-        return json.loads(line[len("RESULT "):])
+        return run_result_child(_CHILD, [config, str(listing), str(out / "run"), executor,
+                                         "-" if workers is None else str(workers), str(root),
+                                         "-" if cpus_per_worker is None else str(cpus_per_worker)],
+                                env, f"curation run ({executor})")
     finally:
         shutil.rmtree(out, ignore_errors=True)
 

@@ -17,7 +17,6 @@ on both sides alike. Not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.perf.result_child import run_result_child  # noqa: E402
 from kernel.data import DEMO_SINGLE_PERSON as SINGLE  # noqa: E402
 from kernel.data import resolve_data_root  # noqa: E402
 
@@ -72,12 +72,8 @@ def run_once(tree: Path, config: str, listing: Path, root: Path) -> dict:
     out = Path(tempfile.mkdtemp(prefix="stage-ab-"))
     try:
         env = {**os.environ, "PYTHONPATH": str(tree)}
-        res = subprocess.run([sys.executable, "-c", _CHILD, config, str(listing), str(out / "run"), str(root)],
-                             capture_output=True, text=True, env=env, cwd=str(tree), stdin=subprocess.DEVNULL)
-        line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if res.returncode != 0 or line is None:
-            raise SystemExit(f"run from {tree} failed:\n{res.stderr[-3000:]}")
-        return json.loads(line[len("RESULT "):])
+        return run_result_child(_CHILD, [config, str(listing), str(out / "run"), str(root)], env,
+                                f"run from {tree}", cwd=str(tree))
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
