@@ -267,8 +267,8 @@ def balanced(items: list[dict], max_items: int) -> list[dict]:
 
 
 def generate(ckpt: Path, image: Path, box, audios: list[Path], out: Path, threads: int, seconds: float) -> dict:
-    args = ["generate", "--checkpoint", str(ckpt), "--image", str(image), "--out", str(out),
-            "--seconds", str(seconds), "--threads", str(threads), "--no-progress"]
+    args = ["generate", "--checkpoint", str(ckpt), "--image", str(image), "--output", str(out),
+            "--seconds", str(seconds), "--threads", str(threads), "--quiet"]
     if box is not None:
         args += ["--boxes", ",".join(f"{v:.1f}" for v in box)]
     for a in audios:
@@ -301,15 +301,15 @@ def main(argv=None) -> int:
     if not (args.reuse and (shards / "split.json").is_file()):
         log("building the training set from face tracks")
         vids = [v for v in training_videos(data) if (data / v).is_file()]
-        cli(["train-set", *vids, "--data-root", str(data), "--out", str(shards), "--holdout", "0.3",
+        cli(["train-set", *vids, "--data", str(data), "--output", str(shards), "--holdout", "0.3",
              "--person-audio", f"{TWO_PERSON}={','.join(TWO_PERSON_AUDIO)}"], args.threads)
     split = json.loads((shards / "split.json").read_text())
     train_result, train_minutes = {}, None
     if not (args.reuse and ckpt.is_file()):
         log("training")
         t0 = time.time()
-        targs = ["train", args.config, "--shards", str(shards), "--out", str(run), "--threads", str(args.threads),
-                 "--no-progress"] + (["--steps", str(args.steps)] if args.steps else [])
+        targs = ["train", args.config, "--shards", str(shards), "--output", str(run), "--threads", str(args.threads),
+                 "--quiet"] + (["--steps", str(args.steps)] if args.steps else [])
         for s in args.set:
             targs += ["--set", s]
         train_result = cli(targs, args.threads)
