@@ -438,16 +438,25 @@ def _slice(fr: Frames, start: int, end: int) -> Frames:
                   complete=fr.complete and b >= len(fr.frames))
 
 
+def resize_frames(frames: np.ndarray, w: int, h: int, interpolation: int) -> np.ndarray:
+    """(T, H, W, C) frames resized to (T, h, w, C) with cv2, each straight into one frame buffer
+    (``frame_buffer``: no per-frame copy, no huge-page-advised memory)."""
+    import cv2
+
+    out = frame_buffer((len(frames), h, w, frames.shape[3]))
+    for f, o in zip(frames, out):
+        cv2.resize(f, (w, h), dst=o, interpolation=interpolation)
+    return out
+
+
 def _resized(fr: Frames, w: int, h: int) -> Frames:
     import cv2
 
-    out = frame_buffer((len(fr.frames), h, w, 3))
     # area averaging against aliasing where the shrink is 2x or more; below that bilinear is
     # as good and cv2's non-integer area path is ~5x slower
     shrink = fr.frames.shape[2] / max(1, w) if len(fr.frames) else 1.0
     interp = cv2.INTER_AREA if shrink >= 2.0 else cv2.INTER_LINEAR
-    for i, f in enumerate(fr.frames):
-        cv2.resize(f, (w, h), dst=out[i], interpolation=interp)  # straight into the buffer: no copy
+    out = resize_frames(fr.frames, w, h, interp)
     return Frames(frames=out, rate=fr.rate, start_frame=fr.start_frame, display_width=fr.display_width,
                   display_height=fr.display_height, complete=fr.complete)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 
 from curation.base import Reason, Resources, Row, Stage, reject
-from curation.decode import (OVERVIEW_MAX_SIDE, bounded_size, cache_budget_bytes, display_size, frame_buffer, iter_frames,
-                             load_frames, probe_cached)
+from curation.decode import (OVERVIEW_MAX_SIDE, bounded_size, cache_budget_bytes, display_size, iter_frames, load_frames,
+                             probe_cached, resize_frames)
 from curation.fields import Field
 from curation.shots import DOWNSCALE_WIDTH, CutParams, StreamingCutDetector
 
@@ -33,10 +33,7 @@ def _at_width(frames: np.ndarray, width: int) -> np.ndarray:
         return frames
     h = max(2, int(round(frames.shape[1] * width / frames.shape[2])))
     interp = cv2.INTER_AREA if frames.shape[2] > width else cv2.INTER_LINEAR
-    out = frame_buffer((len(frames), h, width, frames.shape[3]))  # (not huge-page advised: see frame_buffer)
-    for f, o in zip(frames, out):
-        cv2.resize(f, (width, h), dst=o, interpolation=interp)
-    return out
+    return resize_frames(frames, width, h, interp)
 
 
 def overview_chunks(path, fps: float, num_frames: int, chunk_frames: int = STREAM_CHUNK_FRAMES):
