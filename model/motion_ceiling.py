@@ -26,11 +26,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from model.audio import LogMelFrontend, frame_windows
-from model.motion import OPEN_PAIRS
+from model.motion import lip_opening, mouth_width
 
-MOUTH_CORNERS = (0, 10)  # LIP_POINTS 61 and 291, the outer mouth corners
 WINDOW = 9  # frames per evaluation window (the tiny config's num_frames)
 FPS = 24.0
 
@@ -54,7 +54,7 @@ def clip_table(shards: str | Path, fps: float = FPS, n_mels: int = 40, mels_per_
         idx = sample_indices(int(row["start_frame"]), int(row["end_frame"]), float(row["fps"]), fps)
         rel = np.clip(np.asarray(idx) - int(row["start_frame"]), 0, len(lips_src) - 1)
         lips = lips_src[rel]
-        width = np.linalg.norm(lips[:, MOUTH_CORNERS[0]] - lips[:, MOUTH_CORNERS[1]], axis=-1)
+        width = mouth_width(torch.from_numpy(lips)).numpy()
         scale = float(np.nanmedian(width))
         if not np.isfinite(scale) or scale <= 0:
             continue
@@ -67,8 +67,8 @@ def clip_table(shards: str | Path, fps: float = FPS, n_mels: int = 40, mels_per_
 
 
 def opening(lips: np.ndarray) -> np.ndarray:
-    """(n, K, 2) -> (n,) mean inner-lip gap (``model.motion.OPEN_PAIRS``)."""
-    return np.mean([np.linalg.norm(lips[:, a] - lips[:, b], axis=-1) for a, b in OPEN_PAIRS], 0)
+    """(n, K, 2) -> (n,) mean inner-lip gap (``model.motion.lip_opening``)."""
+    return lip_opening(torch.from_numpy(lips)).numpy()
 
 
 def shape(lips: np.ndarray) -> np.ndarray:
