@@ -209,23 +209,61 @@ def source_cost(row: Row) -> float | None:
     return frames / fps * (1.0 + max(0.0, w * h) / 4e6)
 
 
-def longest_first(sources: list[Row]) -> list[Row]:
-    """``sources`` ordered by ``source_cost``, largest first (longest-processing-time-first
-    scheduling: the workers of a pool finish together instead of one idling while another runs a
-    long source handed out last); sources without an estimate last, ties and unknowns in their
-    given order. ``$ANYTALKER_SOURCE_ORDER=given`` keeps the given order."""
-    if os.environ.get(SOURCE_ORDER_ENV, "longest_first").strip().lower() == "given" or len(sources) < 2:
-        return list(sources)
+def source_size(row: Row) -> float | None:
+    """A source's file size in bytes: the cost proxy of a run too large for header reads (one
+    ``stat``). Coarser than ``source_cost`` (a small file can be a long, dear clip), but it
+    still puts a run's few huge files first. None for a source ``source_cost`` would skip."""
+    path = row.get("source_abs_path")
+    if row.get("status", "ok") != "ok" or not path:
+        return None
+    try:
+        return float(os.stat(path).st_size) if os.path.isfile(path) else None
+    except OSError:
+        return None
+
+
+# The driver reads every source's container header before the first source is handed out
+# (1.5-4 ms a file here): beyond this many sources, or once the reads have taken this long,
+# the order uses file sizes instead, so a run's start never waits more than about this long
+# (plus one stat per file) however many sources it has.
+HEADER_READS_MAX_SOURCES = 1000
+HEADER_READS_BUDGET_S = 2.0
+
+
+def source_costs(sources: list[Row]) -> list[float | None]:
+    """``source_cost`` of every source, or ``source_size`` of every source when there are more
+    than ``HEADER_READS_MAX_SOURCES`` or the header reads exceed ``HEADER_READS_BUDGET_S`` (one
+    unit for all: costs and sizes never mix in one order)."""
+    if len(sources) > HEADER_READS_MAX_SOURCES:
+        return [source_size(s) for s in sources]
     # OpenCV's FFmpeg reads its log level once, at its first open: quiet, so a broken file's
     # header ("moov atom not found") does not print on the driver's console (its row says why);
     # restored after, so processes started later do not inherit it
     saved = os.environ.get("OPENCV_FFMPEG_LOGLEVEL")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    deadline = time.perf_counter() + HEADER_READS_BUDGET_S
     try:
-        costs = [source_cost(s) for s in sources]
+        costs = []
+        for s in sources:
+            if time.perf_counter() > deadline:
+                log.info("ordering %d sources by file size: their container headers take over %.1f s to read",
+                         len(sources), HEADER_READS_BUDGET_S)
+                return [source_size(s) for s in sources]
+            costs.append(source_cost(s))
+        return costs
     finally:
         if saved is None:
             os.environ.pop("OPENCV_FFMPEG_LOGLEVEL", None)
+
+
+def longest_first(sources: list[Row]) -> list[Row]:
+    """``sources`` ordered by ``source_costs``, largest first (longest-processing-time-first
+    scheduling: the workers of a pool finish together instead of one idling while another runs a
+    long source handed out last); sources without an estimate last, ties and unknowns in their
+    given order. ``$ANYTALKER_SOURCE_ORDER=given`` keeps the given order."""
+    if os.environ.get(SOURCE_ORDER_ENV, "longest_first").strip().lower() == "given" or len(sources) < 2:
+        return list(sources)
+    costs = source_costs(sources)
     order = sorted(range(len(sources)), key=lambda i: (costs[i] is None, -(costs[i] or 0.0), i))
     return [sources[i] for i in order]
 
@@ -655,7 +693,16 @@ def start_ray(workers: int | None, address: str | None = None, cpus_per_worker: 
     cpus = max(n_workers, machine_cpus())
     share = int(cpus_per_worker or worker_share(cpus, n_workers))
     rayutil.init_ray(address, cpus, env_vars=None if address else {v: str(share) for v in THREAD_ENV_VARS})
+    rayutil.start_data_helpers()  # Ray Data's helper actors start now, not with the run's actors
     return True
+
+
+def stop_ray() -> None:
+    """End the Ray runtime (or the connection to a cluster) this process has."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 class RayDataExecutor:
@@ -764,10 +811,8 @@ class RayDataExecutor:
         return sort_rows([r for _, out in self.run_stream(rows) for r in out])
 
     def close(self) -> None:
-        import ray
-
-        if self._owns_ray and ray.is_initialized():
-            ray.shutdown()
+        if self._owns_ray:
+            stop_ray()
 
 
 def make_executor(kind: str, stage_specs: list[dict[str, Any]], batch_size: int = 1,

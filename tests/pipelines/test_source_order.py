@@ -4,6 +4,7 @@ workers finish together (no worker idling at the end while another runs a long s
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,42 @@ def test_a_local_pool_gets_its_sources_longest_first(mixed_sources, monkeypatch)
     ex = LocalExecutor([{"name": "probe"}], workers=2)
     list(ex.run_stream(mixed_sources))
     assert handed == ["b_long.mp4", "c_big_frames.mp4", "a_short.mp4", "d_text.mp4", "e_missing.mp4"]
+
+
+def _by_size(sources: list[dict]) -> list[str]:
+    """The expected size order: largest file first, sources that are no regular file last."""
+    sized = [(os.path.getsize(s["source_abs_path"]) if os.path.isfile(s["source_abs_path"]) else None, i)
+             for i, s in enumerate(sources)]
+    return [sources[i]["source_path"] for size, i in sorted(sized, key=lambda t: (t[0] is None, -(t[0] or 0), t[1]))]
+
+
+def test_a_run_beyond_the_header_read_limit_is_ordered_by_file_size_without_opening_a_file(mixed_sources,
+                                                                                          monkeypatch):
+    monkeypatch.delenv(executors.SOURCE_ORDER_ENV, raising=False)
+    monkeypatch.setattr(executors, "HEADER_READS_MAX_SOURCES", len(mixed_sources) - 1)
+
+    def no_header_reads(row):
+        raise AssertionError(f"{row['source_path']}: header read beyond the limit")
+
+    monkeypatch.setattr(executors, "source_cost", no_header_reads)
+    ordered = [s["source_path"] for s in longest_first(mixed_sources)]
+    assert ordered == _by_size(mixed_sources)
+    assert ordered != [s["source_path"] for s in mixed_sources]  # the size order is not the given one
+    assert ordered[-1] == "e_missing.mp4"
+
+
+def test_header_reads_past_their_time_budget_fall_back_to_file_size_for_every_source(mixed_sources, monkeypatch):
+    monkeypatch.delenv(executors.SOURCE_ORDER_ENV, raising=False)
+    read: list[str] = []
+    real = executors.source_cost
+
+    def slow_cost(row):
+        read.append(row["source_path"])
+        time.sleep(0.05)
+        return real(row)
+
+    monkeypatch.setattr(executors, "source_cost", slow_cost)
+    monkeypatch.setattr(executors, "HEADER_READS_BUDGET_S", 0.12)
+    ordered = [s["source_path"] for s in longest_first(mixed_sources)]
+    assert ordered == _by_size(mixed_sources)  # sizes for all: no mix of header costs and sizes
+    assert 1 <= len(read) < len(mixed_sources)  # the reads stopped once the budget was spent
