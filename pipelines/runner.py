@@ -5,7 +5,9 @@ per run); a partition's shards and completion marker are written as soon as its 
 back. A rerun skips partitions whose completion marker exists, cleans the files of incomplete
 ones, ``retry_failed`` re-runs only the sources that have a ``failed`` row, ``overwrite`` starts
 over. A fresh local run starts its worker processes right after input discovery, so that
-their imports and model loads overlap the driver's own config load and hashing. Sources are
+their imports and model loads overlap the driver's own config load and hashing; a fresh Ray run
+starts its Ray runtime there (its workers import Ray Data as they start, and Ray Data's helper
+actors are created at once: ``pipelines.rayutil``), for the same reason. Sources are
 hashed before any stage runs, so identical sources are deduplicated before the expensive
 stages (the first in partition order is curated, later copies become one ``duplicate`` reject
 row each).
@@ -31,7 +33,7 @@ from kernel.errors import UserError
 from pipelines import shards
 from pipelines.staging import StagingDir, sweep_stale
 from pipelines.storage import Storage, is_uri
-from pipelines.executors import make_executor, prestart_local_workers, sort_rows
+from pipelines.executors import make_executor, prestart_local_workers, sort_rows, start_ray, stop_ray
 from pipelines.pipeline import PipelineConfig, load_config
 from pipelines.schema import SCHEMA_VERSION, clip_id_for, utf8_safe
 
@@ -415,11 +417,18 @@ def _run_curation(
         raise UserError(f"{input_path}: no video files found (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
     store = Storage(output)
     warm = None
-    if executor == "local" and not retry_failed and (overwrite or not store.is_file("run.json")):
+    owns_ray = False
+    fresh = not retry_failed and (overwrite or not store.is_file("run.json"))
+    if executor == "local" and fresh:
         # a fresh run: its worker processes start now and load the config and their models
         # while this process loads it too, hashes the sources and prepares the run folder
         # (a resumed run may have nothing left to do: its workers start when work is found)
         warm = prestart_local_workers(config, overrides, len(sources), workers, cpus_per_worker)
+    elif executor == "ray" and fresh:
+        # the same for Ray: its runtime starts now, and its prestarted workers (importing Ray
+        # Data) and Ray Data's helper actors come up while this process loads the config and
+        # hashes the sources; the executor then finds Ray running
+        owns_ray = start_ray(workers, ray_address, cpus_per_worker)
     try:
         return _run_loaded(config, overrides, input_path, output, store, root, sources, not_curated, t0, executor,
                            retry_failed, overwrite, data_root, workers, cpus_per_worker, ray_address, progress,
@@ -427,6 +436,8 @@ def _run_curation(
     finally:
         if warm is not None:
             warm.close()  # not adopted by the executor (an error, or nothing left to run)
+        if owns_ray:
+            stop_ray()
 
 
 def _run_loaded(config, overrides, input_path, output, store: Storage, root: str, sources: list[str],

@@ -99,10 +99,13 @@ _CHILD = textwrap.dedent("""
     base.run_stage_batch = timed  # before pipelines binds the name
     from pipelines.runner import run_curation
     from pipelines.shards import read_rows
-    config, listing, out, executor, workers, root, cpus = sys.argv[1:8]
+    config, listing, out, executor, workers, root, cpus, ray_start = sys.argv[1:9]
     workers = None if workers == "-" else int(workers)
     cpus = None if cpus == "-" else int(cpus)
-    if executor == "ray":  # Ray start-up is a one-off cost of a long job: outside the timed run
+    if executor == "ray" and ray_start == "outside":
+        # Ray start-up is a one-off cost of a long job: outside the timed run (ray.init returns
+        # before its prestarted workers and Ray Data's helper actors are up: they start here and
+        # finish inside the timed run)
         from pipelines.executors import start_ray
         start_ray(workers, cpus_per_worker=cpus)
     def ray_cpu_by_role():
@@ -130,12 +133,13 @@ _CHILD = textwrap.dedent("""
         out["driver"] = me.user + me.system
         return out
 
-    ray_cpu0 = ray_cpu_by_role() if executor == "ray" else {}
+    measure_ray = executor == "ray" and ray_start == "outside"  # a run that starts Ray also ends it
+    ray_cpu0 = ray_cpu_by_role() if measure_ray else {}
     t0, t0_epoch = time.perf_counter(), time.time()
     summary = run_curation(config, Path(listing), Path(out), executor=executor, workers=workers,
                            cpus_per_worker=cpus, data_root=Path(root), progress=False)
     wall, t1_epoch = time.perf_counter() - t0, time.time()
-    ray_cpu = {k: v - ray_cpu0.get(k, 0.0) for k, v in ray_cpu_by_role().items()} if executor == "ray" else {}
+    ray_cpu = {k: v - ray_cpu0.get(k, 0.0) for k, v in ray_cpu_by_role().items()} if measure_ray else {}
     status = {}
     for r in read_rows(out) + read_rows(out, kind="rejects"):
         status[r["status"]] = status.get(r["status"], 0) + 1
@@ -154,14 +158,14 @@ _CHILD = textwrap.dedent("""
 
 
 def curate(config: str, listing: Path, root: Path, executor: str, workers: int | None,
-           cpus_per_worker: int | None = None, env_extra: dict | None = None) -> dict:
+           cpus_per_worker: int | None = None, env_extra: dict | None = None, ray_start: str = "outside") -> dict:
     out = Path(tempfile.mkdtemp(prefix="perf-run-"))
     try:
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                **(env_extra or {})}
         return run_result_child(_CHILD, [config, str(listing), str(out / "run"), executor,
                                          "-" if workers is None else str(workers), str(root),
-                                         "-" if cpus_per_worker is None else str(cpus_per_worker)],
+                                         "-" if cpus_per_worker is None else str(cpus_per_worker), ray_start],
                                 env, f"curation run ({executor})")
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -178,8 +182,13 @@ def main() -> None:
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--runs", default=None,
                     help="comma-separated subset of the curation runs (local-x1, local-default, ray-x1, ray-x1-1cpu, "
-                         "ray-x2; and, only when named, ray-x2-given-order, ray-x2-ray-niceness); default all "
+                         "ray-x2; and, only when named, ray-x2-given-order, ray-x2-ray-niceness, ray-x1-1cpu-cold, ray-x2-cold); "
+                         "default all "
                          "five. The targets need all five")
+    ap.add_argument("--ray-start", choices=("outside", "inside"), default="outside",
+                    help="outside (default, as in every figure so far): each Ray run's child starts Ray before its "
+                         "timer; inside: the run starts Ray itself, as `anytalker curate run` does (ray.init "
+                         "timed, overlapped with the driver's config load and hashing)")
     args = ap.parse_args()
     root = resolve_data_root(args.data, need=SINGLE).absolute()
     work = Path(tempfile.mkdtemp(prefix="perf-inputs-"))
@@ -202,9 +211,14 @@ def main() -> None:
         # sources in their given (name) order, and with Ray's own worker priority (15 nice
         # levels below the driver; the engine now runs them at the driver's)
         extra_runs = [("ray x2, given order", "ray", 2, None, "ray-x2-given-order"),
-                      ("ray x2, Ray's worker niceness", "ray", 2, None, "ray-x2-ray-niceness")]
+                      ("ray x2, Ray's worker niceness", "ray", 2, None, "ray-x2-ray-niceness"),
+                      ("ray x1, 1 CPU, cold start", "ray", 1, 1, "ray-x1-1cpu-cold"),
+                      ("ray x2, cold start", "ray", 2, None, "ray-x2-cold")]
+        # cold start: workers do not import Ray Data as they start, and Ray Data's helper actors
+        # start with the dataset (pipelines.rayutil.WARM_ENV=0; the engine before 2026-12-01 08:30 UTC)
         run_env = {"ray-x2-given-order": {"ANYTALKER_SOURCE_ORDER": "given"},
-                   "ray-x2-ray-niceness": {"RAY_worker_niceness": "15"}}
+                   "ray-x2-ray-niceness": {"RAY_worker_niceness": "15"},
+                   "ray-x1-1cpu-cold": {"ANYTALKER_RAY_WARM": "0"}, "ray-x2-cold": {"ANYTALKER_RAY_WARM": "0"}}
         if args.runs:
             wanted = {x.strip() for x in args.runs.split(",") if x.strip()}
             choices = plan + extra_runs
@@ -214,7 +228,7 @@ def main() -> None:
             plan = [p for p in choices if p[4] in wanted]
         results = {}
         for label, executor, workers, per, key in plan:
-            r = curate(args.config, listing, work, executor, workers, per, run_env.get(key))
+            r = curate(args.config, listing, work, executor, workers, per, run_env.get(key), args.ray_start)
             results[label] = r
             runs.append((f"curate {args.config} {label}", r["wall"], r))
         local = results.get("local x1")

@@ -16,13 +16,13 @@ def local_runtime():
     if ray.is_initialized():
         pytest.skip("a Ray runtime is already up in this process")
     before = dict(os.environ)
-    from pipelines.executors import start_ray
+    from pipelines.executors import start_ray, stop_ray
 
     assert start_ray(2, cpus_per_worker=1)
     try:
         yield ray, before
     finally:
-        ray.shutdown()
+        stop_ray()
 
 
 def _actor_view():
@@ -36,7 +36,9 @@ def _actor_view():
             ctx = ray.get_runtime_context()
             return {"runtime_env": dict(ctx.runtime_env or {}), "omp": os.environ.get("OMP_NUM_THREADS"),
                     "owner": os.environ.get("ANYTALKER_RAY_OWNER"), "stdin_tty": os.isatty(0),
-                    "pid": os.getpid(), "argv0": sys.argv[0], "nice": os.nice(0)}
+                    "pid": os.getpid(), "argv0": sys.argv[0], "nice": os.nice(0),
+                    # imported by the worker as it started (this module does not import it)
+                    "ray_data_preloaded": "ray.data" in sys.modules}
 
     return Probe
 
@@ -52,6 +54,8 @@ def test_local_runtime_has_no_runtime_env_and_workers_inherit_caps_and_owner(loc
     assert not view["stdin_tty"]
     # the actors doing the work have the driver's priority (Ray's default: 15 levels lower)
     assert view["nice"] == os.nice(0), view["nice"]
+    # the worker imported Ray Data as it started, before it took this actor (warm start)
+    assert view["ray_data_preloaded"]
     # the driver's own environment is as it was: the caps and the tag went to the runtime only
     assert {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "ANYTALKER_RAY_OWNER")} == \
         {k: before.get(k) for k in ("OMP_NUM_THREADS", "ANYTALKER_RAY_OWNER")}
@@ -81,3 +85,13 @@ def test_a_failed_preflight_is_named_before_the_runs_own_error(local_runtime):
     ray.wait([ref], timeout=120)
     err = rayutil.preflight_failed(ref)
     assert isinstance(err, UserError) and "a worker failed to start" in str(err) and "scenedetect" in str(err)
+
+
+def test_ray_datas_helper_actors_are_created_with_the_runtime_before_any_dataset(local_runtime):
+    from pipelines import rayutil
+
+    ray, _ = local_runtime
+    rayutil.wait_data_helpers()
+    names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+    # Ray Data's statistics actor, autoscaling coordinator and actor location tracker: a dataset finds them
+    assert {"datasets_stats_actor", "AutoscalingCoordinator", "ActorLocationTracker"} <= names, names
