@@ -15,9 +15,7 @@ when the cluster has them), so a clip is processed start to end in one worker, t
 decode cache serves every stage, and each actor sets its stages up once for the whole run.
 Sources stream through one-per-block so every worker stays busy; each worker caps torch,
 OpenCV and BLAS threads to its CPU share; a runtime started here runs its workers at the
-driver's priority and has them import Ray Data as they start, and Ray Data's helper actors are
-created with the runtime (``rayutil.init_ray``, ``rayutil.start_data_helpers``), so neither
-competes with the actors' own set-up.
+driver's priority and has them import Ray Data as they start (``rayutil.init_ray``).
 
 Several workers (a local pool, two or more Ray actors) get the sources longest first
 (``longest_first``: a container-header estimate per source, file size for very large runs),
@@ -696,7 +694,6 @@ def start_ray(workers: int | None, address: str | None = None, cpus_per_worker: 
     cpus = max(n_workers, machine_cpus())
     share = int(cpus_per_worker or worker_share(cpus, n_workers))
     rayutil.init_ray(address, cpus, env_vars=None if address else {v: str(share) for v in THREAD_ENV_VARS})
-    rayutil.start_data_helpers()  # Ray Data's helper actors start now, not with the run's actors
     return True
 
 
@@ -704,9 +701,6 @@ def stop_ray() -> None:
     """End the Ray runtime (or the connection to a cluster) this process has."""
     import ray
 
-    from pipelines import rayutil
-
-    rayutil.wait_data_helpers()  # their thread must not find Ray gone (it would start a new one)
     if ray.is_initialized():
         ray.shutdown()
 
@@ -761,9 +755,6 @@ class RayDataExecutor:
         if min(self.workers, len(sources)) > 1:  # several actors: longest first, so they finish together
             sources = longest_first(sources)
         self.phases["sources_ordered"] = time.time()
-        from pipelines import rayutil
-
-        rayutil.wait_data_helpers()  # created in a thread at start-up; never twice at once
         items = [{"key": i, "payload": pickle.dumps([s], protocol=5)} for i, s in enumerate(sources)]
         # one source per block: blocks are the unit Ray Data hands to an idle actor
         ds = ray.data.from_items(items, override_num_blocks=len(items))
@@ -785,6 +776,8 @@ class RayDataExecutor:
                                                    max_size=min(self.workers, len(items))),
                 **res,
             )
+        from pipelines import rayutil
+
         self.phases["dataset_start"] = time.time()
         batches = iter(ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0))
         while True:

@@ -22,7 +22,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from typing import Any, Iterator
 
@@ -33,12 +32,15 @@ START_TIMEOUT_ENV = "ANYTALKER_RAY_START_TIMEOUT_S"
 WORKER_NICENESS_ENV = "RAY_worker_niceness"  # Ray's config: nice levels its workers add to the raylet's
 DEFAULT_START_TIMEOUT_S = 300.0
 # Warm start (default on; "0" turns it off, for a same-run comparison): every worker of a runtime
-# started here imports Ray Data as it starts, and Ray Data's own helper actors are created at
-# ray.init, so both happen while the driver loads the config and hashes the sources instead of
-# while the run's actors set their stages up (on 2 cores they competed for the same CPUs)
+# started here imports Ray Data as it starts, so the workers Ray prestarts at ray.init have done
+# it by the time the run's actors land on them (a fresh Ray run starts Ray before it loads its
+# config and hashes its sources: pipelines.runner), instead of while the actors set up.
+# Not done: creating Ray Data's three helper actors at ray.init too. They then took the
+# prestarted workers, and the run's actors waited for fresh ones: first source 8.77 vs 7.23 s
+# (Ray x1, 1 CPU) and 12.67 vs 9.45 s (Ray x2) on 3 inputs, 2026-12-01 08:46 UTC, load 4-5.
 WARM_ENV = "ANYTALKER_RAY_WARM"
 # Modules a worker imports before it takes work: what every actor of a run (Ray Data's map
-# actors and its helper actors) imports first; the prestarted workers do it at ray.init.
+# actors and its helper actors) imports first.
 WORKER_PRELOAD_MODULES = ("ray.data",)
 
 
@@ -155,55 +157,6 @@ def init_ray(address: str | None, num_cpus: int, env_vars: dict[str, str] | None
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-_helpers: "threading.Thread | None" = None
-
-
-def start_data_helpers() -> None:
-    """Create Ray Data's three helper actors now, in a background thread: the statistics actor,
-    the autoscaling coordinator and the actor location tracker. Ray Data creates each on its
-    first dataset (named, detached, get-if-exists: the dataset then finds these); each is its
-    own worker process whose start is mostly importing Ray Data, ~1.5 CPU s each, which otherwise
-    falls in the seconds when the run's actors import and set up their stages. Creating a named
-    actor waits for the GCS (0.7 s for the three at load 3), hence the thread: the driver loads
-    the config and hashes the sources meanwhile; ``wait_data_helpers`` joins it before the
-    dataset is built (Ray Core must not create one named actor from two threads at once) and
-    before Ray is shut down (``executors.stop_ray``: a call after that would start a new runtime). Ray
-    Data has no public switch for them, so this reaches into its internals; an API that moved
-    is skipped (the dataset then creates them as before)."""
-    global _helpers
-    if not warm_start():
-        return
-    _helpers = threading.Thread(target=_create_data_helpers, name="anytalker-ray-data-helpers", daemon=True)
-    _helpers.start()
-
-
-def _create_data_helpers() -> None:
-    import importlib
-    import logging
-
-    import ray
-
-    for module, name in (("ray.data._internal.stats", "get_or_create_stats_actor"),
-                         ("ray.data._internal.cluster_autoscaler", "get_or_create_autoscaling_coordinator"),
-                         ("ray.data._internal.execution.node_trackers.actor_location",
-                          "get_or_create_actor_location_tracker")):
-        if not ray.is_initialized():  # shut down meanwhile: Ray's API would start a new runtime
-            return
-        try:
-            getattr(importlib.import_module(module), name)()
-        except Exception as e:  # noqa: BLE001 - an optimisation only: the dataset makes them anyway
-            logging.getLogger(__name__).debug("Ray Data helper %s not started early: %s", name, e)
-
-
-def wait_data_helpers(timeout_s: float = 60.0) -> None:
-    """Wait (bounded) until ``start_data_helpers``' thread has created the helper actors (not
-    until they run: creation returns once the GCS has registered them)."""
-    global _helpers
-    if _helpers is not None:
-        _helpers.join(timeout_s)
-        _helpers = None
 
 
 def _preflight_probe() -> dict:

@@ -6,8 +6,8 @@ back. A rerun skips partitions whose completion marker exists, cleans the files 
 ones, ``retry_failed`` re-runs only the sources that have a ``failed`` row, ``overwrite`` starts
 over. A fresh local run starts its worker processes right after input discovery, so that
 their imports and model loads overlap the driver's own config load and hashing; a fresh Ray run
-starts its Ray runtime there (its workers import Ray Data as they start, and Ray Data's helper
-actors are created at once: ``pipelines.rayutil``), for the same reason. Sources are
+starts its Ray runtime there (the workers Ray prestarts import Ray Data as they start:
+``pipelines.rayutil``), for the same reason. Sources are
 hashed before any stage runs, so identical sources are deduplicated before the expensive
 stages (the first in partition order is curated, later copies become one ``duplicate`` reject
 row each).
@@ -425,9 +425,9 @@ def _run_curation(
         # (a resumed run may have nothing left to do: its workers start when work is found)
         warm = prestart_local_workers(config, overrides, len(sources), workers, cpus_per_worker)
     elif executor == "ray" and fresh:
-        # the same for Ray: its runtime starts now, and its prestarted workers (importing Ray
-        # Data) and Ray Data's helper actors come up while this process loads the config and
-        # hashes the sources; the executor then finds Ray running
+        # the same for Ray: its runtime starts now, and the workers it prestarts come up (and
+        # import Ray Data) while this process loads the config and hashes the sources; the
+        # executor then finds Ray running
         owns_ray = start_ray(workers, ray_address, cpus_per_worker)
     try:
         return _run_loaded(config, overrides, input_path, output, store, root, sources, not_curated, t0, executor,

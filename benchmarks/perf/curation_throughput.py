@@ -104,8 +104,7 @@ _CHILD = textwrap.dedent("""
     cpus = None if cpus == "-" else int(cpus)
     if executor == "ray" and ray_start == "outside":
         # Ray start-up is a one-off cost of a long job: outside the timed run (ray.init returns
-        # before its prestarted workers and Ray Data's helper actors are up: they start here and
-        # finish inside the timed run)
+        # before the workers it prestarts are up: they finish starting inside the timed run)
         from pipelines.executors import start_ray
         start_ray(workers, cpus_per_worker=cpus)
     def ray_cpu_by_role():
@@ -214,8 +213,8 @@ def main() -> None:
                       ("ray x2, Ray's worker niceness", "ray", 2, None, "ray-x2-ray-niceness"),
                       ("ray x1, 1 CPU, cold start", "ray", 1, 1, "ray-x1-1cpu-cold"),
                       ("ray x2, cold start", "ray", 2, None, "ray-x2-cold")]
-        # cold start: workers do not import Ray Data as they start, and Ray Data's helper actors
-        # start with the dataset (pipelines.rayutil.WARM_ENV=0; the engine before 2026-12-01 08:30 UTC)
+        # cold start: workers do not import Ray Data as they start (pipelines.rayutil.WARM_ENV=0;
+        # the engine before 2026-12-01 08:30 UTC)
         run_env = {"ray-x2-given-order": {"ANYTALKER_SOURCE_ORDER": "given"},
                    "ray-x2-ray-niceness": {"RAY_worker_niceness": "15"},
                    "ray-x1-1cpu-cold": {"ANYTALKER_RAY_WARM": "0"}, "ray-x2-cold": {"ANYTALKER_RAY_WARM": "0"}}

@@ -86,12 +86,3 @@ def test_a_failed_preflight_is_named_before_the_runs_own_error(local_runtime):
     err = rayutil.preflight_failed(ref)
     assert isinstance(err, UserError) and "a worker failed to start" in str(err) and "scenedetect" in str(err)
 
-
-def test_ray_datas_helper_actors_are_created_with_the_runtime_before_any_dataset(local_runtime):
-    from pipelines import rayutil
-
-    ray, _ = local_runtime
-    rayutil.wait_data_helpers()
-    names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
-    # Ray Data's statistics actor, autoscaling coordinator and actor location tracker: a dataset finds them
-    assert {"datasets_stats_actor", "AutoscalingCoordinator", "ActorLocationTracker"} <= names, names
