@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--seeds", default="0,1", help="judge seeds that guide")
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--smooth", type=float, default=0.0)
+    ap.add_argument("--smooth", type=float, default=1.5, help="sync_guidance_smooth (frames; 0 = off)")
     ap.add_argument("--augment", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)

@@ -38,7 +38,8 @@ LOGIT_SCALE = 10.0  # the judge's contrastive scale at initialisation (the learn
 
 @dataclass
 class SyncGuidance:
-    """``sample.sync_guidance_*`` of a config; ``steps`` 0 = off."""
+    """``sample.sync_guidance_*`` of a config; ``steps`` 0 = off. The defaults are the shipped
+    ones (``tiny.yaml``), also for a checkpoint whose config predates the keys."""
 
     steps: int = 0
     lr: float = 0.05
@@ -46,7 +47,7 @@ class SyncGuidance:
     seeds: tuple[int, ...] = field(default=(0, 1))
     # the change c - c0 is low-passed in time (Gaussian, this std in frames; 0 = off): real lips
     # move smoothly, a frame-to-frame flicker that pleases the judges is not lip sync
-    smooth: float = 0.0
+    smooth: float = 1.5
     # each step sees the lips as the judge's training augments them (scale 0.9-1.1, noise): an
     # optimum that holds under them is less a quirk of the guiding networks
     augment: bool = False
