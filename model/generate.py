@@ -119,14 +119,43 @@ def reference_lips(rgb: np.ndarray, boxes: list[np.ndarray]) -> tuple[list[np.nd
         log.warning("no face mesh (%s): the reference is not warped", e)
         return [None] * len(boxes), {"backend": None, "error": str(e)}
     mesh = FaceMesh()
+    detections = None
     try:
         out = []
         for b in boxes:
-            lm = mesh.landmarks(rgb, np.asarray(b, np.float64))
+            box = np.asarray(b, np.float64)
+            lm = mesh.landmarks(rgb, box)
+            if lm is None:
+                # without eye keypoints the mesh's region of interest is upright; a rolled head
+                # (the syncnet example's reference, ~40 degrees) is then not found, the
+                # identity is not warped and every frame is the reference (round 6's identical
+                # frames). The detector's eyes orient it, as in the training set's face pass.
+                detections = detect_eyes(rgb) if detections is None else detections
+                eyes = matching_eyes(box, detections)
+                lm = None if eyes is None else mesh.landmarks(rgb, box, eyes)
             out.append(None if lm is None else np.asarray(lm, np.float32)[LIP_POINTS + EYE_CORNERS, :2])
         return out, {"backend": mesh.name, "version": getattr(mesh, "version", None)}
     finally:
         mesh.close()
+
+
+def detect_eyes(rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(box, eye keypoints (2, 2)) of every face the detector finds in ``rgb``."""
+    from curation.faces import FaceDetector
+
+    return [(np.asarray(d.box, np.float64), np.asarray(d.eyes, np.float64)) for d in FaceDetector().detect(rgb)
+            if getattr(d, "eyes", None) is not None]
+
+
+def matching_eyes(box: np.ndarray, detections: list[tuple[np.ndarray, np.ndarray]], min_iou: float = 0.3):
+    """The eye keypoints of the detection that overlaps ``box`` most (IoU >= ``min_iou``), else None."""
+    from curation.faces import iou_matrix
+
+    if not detections:
+        return None
+    iou = iou_matrix(box[None], np.stack([b for b, _ in detections]))[0]
+    k = int(np.argmax(iou))
+    return detections[k][1] if iou[k] >= min_iou else None
 
 
 def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path], out: str | Path,

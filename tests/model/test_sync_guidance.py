@@ -134,3 +134,20 @@ def test_judge_loss_trains_the_head_and_leaves_out_sequences_without_a_reference
     assert torch.isfinite(loss) and float(head.out.weight.grad.abs().sum()) > 0
     ref[1:] = float("nan")  # one sequence left: nothing to contrast with, no loss
     assert float(loss_fn(head, coeffs.detach(), ref, audio, 24.0)) == 0.0
+
+
+def test_a_rolled_reference_face_still_gets_its_lips_and_eye_corners():
+    """The syncnet example's first frame: the head is rolled ~40 degrees. The mesh's upright
+    region of interest finds no face there, so that identity was never warped or guided and all
+    its frames were the reference (identical consecutive frames, LSE-J 0); the detector's eye
+    keypoints orient the mesh."""
+    from curation.media import VideoReader
+    from model.generate import reference_lips
+    from tests.conftest import shared_file
+
+    rgb = VideoReader(shared_file("talking/syncnet_example_video.avi")).get([0])[0]
+    pts, _ = reference_lips(rgb, [np.array([511.9, 227.3, 709.5, 425.1], np.float32)])
+    assert pts[0] is not None and pts[0].shape == (len(LIP_POINTS) + 2, 2)
+    right, left = pts[0][-2], pts[0][-1]
+    roll = np.degrees(np.arctan2(left[1] - right[1], left[0] - right[0]))
+    assert 15 < abs(roll) < 60  # the eye corners read the roll the guidance needs
