@@ -28,6 +28,8 @@ Protocol (all choices fixed here, none tuned on the scores):
 * ``sharpness_ratio``: variance of the Laplacian inside the face box of generated frames / the
   reference frame's, mean over matched videos.
 * ``identical_consecutive_frames``: consecutive decoded frames that are pixel-identical, summed.
+  ``identical_consecutive_frames_before_encoding``: the same on the frames ``generate`` wrote
+  (its sidecar): x264's noise decodes a fully static video as almost no equal pairs.
 * ``own_interval_motion_ratio``: ``images/anytalker/2p-0.png`` driven by the two interact_11
   audios; per person, mean |d mouth opening / dt| inside their own speaking interval
   (``speaker_duration.json``) / outside it.
@@ -391,6 +393,10 @@ def main(argv=None) -> int:
                "sync_guidance": guiding,
                "corr_matched": c_m, "corr_shuffled": c_s, "identity_similarity": identity_of(matched),
                "sharpness_ratio": sharp, "identical_consecutive_frames": rep_m + rep_s,
+               # the same count on the frames generate wrote (its sidecar): the encoder's noise
+               # made a fully static video (72 equal frames, round 6's item 12) decode as 1 pair
+               "identical_before_encoding": sum(int(json.loads(v.with_suffix(".json").read_text()).get(
+                   "identical_consecutive_frames_before_encoding", 0)) for v in (matched, shuffled)),
                "seconds_per_generated_second": rec.get("seconds_per_generated_second")}
         rows.append(row)
         log(f"item {k} {it['kind']:10s} LSE-J matched {j_m:.3f} shuffled {j_s:.3f} (seed {HELDOUT_JUDGE_SEED}: {h_m:.3f} "
@@ -449,6 +455,8 @@ def main(argv=None) -> int:
         "identity_backend": "dlib (metrics.identity)",
         "sharpness_ratio": float(np.mean([r["sharpness_ratio"] for r in rows])),
         "identical_consecutive_frames": int(sum(r["identical_consecutive_frames"] for r in rows) + rep_two),
+        "identical_consecutive_frames_before_encoding": int(sum(r["identical_before_encoding"] for r in rows) + int(
+            json.loads(two.with_suffix(".json").read_text()).get("identical_consecutive_frames_before_encoding", 0))),
         "own_interval_motion_ratio": own_ratio,
         "two_person_tracks": len(mouths),
         "train_minutes": train_minutes,
@@ -467,7 +475,7 @@ def main(argv=None) -> int:
     result["contact_sheet"] = str(sheet)
     Path(args.json).write_text(json.dumps(result, indent=2, default=str))
     for key in ("matched_beats_shuffled", "matched_beats_shuffled_heldout_judge", "proxy_matched_beats_shuffled",
-                "rendered_vs_intended_r", "identity", "sharpness_ratio", "identical_consecutive_frames",
+                "rendered_vs_intended_r", "identity", "identical_consecutive_frames_before_encoding", "sharpness_ratio", "identical_consecutive_frames",
                 "own_interval_motion_ratio", "train_minutes"):
         print(f"{key:30s} {result[key]}")
     if result["train_diagnostics"]:
