@@ -229,7 +229,7 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                            "world_size": world, "time": time.time()}
                     judge_loss = getattr(getattr(objective, "module", objective), "last_judge_loss", None)
                     if judge_loss is not None:  # the sync judge's loss on the head's lips (train.motion_judge_weight)
-                        rec["motion_judge_loss"] = round(float(judge_loss), 4)
+                        rec["motion_judge_loss"] = round(float(judge_loss.detach()), 4)
                     # the same batch after the update: copy baselines and the audio-swap gap, with
                     # one fixed noise draw shared by all variants (diagnostics RNG: rank + 2**20)
                     diag = loss_diagnostics(model, batch, step_generator(seed, step, rank + 2 ** 20), mouth_weight,

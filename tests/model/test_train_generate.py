@@ -81,8 +81,16 @@ def test_every_log_step_has_copy_baselines_and_the_audio_swap_gap(trained):
     assert cfg["train"]["motion_early_stop"]
     final = heldout_motion(model, ShardTrainingSource(cfg_shards(trained), cfg, frontend))
     best = max(held, key=lambda h: h["r_matched"] + h["span_r_matched"])
-    assert final["r_matched"] == pytest.approx(best["r_matched"], abs=1e-4)
-    assert final["span_r_matched"] == pytest.approx(best["span_r_matched"], abs=1e-4)
+    # the head's weights are the best checkpoint's exactly; the face encoder it reads is the last
+    # step's (the DiT's), so its figure is the best one's up to that change
+    import torch
+
+    best_blob = torch.load(trained / "checkpoints" / f"step_{best['step']:07d}.pt", weights_only=False)
+    for name, value in model.state_dict().items():
+        if name.startswith("motion."):
+            assert torch.equal(value, best_blob["model"][name].to(value.dtype)), name
+    assert final["r_matched"] == pytest.approx(best["r_matched"], abs=0.01)
+    assert final["span_r_matched"] == pytest.approx(best["span_r_matched"], abs=0.01)
 
 
 def test_a_fresh_model_predicts_the_context_frame():
