@@ -187,7 +187,7 @@ def test_generate_two_people_from_2p0(trained, tmp_path):
     left = shared_file("anytalker_benchmark/audio_left/interact_11_left.flac")
     right = shared_file("anytalker_benchmark/audio_right/interact_11_right.flac")
     out = tmp_path / "2p.mp4"
-    assert _generate(trained, image, [left, right], out) == 0
+    assert _generate(trained, image, [left, right], out, ["--sync-guidance"]) == 0
     info = probe(out)
     assert info.has_video and info.has_audio and info.fps == pytest.approx(24)
     frames = read_frames(out)
@@ -202,8 +202,8 @@ def test_generate_two_people_from_2p0(trained, tmp_path):
     assert motion["warp_context"] and motion["reference_lips_found"] == [True, True]
     assert motion["residual_region"] == "mouth" and motion["motion_gain"] >= 1
     assert len(motion["predicted_opening_change_px"]["mean"]) == 2
-    # sync guidance (tiny's default): both identities guided toward their own audio by the guiding
-    # judge seeds, never by the seed the benchmark keeps for scoring
+    # sync guidance (--sync-guidance): both identities guided toward their own audio by the
+    # guiding judge seeds, never by the seed the benchmark keeps for scoring
     guided = motion["sync_guidance"]
     assert guided["guided_identities"] == [0, 1] and 2 not in guided["seeds"]
     assert guided["judge_loss_after"] < guided["judge_loss_before"]
@@ -222,11 +222,11 @@ def test_same_checkpoint_generates_one_and_three_identities(trained, tmp_path, n
     assert json.loads(out.with_suffix(".json").read_text())["identities"] == n_id
 
 
-def test_sync_guidance_switch_turns_it_off(trained, tmp_path):
+def test_sync_guidance_is_off_by_default(trained, tmp_path):
     image = shared_file("images/anytalker/2p-0.png")
     audio = shared_file("talking/syncnet_example_speech.wav")
     out = tmp_path / "off.mp4"
-    assert _generate(trained, image, [audio], out, ["--boxes", "120,130,310,320", "--no-sync-guidance"]) == 0
+    assert _generate(trained, image, [audio], out, ["--boxes", "120,130,310,320"]) == 0
     guided = json.loads(out.with_suffix(".json").read_text())["mouth_motion"]["sync_guidance"]
     assert guided["steps"] == 0 and "judge_loss_after" not in guided
 
