@@ -16,9 +16,10 @@ Protocol (all choices fixed here, none tuned on the scores):
   k+1 (a derangement); both are scored against a_k. Main number: LSE-J, the offline sync
   judge's confidence (``metrics.sync.LipSyncJudge``; a static mouth scores 0);
   ``matched_beats_shuffled`` is the fraction of items scored on both videos where matched >
-  shuffled (ties lose). Generation may be guided by judge seeds 0 and 1 (``model.sync_guidance``),
+  shuffled (ties lose). The motion head trains with the loss of judge seeds 0 and 1
+  (``train.motion_judge_weight``) and generation may be guided by them (``model.sync_guidance``),
   so the same count is also made with judge seed 2 alone (``*_heldout_judge``), a seed that
-  never guides: a gain seen by the ensemble but not by seed 2 is adversarial, not lip sync.
+  never trains or guides: a gain seen by the ensemble but not by seed 2 is adversarial, not lip sync.
   Secondary (``proxy_*``): Pearson correlation of the mouth opening (mediapipe inner-lip gap /
   face height, ``curation.faces``) with the audio's log-RMS envelope per frame, counted the same
   way; it uses no learnt judge at all. ``rendered_vs_intended_r``: Pearson r of the rendered
