@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -159,7 +160,7 @@ def cmd_generate(args) -> int:
         boxes = parse_boxes(args.boxes) if args.boxes else None
         record = generate(args.checkpoint, args.image, args.audio, args.output, seconds=args.seconds,
                           steps=args.steps, cfg_scale=args.cfg, boxes=boxes, seed=args.seed,
-                          height=args.height, progress=progress_enabled(args))
+                          height=args.height, progress=progress_enabled(args), sync_guidance=args.sync_guidance)
     except _model_errors() as e:
         raise UserError(str(e)) from e
     print(json.dumps(record, indent=2))
@@ -219,6 +220,9 @@ def register(sub) -> None:
     g.add_argument("--height", type=int, help="output height (default: the config's; width keeps the aspect)")
     g.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default: %(default)s)")
     g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores; use 1 on a shared machine)")
+    g.add_argument("--sync-guidance", action=argparse.BooleanOptionalAction, default=None,
+                   help="move the predicted lips toward the sync judge's sync with each person's own audio "
+                        "(classifier guidance; default: sample.sync_guidance_steps of the checkpoint's config)")
     c.old_spelling(g, "--no-progress", "quiet", "-q/--quiet", switch=True, const=True)
     g.set_defaults(func=cmd_generate)
     register_train_set(sub)

@@ -52,6 +52,7 @@ class ClipItem:
     decode_size: tuple[int, int] = (-1, -1)
     failed: bool = False
     audio_feats: list[np.ndarray] = field(default_factory=list)
+    wave: np.ndarray | None = None  # the first person's audio of the span (16 kHz; the sync judge's loss reads it)
     lips: np.ndarray | None = None  # (frames of the span, K, 2) source px (trainset ``lips`` column), NaN = none
     lips_at_fps: np.ndarray | None = None  # (len(indices), K, 2) the lips of each sampled frame (``lip_track``)
 
@@ -236,6 +237,8 @@ class ShardTrainingSource:
             for path in item.audio_paths:
                 audio = load_audio(path, start_s=item.start_s, end_s=item.start_s + dur)
                 item.audio_feats.append(frame_windows(self.frontend(audio, n, self.fps), self.window))
+                if item.wave is None:
+                    item.wave = np.asarray(audio, np.float32)
         return item.audio_feats
 
     def window_sample(self, item_idx: int, window: int, out_w: int) -> dict:
@@ -327,19 +330,26 @@ class ShardTrainingSource:
         ok = [w for w in range(max(1, n_train // self.T)) if np.isfinite(lips[w * self.T]).all()]
         return int(rng.choice(ok)) if ok else 0
 
-    def _sequence(self, item_idx: int, start: int, length: int, ref_window: int) -> dict:
+    def _sequence(self, item_idx: int, start: int, length: int, ref_window: int, judge_audio: bool = False) -> dict:
         item = self.items[item_idx]
         feats = self._audio_feats(item)[0]  # (frames, window, F)
         lips = self.lip_track(item_idx)
         faces = self.window_sample(item_idx, ref_window, self.W)["faces"]
-        return {"faces": faces[:1], "audio": feats[start:start + length, self.window // 2][None].astype(np.float32),
-                "lips": lips[start:start + length][None], "ref_lips": lips[ref_window * self.T][None]}
+        out = {"faces": faces[:1], "audio": feats[start:start + length, self.window // 2][None].astype(np.float32),
+               "lips": lips[start:start + length][None], "ref_lips": lips[ref_window * self.T][None]}
+        if judge_audio:
+            from model.sync_guidance import judge_audio_span
 
-    def motion_sequences(self, step: int, rank: int = 0, size: int = 32, length: int = 48) -> dict | None:
+            out["judge_audio"] = judge_audio_span(item.wave, start / self.fps, length, self.fps)
+        return out
+
+    def motion_sequences(self, step: int, rank: int = 0, size: int = 32, length: int = 48,
+                         judge_audio: bool = False) -> dict | None:
         """The motion head's batch (``train.motion_batch`` sequences of ``train.motion_seq_frames``
         frames): single-person clips with lips, any offset inside the training frames (clips
         weighted by their number of offsets), a reference from a random training window of the
-        clip. Needs no DiT pass and decodes nothing new (the reference face comes from the window
+        clip; with ``judge_audio`` also the sync judge's audio features of each sequence
+        (``model.sync_guidance.judge_audio_span``, for the judge's loss on the head). Needs no DiT pass and decodes nothing new (the reference face comes from the window
         cache), so the head sees every training frame many times cheaply. A pure function of
         (seed, step, rank); None when no clip has lips."""
         rng = np.random.default_rng([self.seed, int(step), int(rank), 0x5E0])
@@ -353,17 +363,20 @@ class ShardTrainingSource:
             i = int(i)
             start = int(rng.integers(0, spans[i] - length + 1))
             try:
-                samples.append(self._sequence(i, start, length, self._ref_window(i, rng, spans[i])))
+                samples.append(self._sequence(i, start, length, self._ref_window(i, rng, spans[i]), judge_audio))
             except MediaError as e:
                 log.warning("skipping clip %s: %s", self.items[i].row.get("clip_id"), e)
                 self.items[i].failed = True
                 self.skipped["decode_error"] += 1
         if not samples:
             return None
-        return {"faces": to_model_range(np.stack([s["faces"] for s in samples])),
-                "audio": torch.from_numpy(np.stack([s["audio"] for s in samples])),
-                "lips": torch.from_numpy(np.stack([s["lips"] for s in samples])),
-                "ref_lips": torch.from_numpy(np.stack([s["ref_lips"] for s in samples]))}
+        out = {"faces": to_model_range(np.stack([s["faces"] for s in samples])),
+               "audio": torch.from_numpy(np.stack([s["audio"] for s in samples])),
+               "lips": torch.from_numpy(np.stack([s["lips"] for s in samples])),
+               "ref_lips": torch.from_numpy(np.stack([s["ref_lips"] for s in samples]))}
+        if judge_audio:
+            out["judge_audio"] = torch.from_numpy(np.stack([s["judge_audio"] for s in samples]))
+        return out
 
     def heldout_sequences(self) -> list[dict]:
         """Per clip with lips, its held-out frames (the windows of ``train.motion_holdout``) as one

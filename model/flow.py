@@ -291,8 +291,17 @@ class FlowMatchingObjective(torch.nn.Module):
     """The loss as a module, so DDP wraps one forward that touches every parameter."""
 
     def __init__(self, model: AnyTalkerDiT, mouth_weight: float = 1.0, t_floor: float = LOSS_T_FLOOR,
-                 audio_aux_weight: float = 0.0, motion_weight: float = 0.0, motion_audio_noise: float = 0.0):
+                 audio_aux_weight: float = 0.0, motion_weight: float = 0.0, motion_audio_noise: float = 0.0,
+                 judge_weight: float = 0.0, judge_seeds: tuple[int, ...] = (0, 1), fps: float = 24.0):
         super().__init__()
+        # the frozen sync judge's loss on the head's predicted lips (``train.motion_judge_weight``);
+        # a plain attribute, not a submodule: the judge is neither trained nor saved
+        self.judge_weight, self.fps = float(judge_weight), float(fps)
+        self._judge = None
+        if self.judge_weight > 0:
+            from model.sync_guidance import JudgeLoss
+
+            self._judge = JudgeLoss(tuple(judge_seeds))
         self.motion_audio_noise = float(motion_audio_noise)
         self.model = model
         self.motion_weight = float(motion_weight)
@@ -310,4 +319,10 @@ class FlowMatchingObjective(torch.nn.Module):
                 ft = self.model.encode_faces(motion_batch["faces"])
             loss = loss + self.motion_weight * motion_term(self.model, motion_batch, ft, None, self.motion_audio_noise,
                                                            generator)
+            if self._judge is not None and "judge_audio" in motion_batch:
+                head = self.model.motion
+                coeffs = head.coefficients(ft, motion_batch["audio"], motion_batch["ref_lips"])
+                self.last_judge_loss = self._judge(head, coeffs, motion_batch["ref_lips"], motion_batch["judge_audio"],
+                                                   self.fps)
+                loss = loss + self.judge_weight * self.last_judge_loss
         return loss

@@ -105,30 +105,65 @@ def feather_mask(box, width: int, height: int) -> np.ndarray:
     return cv2.GaussianBlur(m, (k, k), 0)
 
 
+EYE_CORNERS = [33, 263]  # the outer eye corners: the sync judge's eye-aligned frame (sync guidance)
+
+
 def reference_lips(rgb: np.ndarray, boxes: list[np.ndarray]) -> tuple[list[np.ndarray | None], dict]:
-    """Per face box, the reference's lip landmarks (``LIP_POINTS``, full-image px) from the mesh
-    the training set's labels came from (``curation.faces.FaceMesh``); None where it finds no
-    face (that identity's context is then the unwarped reference)."""
+    """Per face box, the reference's lip landmarks (``LIP_POINTS``) followed by its outer eye
+    corners (``EYE_CORNERS``), full-image px, from the mesh the training set's labels came from
+    (``curation.faces.FaceMesh``); None where it finds no face (that identity's context is then
+    the unwarped reference)."""
     try:
         from curation.faces import FaceMesh
     except ImportError as e:
         log.warning("no face mesh (%s): the reference is not warped", e)
         return [None] * len(boxes), {"backend": None, "error": str(e)}
     mesh = FaceMesh()
+    detections = None
     try:
         out = []
         for b in boxes:
-            lm = mesh.landmarks(rgb, np.asarray(b, np.float64))
-            out.append(None if lm is None else np.asarray(lm, np.float32)[LIP_POINTS, :2])
+            box = np.asarray(b, np.float64)
+            lm = mesh.landmarks(rgb, box)
+            if lm is None:
+                # without eye keypoints the mesh's region of interest is upright; a rolled head
+                # (the syncnet example's reference, ~40 degrees) is then not found, the
+                # identity is not warped and every frame is the reference (round 6's identical
+                # frames). The detector's eyes orient it, as in the training set's face pass.
+                detections = detect_eyes(rgb) if detections is None else detections
+                eyes = matching_eyes(box, detections)
+                lm = None if eyes is None else mesh.landmarks(rgb, box, eyes)
+            out.append(None if lm is None else np.asarray(lm, np.float32)[LIP_POINTS + EYE_CORNERS, :2])
         return out, {"backend": mesh.name, "version": getattr(mesh, "version", None)}
     finally:
         mesh.close()
 
 
+def detect_eyes(rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(box, eye keypoints (2, 2)) of every face the detector finds in ``rgb``."""
+    from curation.faces import FaceDetector
+
+    return [(np.asarray(d.box, np.float64), np.asarray(d.eyes, np.float64)) for d in FaceDetector().detect(rgb)
+            if getattr(d, "eyes", None) is not None]
+
+
+def matching_eyes(box: np.ndarray, detections: list[tuple[np.ndarray, np.ndarray]], min_iou: float = 0.3):
+    """The eye keypoints of the detection that overlaps ``box`` most (IoU >= ``min_iou``), else None."""
+    from curation.faces import iou_matrix
+
+    if not detections:
+        return None
+    iou = iou_matrix(box[None], np.stack([b for b, _ in detections]))[0]
+    k = int(np.argmax(iou))
+    return detections[k][1] if iou[k] >= min_iou else None
+
+
 def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path], out: str | Path,
              seconds: float | None = None, steps: int | None = None, cfg_scale: float | None = None,
              boxes: list[np.ndarray] | None = None, seed: int = 0, height: int | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, sync_guidance: bool | None = None) -> dict:
+    """``sync_guidance``: None = the config's ``sample.sync_guidance_steps``; False = off; True =
+    on (the config's steps, or ``model.sync_guidance.DEFAULT_STEPS`` for a checkpoint without them)."""
     t_start = time.time()
     model, cfg, frontend, blob = load_model(checkpoint)
     v, smp = cfg["video"], cfg["sample"]
@@ -187,7 +222,7 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
         crop_boxes.append((x0, y0, cw, ch))
         faces.append(crop_face(rgb, b, int(cfg["model"]["face_size"]))[None])
         masks.append(face_token_mask(map_box(b, x0, y0, cw, ch, crop_w, crop_h), crop_h, crop_w, patch)[None])
-    ref_lips_t = None
+    ref_lips_t = eyes_t = None
     lips_record: dict = {"warp_context": bool(model.warp_context), "motion_head": model.motion is not None}
     if model.warp_context or model.motion is not None:
         lips_full, mesh_info = reference_lips(rgb, boxes)
@@ -195,10 +230,12 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
         rows = []
         for lp, (x0, y0, cw, ch) in zip(lips_full, crop_boxes):
             if lp is None:
-                rows.append(np.full((len(LIP_POINTS), 2), np.nan, np.float32))
+                rows.append(np.full((len(LIP_POINTS) + len(EYE_CORNERS), 2), np.nan, np.float32))
             else:
                 rows.append((lp - np.array([x0, y0], np.float32)) * np.array([crop_w / cw, crop_h / ch], np.float32))
-        ref_lips_t = torch.from_numpy(np.stack(rows))[:, None]  # (I, 1, K, 2) crop px
+        points = torch.from_numpy(np.stack(rows))  # (I, K + 2, 2) crop px
+        ref_lips_t = points[:, None, :len(LIP_POINTS)]  # (I, 1, K, 2)
+        eyes_t = points[:, len(LIP_POINTS):]  # (I, 2, 2)
         if not any(lips_record["reference_lips_found"]):
             log.warning("%s: the face mesh found no lips on the reference; frames are not warped", image)
     ref_t = to_model_range(np.stack(crops))  # (I, 3, h, w): the identities are the batch
@@ -225,9 +262,23 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
         # temporal context runs across chunk borders; it needs only audio, face and lips)
         from model.motion import centre_features
 
+        from model.sync_guidance import SyncGuidance, guide_coefficients
+
         with torch.no_grad():
-            deform_all = model.motion(model.encode_faces(faces_t), centre_features(torch.from_numpy(feats).float())[:, None],
-                                      ref_lips_t, gain=motion_gain)  # (I, 1, n_total, K, 2) crop px
+            coeffs = model.motion.with_gain(model.motion.coefficients(
+                model.encode_faces(faces_t), centre_features(torch.from_numpy(feats).float())[:, None], ref_lips_t),
+                motion_gain)  # (I, 1, n_total, C)
+        # classifier guidance by the sync judge: each identity's lips toward its own audio
+        guidance = SyncGuidance.from_config(smp, sync_guidance)
+        coeffs_i, lips_record["sync_guidance"] = guide_coefficients(model.motion, coeffs[:, 0], ref_lips_t[:, 0], eyes_t,
+                                                                     padded[:len(audios)] + [None] * (len(boxes) - len(audios)),
+                                                                     fps, guidance)
+        with torch.no_grad():
+            deform_all = model.motion.to_deformation(coeffs_i[:, None], ref_lips_t)  # (I, 1, n_total, K, 2) crop px
+        # the lips the frames are meant to show (crop px): ``benchmarks.model_quality`` compares the
+        # rendered mouth with it (does the video show what the head and the guidance chose?)
+        lips_record["intended_opening_px"] = [[round(float(v), 3) for v in row] for row in
+                                              lip_opening(destination(ref_lips_t, deform_all)[:, 0])[:, :n_frames]]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -296,6 +347,10 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
         "mouth_motion": {**lips_record, **({"predicted_opening_change_px": {
             "mean": [round(float(v), 3) for v in torch.cat(openings, 1).nanmean(1)],
             "std": [round(float(v), 3) for v in torch.cat(openings, 1).std(1)]}} if openings else {})},
+        # consecutive frames equal before encoding (the benchmark counts them after decoding: a
+        # difference here that decoding loses is the encoder's, not the model's)
+        "identical_consecutive_frames_before_encoding": int(sum(np.array_equal(frames_arr[k], frames_arr[k + 1])
+                                                                for k in range(len(frames_arr) - 1))),
         "threads": torch.get_num_threads(),
         "wall_s": round(wall, 2), "seconds_per_generated_second": round(wall / max(len(frames_arr) / fps, 1e-9), 3),
     }

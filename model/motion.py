@@ -196,11 +196,15 @@ class MotionHead(nn.Module):
         """-> predicted deformation (B, I, T, K, 2) in the pixels of ``ref_lips`` (0 where the
         reference's lips are unknown: the reference's mouth). ``gain`` scales the motion around
         the sequence's mean (``amplitude_gain``), not the mean itself."""
-        coeffs = self.coefficients(face_tokens, audio_feats, ref_lips)
-        if gain != 1.0:
-            mean = coeffs.mean(2, keepdim=True)
-            coeffs = mean + gain * (coeffs - mean)
-        return self.to_deformation(coeffs, ref_lips)
+        return self.to_deformation(self.with_gain(self.coefficients(face_tokens, audio_feats, ref_lips), gain), ref_lips)
+
+    @staticmethod
+    def with_gain(coeffs: torch.Tensor, gain: float) -> torch.Tensor:
+        """(B, I, T, C) coefficients with their motion around each sequence's mean scaled by ``gain``."""
+        if gain == 1.0:
+            return coeffs
+        mean = coeffs.mean(2, keepdim=True)
+        return mean + gain * (coeffs - mean)
 
     def target_coefficients(self, lips: torch.Tensor, ref_lips: torch.Tensor) -> torch.Tensor:
         """True lips (B, I, T, K, 2), reference (B, I, K, 2) -> (B, I, T, basis_size) coefficients

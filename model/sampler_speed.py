@@ -48,37 +48,49 @@ def main(argv=None) -> int:
     masks = torch.ones(b, n_id, h // p, w // p)
     motion = getattr(model, "motion", None) is not None and getattr(model, "warp_context", False)
 
-    def chunk(n_steps):
-        context = ref
-        if motion:  # the audio -> lips head and the warp run once per chunk, as in generate
-            from model.flow import warped_context
-            from model.motion import destination
+    motion_reps = motion and hasattr(model.motion, "coefficients")  # round 6+: the head once per clip
 
-            ang = torch.linspace(0, 6.28, model.motion.num_points)
-            ref_lips = torch.stack([w / 2 + w / 8 * ang.cos(), h * 0.7 + h / 30 * ang.sin()], -1)
-            ref_lips = ref_lips.expand(b, 1, -1, -1)
-            with torch.no_grad():
-                if hasattr(model.motion, "coefficients"):  # round 6: audio features in, once per clip in generate
-                    from model.motion import centre_features
+    def clip_contexts(n_chunks: int) -> list:
+        """Per chunk, the sampler's context. With the motion head: the clip's lip motion in one
+        pass of the head (as ``generate`` does since round 6; before, the head ran per chunk),
+        then the reference warped to each chunk's lips."""
+        if not motion:
+            return [ref] * n_chunks
+        from model.flow import warped_context
+        from model.motion import destination
 
-                    deform = model.motion(model.encode_faces(faces), centre_features(audio), ref_lips)
-                else:  # round 5: the DiT's audio tokens in, once per chunk
+        ang = torch.linspace(0, 6.28, model.motion.num_points)
+        ref_lips = torch.stack([w / 2 + w / 8 * ang.cos(), h * 0.7 + h / 30 * ang.sin()], -1)
+        ref_lips = ref_lips.expand(b, 1, -1, -1)
+        with torch.no_grad():
+            if motion_reps:
+                from model.motion import centre_features
+
+                n_total = n_chunks * (T - 1) + 1
+                clip_audio = torch.randn(b, n_id, n_total, audio.shape[3], audio.shape[4], generator=g)
+                deform = model.motion(model.encode_faces(faces), centre_features(clip_audio), ref_lips)
+                dsts = [destination(ref_lips, deform[:, :, c * (T - 1):c * (T - 1) + T]) for c in range(n_chunks)]
+            else:  # round 5: the DiT's audio tokens in, once per chunk
+                dsts = []
+                for _ in range(n_chunks):
                     ft, at = model.encode_conditions(ref, faces, audio)
-                    deform = model.motion(ft, at, ref_lips, T, float(h))
-                dst = destination(ref_lips, deform)
-                context = warped_context(model, ref, ref, ref_lips, dst, T)
-        sample(model, ref, faces, audio, masks, T, steps=n_steps, cfg_scale=cfg_scale,
-               **({"context": context} if face_centred else {}))
+                    dsts.append(destination(ref_lips, model.motion(ft, at, ref_lips, T, float(h))))
+            return [warped_context(model, ref, ref, ref_lips, d, T) for d in dsts]
 
-    chunk(1)  # warm-up
+    def clip(n_chunks: int, n_steps: int) -> None:
+        for context in clip_contexts(n_chunks):
+            sample(model, ref, faces, audio, masks, T, steps=n_steps, cfg_scale=cfg_scale,
+                   **({"context": context} if face_centred else {}))
+
+    clip(1, 1)  # warm-up
     t0, w0 = time.process_time(), time.perf_counter()
-    for _ in range(args.reps):
-        chunk(steps)
+    clip(args.reps, steps)  # one clip of ``reps`` chunks: the head once, the sampler per chunk
     cpu, wall = (time.process_time() - t0) / args.reps, (time.perf_counter() - w0) / args.reps
     per_s = cpu / ((T - 1) / float(v["fps"]))
     if not face_centred:
         print("(old full-frame code: timed without the motion head)")
-    print(f"{'face-centred' if face_centred else 'full-frame'}{' + motion head + warp' if motion else ''}: chunk {T} frames ({T - 1} new), {steps} steps, "
+    print(f"{'face-centred' if face_centred else 'full-frame'}{' + motion head + warp' if motion else ''}"
+          f"{' (head once per clip)' if motion_reps else ''}: chunk {T} frames ({T - 1} new), {steps} steps, "
           f"cfg {cfg_scale}, batch {b} x {h} x {w}, {args.threads} thread(s): {cpu:.2f} CPU s per chunk, "
           f"{per_s:.2f} CPU s per generated second (wall {wall:.2f} s per chunk)")
     return 0

@@ -61,7 +61,7 @@ def _summarise_diagnostics(records: list[dict]) -> dict:
     k = max(1, len(recs) // 5)
     out = {}
     for key in ("diag_loss", "copy_reference", "copy_context", "copy_warped", "audio_swap_gap", "audio_swap_gap_t1",
-                "audio_aux", "motion_loss", "motion_swap_gap"):
+                "audio_aux", "motion_loss", "motion_swap_gap", "motion_judge_loss"):
         if not all(key in r for r in recs):
             continue
         out[key] = {"first": round(float(np.mean([r[key] for r in recs[:k]])), 6),
@@ -135,7 +135,10 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
     mouth_weight = float(tr.get("mouth_weight", 1.0))
     t_floor = float(tr.get("loss_t_floor", LOSS_T_FLOOR))
     objective = FlowMatchingObjective(model, mouth_weight, t_floor, float(tr.get("audio_aux_weight", 0.0)),
-                                      float(tr.get("motion_weight", 0.0)), float(tr.get("motion_audio_noise", 0.0)))
+                                      float(tr.get("motion_weight", 0.0)), float(tr.get("motion_audio_noise", 0.0)),
+                                      float(tr.get("motion_judge_weight", 0.0)),
+                                      tuple(int(s) for s in tr.get("motion_judge_seeds", (0, 1))),
+                                      float(cfg["video"]["fps"]))
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -202,7 +205,8 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
             objective.train()
             extra = None
             if motion_batch_size and model.motion is not None:
-                seqs = source.motion_sequences(step, rank, motion_batch_size, motion_seq)
+                seqs = source.motion_sequences(step, rank, motion_batch_size, motion_seq,
+                                               judge_audio=float(tr.get("motion_judge_weight", 0.0)) > 0)
                 if seqs is not None:
                     extra = {k: v.to(device) for k, v in seqs.items()}
             loss = objective(batch, step_generator(seed, step, rank), audio_dropout, extra)
@@ -223,6 +227,9 @@ def train(config: str | dict, shards: str | Path, out: str | Path, steps: int | 
                     rec = {"step": step, "loss": round(last_loss, 6), "lr": lr, "grad_norm": round(float(grad_norm), 4),
                            "mode": batch["mode"], "data_s": round(data_s, 4), "step_s": round(step_s, 4),
                            "world_size": world, "time": time.time()}
+                    judge_loss = getattr(getattr(objective, "module", objective), "last_judge_loss", None)
+                    if judge_loss is not None:  # the sync judge's loss on the head's lips (train.motion_judge_weight)
+                        rec["motion_judge_loss"] = round(float(judge_loss.detach()), 4)
                     # the same batch after the update: copy baselines and the audio-swap gap, with
                     # one fixed noise draw shared by all variants (diagnostics RNG: rank + 2**20)
                     diag = loss_diagnostics(model, batch, step_generator(seed, step, rank + 2 ** 20), mouth_weight,

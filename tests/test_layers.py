@@ -46,6 +46,11 @@ ALLOWED_EXCEPTIONS: dict[tuple[str, str], str] = {
         "(model/trainset.py) detect faces with curation's FaceDetector, and both run its face mesh for "
         "lip landmarks (the motion head's labels, the reference's lips); routing it through pipelines "
         "is left to the owners of that code (issue 12 item 5)",
+    ("model", "curation.sync_judge"):
+        "issue 14 asks for the offline sync judge in the model's loop: the motion head's training "
+        "loss (train.motion_judge_weight) and generation's guidance (model/sync_guidance.py) run the "
+        "frozen judge networks with the judge's own features and contrastive loss; one copy of them, "
+        "curation's (its first user, the sync filter), rather than a second one under model/",
 }
 
 

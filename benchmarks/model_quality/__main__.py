@@ -16,13 +16,21 @@ Protocol (all choices fixed here, none tuned on the scores):
   k+1 (a derangement); both are scored against a_k. Main number: LSE-J, the offline sync
   judge's confidence (``metrics.sync.LipSyncJudge``; a static mouth scores 0);
   ``matched_beats_shuffled`` is the fraction of items scored on both videos where matched >
-  shuffled (ties lose). Secondary (``proxy_*``): Pearson correlation of the mouth opening
-  (mediapipe inner-lip gap / face height, ``curation.faces``) with the audio's log-RMS envelope
-  per frame, counted the same way.
+  shuffled (ties lose). The motion head trains with the loss of judge seeds 0 and 1
+  (``train.motion_judge_weight``) and generation may be guided by them (``model.sync_guidance``),
+  so the same count is also made with judge seed 2 alone (``*_heldout_judge``), a seed that
+  never trains or guides: a gain seen by the ensemble but not by seed 2 is adversarial, not lip sync.
+  Secondary (``proxy_*``): Pearson correlation of the mouth opening (mediapipe inner-lip gap /
+  face height, ``curation.faces``) with the audio's log-RMS envelope per frame, counted the same
+  way; it uses no learnt judge at all. ``rendered_vs_intended_r``: Pearson r of the rendered
+  mouth opening with the opening generation meant to show (the sidecar's
+  ``intended_opening_px``), mean over matched videos: whether the video shows the guided lips.
 * ``identity``: ``metrics.identity`` (dlib backend) of each matched video, mean over items.
 * ``sharpness_ratio``: variance of the Laplacian inside the face box of generated frames / the
   reference frame's, mean over matched videos.
 * ``identical_consecutive_frames``: consecutive decoded frames that are pixel-identical, summed.
+  ``identical_consecutive_frames_before_encoding``: the same on the frames ``generate`` wrote
+  (its sidecar): x264's noise decodes a fully static video as almost no equal pairs.
 * ``own_interval_motion_ratio``: ``images/anytalker/2p-0.png`` driven by the two interact_11
   audios; per person, mean |d mouth opening / dt| inside their own speaking interval
   (``speaker_duration.json``) / outside it.
@@ -139,18 +147,49 @@ def sync_corr(video: Path, audio_path: Path) -> float:
     return pearson(mouth, env)
 
 
-def judge_conf(video: Path, audio_path: Path) -> tuple[float, str | None]:
+# The judge seed that never guides generation (``sample.sync_guidance_seeds`` must not hold it):
+# its LSE-J is the check that a gain from sync guidance is not adversarial to the guiding seeds.
+HELDOUT_JUDGE_SEED = 2
+
+
+def heldout_judge_weights() -> str:
+    from curation.sync_judge import WEIGHTS_DIR
+
+    return str(WEIGHTS_DIR / f"judge_seed{HELDOUT_JUDGE_SEED}.pt")
+
+
+def judge_conf(video: Path, audio_path: Path, weights: str | None = None) -> tuple[float, str | None]:
     """LSE-J (``metrics.sync.LipSyncJudge``, the offline sync judge) of the video's face against
     ``audio_path``: (score, None) or (NaN, the metric's skip reason). A mouth that does not move
-    scores 0 by the metric's own rule."""
+    scores 0 by the metric's own rule. ``weights``: one judge seed's file instead of the ensemble."""
     from metrics.base import MetricSkip, Sample
     from metrics.sync import LipSyncJudge
 
     try:
-        r = LipSyncJudge().score(Sample(video.stem, str(video), mixed_audio_path=str(audio_path)))
+        metric = LipSyncJudge(weights=weights) if weights else LipSyncJudge()
+        r = metric.score(Sample(video.stem, str(video), mixed_audio_path=str(audio_path)))
     except MetricSkip as e:
         return float("nan"), str(e)
     return float(r.value), None
+
+
+def rendered_vs_intended(video: Path) -> float:
+    """Pearson r of the rendered mouth opening (mediapipe on the generated frames, 25 fps) with
+    the opening the head and the sync guidance chose for them (``mouth_motion.intended_opening_px``
+    of the sidecar, at the video's frame rate), first identity; NaN without either. Low r: the
+    video does not show the lips the judge was shown, so a judge's gain would not be real."""
+    side = json.loads(video.with_suffix(".json").read_text())
+    intended = (side.get("mouth_motion") or {}).get("intended_opening_px")
+    if not intended:
+        return float("nan")
+    analysis, mouths = mouth_tracks(video)
+    if not mouths:
+        return float("nan")
+    mouth = max(mouths, key=lambda m: np.isfinite(m).sum())
+    want = np.asarray(intended[0], np.float64)
+    idx = np.asarray(analysis.frame_indices)
+    ok = idx < len(want)
+    return pearson(np.asarray(mouth, np.float64)[ok][1:], want[idx[ok]][1:])  # frame 0 is the reference
 
 
 def sharpness_and_repeats(video: Path) -> tuple[float, int]:
@@ -266,9 +305,12 @@ def balanced(items: list[dict], max_items: int) -> list[dict]:
     return out
 
 
-def generate(ckpt: Path, image: Path, box, audios: list[Path], out: Path, threads: int, seconds: float) -> dict:
+def generate(ckpt: Path, image: Path, box, audios: list[Path], out: Path, threads: int, seconds: float,
+             sync_guidance: str = "config") -> dict:
     args = ["generate", "--checkpoint", str(ckpt), "--image", str(image), "--output", str(out),
             "--seconds", str(seconds), "--threads", str(threads), "--quiet"]
+    if sync_guidance != "config":
+        args.append("--sync-guidance" if sync_guidance == "on" else "--no-sync-guidance")
     if box is not None:
         args += ["--boxes", ",".join(f"{v:.1f}" for v in box)]
     for a in audios:
@@ -289,6 +331,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-tail-items", type=int, default=10)
     ap.add_argument("--max-items", type=int, default=24, help="held-out items in all, balanced over the kinds")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing training set and checkpoint in --work")
+    ap.add_argument("--sync-guidance", choices=("config", "on", "off"), default="config",
+                    help="sync-judge guidance at generation (default: the checkpoint's config)")
+    ap.add_argument("--videos", default="videos", help="subfolder of --work for the generated videos (compare "
+                                                       "settings on one checkpoint with --reuse)")
     args = ap.parse_args(argv)
     data, work = Path(args.data).resolve(), Path(args.work).resolve()
     if not (data / "eval" / "labels.csv").is_file():
@@ -321,32 +367,47 @@ def main(argv=None) -> int:
 
     items = balanced(build_items(data, work, split, args.seconds, args.max_tail_items), args.max_items)
     log(f"{len(items)} held-out audio items; generating matched and shuffled videos")
-    vid_dir = work / "videos"
+    vid_dir = work / args.videos
     vid_dir.mkdir(exist_ok=True)
     rows = []
     for k, it in enumerate(items):
         other = items[(k + 1) % len(items)]["audio"]
         png, box = it["ref"]
         matched, shuffled = vid_dir / f"{k:02d}_matched.mp4", vid_dir / f"{k:02d}_shuffled.mp4"
-        rec = generate(ckpt, png, box, [it["audio"]], matched, args.threads, args.seconds)
-        generate(ckpt, png, box, [other], shuffled, args.threads, args.seconds)
+        rec = generate(ckpt, png, box, [it["audio"]], matched, args.threads, args.seconds, args.sync_guidance)
+        generate(ckpt, png, box, [other], shuffled, args.threads, args.seconds, args.sync_guidance)
+        guiding = (rec.get("mouth_motion") or {}).get("sync_guidance") or {}
+        if guiding.get("steps") and HELDOUT_JUDGE_SEED in guiding.get("seeds", []):
+            raise RuntimeError(f"sample.sync_guidance_seeds {guiding['seeds']} holds judge seed {HELDOUT_JUDGE_SEED}, "
+                               "the seed this benchmark keeps for scoring; guide with the other seeds")
         j_m, why_m = judge_conf(matched, it["audio"])
         j_s, why_s = judge_conf(shuffled, it["audio"])
+        h_m, _ = judge_conf(matched, it["audio"], heldout_judge_weights())
+        h_s, _ = judge_conf(shuffled, it["audio"], heldout_judge_weights())
         c_m, c_s = sync_corr(matched, it["audio"]), sync_corr(shuffled, it["audio"])
         sharp, rep_m = sharpness_and_repeats(matched)
         _, rep_s = sharpness_and_repeats(shuffled)
         row = {"item": k, "kind": it["kind"], "identity": it["identity"], "audio": it["audio"].name,
                "judge_matched": j_m, "judge_shuffled": j_s, "judge_unscored": why_m or why_s,
+               "heldout_judge_matched": h_m, "heldout_judge_shuffled": h_s,
+               "rendered_vs_intended_r": rendered_vs_intended(matched),
+               "sync_guidance": guiding,
                "corr_matched": c_m, "corr_shuffled": c_s, "identity_similarity": identity_of(matched),
                "sharpness_ratio": sharp, "identical_consecutive_frames": rep_m + rep_s,
+               # the same count on the frames generate wrote (its sidecar): the encoder's noise
+               # made a fully static video (72 equal frames, round 6's item 12) decode as 1 pair
+               "identical_before_encoding": sum(int(json.loads(v.with_suffix(".json").read_text()).get(
+                   "identical_consecutive_frames_before_encoding", 0)) for v in (matched, shuffled)),
                "seconds_per_generated_second": rec.get("seconds_per_generated_second")}
         rows.append(row)
-        log(f"item {k} {it['kind']:10s} LSE-J matched {j_m:.3f} shuffled {j_s:.3f} | matched r={c_m:+.3f} shuffled r={c_s:+.3f} id={row['identity_similarity']:.3f} "
+        log(f"item {k} {it['kind']:10s} LSE-J matched {j_m:.3f} shuffled {j_s:.3f} (seed {HELDOUT_JUDGE_SEED}: {h_m:.3f} "
+            f"{h_s:.3f}) rendered~intended r={row['rendered_vs_intended_r']:+.2f} | matched r={c_m:+.3f} shuffled r={c_s:+.3f} id={row['identity_similarity']:.3f} "
             f"sharp={sharp:.2f}")
 
     log("two-person generation: 2p-0.png + interact_11 audios")
     two = vid_dir / "2p-0_interact_11.mp4"
-    generate(ckpt, data / "images/anytalker/2p-0.png", None, [data / a for a in TWO_PERSON_AUDIO], two, args.threads, 0)
+    generate(ckpt, data / "images/anytalker/2p-0.png", None, [data / a for a in TWO_PERSON_AUDIO], two, args.threads, 0,
+             args.sync_guidance)
     intervals = json.loads((data / "anytalker_benchmark/speaker_duration.json").read_text())["interact_11.mp4"]
     analysis, mouths = mouth_tracks(two)
     t = np.arange(len(analysis.frame_indices)) / analysis.fps  # analysis time axis
@@ -364,6 +425,9 @@ def main(argv=None) -> int:
     # (a static mouth scores 0 and then cannot beat anything: ties are losses)
     judged = [r for r in rows if np.isfinite(r["judge_matched"]) and np.isfinite(r["judge_shuffled"])]
     beats = float(np.mean([r["judge_matched"] > r["judge_shuffled"] for r in judged])) if judged else float("nan")
+    held = [r for r in rows if np.isfinite(r["heldout_judge_matched"]) and np.isfinite(r["heldout_judge_shuffled"])]
+    beats_held = (float(np.mean([r["heldout_judge_matched"] > r["heldout_judge_shuffled"] for r in held]))
+                  if held else float("nan"))
     valid = [r for r in rows if np.isfinite(r["corr_matched"]) and np.isfinite(r["corr_shuffled"])]
     proxy = float(np.mean([r["corr_matched"] > r["corr_shuffled"] for r in valid])) if valid else float("nan")
     result = {
@@ -374,6 +438,15 @@ def main(argv=None) -> int:
         "n_items_scored": len(judged), "n_items": len(rows),
         "mean_judge_matched": float(np.mean([r["judge_matched"] for r in judged])) if judged else None,
         "mean_judge_shuffled": float(np.mean([r["judge_shuffled"] for r in judged])) if judged else None,
+        # the same count with judge seed 2 alone, the seed that never guides generation: if the
+        # ensemble's figure is far above this one, the guidance fooled the guiding seeds
+        "matched_beats_shuffled_heldout_judge": beats_held,
+        "heldout_judge_seed": HELDOUT_JUDGE_SEED,
+        "heldout_judge_n_items_scored": len(held),
+        "mean_heldout_judge_matched": float(np.mean([r["heldout_judge_matched"] for r in held])) if held else None,
+        "mean_heldout_judge_shuffled": float(np.mean([r["heldout_judge_shuffled"] for r in held])) if held else None,
+        "sync_guidance": rows[0]["sync_guidance"] if rows else None,
+        "rendered_vs_intended_r": float(np.nanmean([r["rendered_vs_intended_r"] for r in rows])) if rows else None,
         "proxy_matched_beats_shuffled": proxy,
         "proxy_n_items_scored": len(valid),
         "mean_corr_matched": float(np.mean([r["corr_matched"] for r in valid])) if valid else None,
@@ -383,6 +456,8 @@ def main(argv=None) -> int:
         "identity_backend": "dlib (metrics.identity)",
         "sharpness_ratio": float(np.mean([r["sharpness_ratio"] for r in rows])),
         "identical_consecutive_frames": int(sum(r["identical_consecutive_frames"] for r in rows) + rep_two),
+        "identical_consecutive_frames_before_encoding": int(sum(r["identical_before_encoding"] for r in rows) + int(
+            json.loads(two.with_suffix(".json").read_text()).get("identical_consecutive_frames_before_encoding", 0))),
         "own_interval_motion_ratio": own_ratio,
         "two_person_tracks": len(mouths),
         "train_minutes": train_minutes,
@@ -400,7 +475,8 @@ def main(argv=None) -> int:
     contact_sheet([vid_dir / f"{k:02d}_matched.mp4" for k in range(min(6, len(rows)))] + [two], sheet)
     result["contact_sheet"] = str(sheet)
     Path(args.json).write_text(json.dumps(result, indent=2, default=str))
-    for key in ("matched_beats_shuffled", "proxy_matched_beats_shuffled", "identity", "sharpness_ratio", "identical_consecutive_frames",
+    for key in ("matched_beats_shuffled", "matched_beats_shuffled_heldout_judge", "proxy_matched_beats_shuffled",
+                "rendered_vs_intended_r", "identity", "identical_consecutive_frames_before_encoding", "sharpness_ratio", "identical_consecutive_frames",
                 "own_interval_motion_ratio", "train_minutes"):
         print(f"{key:30s} {result[key]}")
     if result["train_diagnostics"]:

@@ -183,7 +183,7 @@ def train_judge(clips: list[ClipData], config: TrainConfig, device: str = "cpu",
         crops_t = torch.tensor(np.stack(mouths), dtype=torch.float32, device=device) if config.crops else None
         v = net.embed_lips(lips_t, mask_t, crops_t)  # (B, L, E)
         a = net.embed_audio(aud_t)  # (B, L + 2K, E)
-        loss = _contrastive_loss(v, a, mask_t, scale.exp(), k, config.near_margin, config.foreign_shifts)
+        loss = contrastive_loss(v, a, mask_t, scale.exp(), k, config.near_margin, config.foreign_shifts)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -269,7 +269,7 @@ def _tracker_jitter(lip: np.ndarray, rng, sigma: float) -> np.ndarray:
     return out
 
 
-def _contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0, foreign_shifts: str = ""):
+def contrastive_loss(v, a, mask, scale, k, near_margin: float = 0.0, foreign_shifts: str = ""):
     import torch
 
     if foreign_shifts not in ("", "all", "hardest", "separate", "meanexp", "segment"):

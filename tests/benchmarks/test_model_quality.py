@@ -56,3 +56,39 @@ def test_clip_tail_items_are_drawn_from_the_tails_long_enough_for_an_item(tmp_pa
     items = build_items(SHARED, tmp_path, split, 3.0, max_tail_items=3)
     tails = [it for it in items if it["kind"] == "clip_tail"]
     assert len(tails) == 1 and tails[0]["identity"] == "aoc-train"
+
+
+def test_the_heldout_judge_seed_neither_guides_nor_trains_in_the_shipped_configs():
+    """The benchmark's check against adversarial gains needs a judge seed that generation and
+    training never used: the configs must not name it, and its weights must exist."""
+    from pathlib import Path
+
+    import yaml
+
+    from benchmarks.model_quality.__main__ import HELDOUT_JUDGE_SEED, heldout_judge_weights
+
+    assert Path(heldout_judge_weights()).is_file()
+    for name in ("tiny", "base"):
+        cfg = yaml.safe_load((Path("model/configs") / f"{name}.yaml").read_text())
+        assert HELDOUT_JUDGE_SEED not in cfg.get("sample", {}).get("sync_guidance_seeds", [])
+        assert HELDOUT_JUDGE_SEED not in cfg.get("train", {}).get("motion_judge_seeds", [])
+
+
+def test_rendered_mouth_is_compared_with_the_intended_one_at_the_analysis_frames(tmp_path, monkeypatch):
+    """The analysis runs at 25 fps (frame_indices into the 24 fps video); the intended opening is
+    per video frame: the comparison must read the intended value of each analysed frame."""
+    import json
+    from types import SimpleNamespace
+
+    import benchmarks.model_quality.__main__ as mq
+
+    intended = np.sin(np.arange(72) / 3.0)
+    idx = np.minimum(np.round(np.arange(75) * 24 / 25).astype(int), 71)
+    video = tmp_path / "v.mp4"
+    video.with_suffix(".json").write_text(json.dumps({"mouth_motion": {"intended_opening_px": [intended.tolist()]}}))
+    monkeypatch.setattr(mq, "mouth_tracks", lambda v: (SimpleNamespace(frame_indices=idx), [intended[idx] * 0.01 + 2]))
+    assert mq.rendered_vs_intended(video) > 0.999
+    monkeypatch.setattr(mq, "mouth_tracks", lambda v: (SimpleNamespace(frame_indices=idx), [intended[::-1][idx]]))
+    assert mq.rendered_vs_intended(video) < 0.5
+    video.with_suffix(".json").write_text(json.dumps({"mouth_motion": {}}))
+    assert np.isnan(mq.rendered_vs_intended(video))

@@ -85,7 +85,7 @@ def test_foreign_audio_at_any_shift_is_a_negative_when_asked():
     foreign audio is compared at shift 0 only, and is penalised by ``foreign_shifts`` all / hardest /
     separate / meanexp, and by ``segment`` on the whole segment only (less than ``all``)."""
     torch = pytest.importorskip("torch")
-    from curation.sync_judge.train import _contrastive_loss
+    from curation.sync_judge.train import contrastive_loss
 
     gen = torch.Generator().manual_seed(0)
     b, length, k, e = 4, 50, 6, 16
@@ -96,10 +96,10 @@ def test_foreign_audio_at_any_shift_is_a_negative_when_asked():
     mask = torch.ones(b, length, dtype=torch.bool)
     mask[1] = False  # segment 1 serves only as foreign audio: its own (masked) logits are constant
     modes = ("", "all", "hardest", "separate", "meanexp", "segment")
-    losses = {mode: _contrastive_loss(v, a, mask, torch.tensor(10.0), k, 0.0, mode).item() for mode in modes}
+    losses = {mode: contrastive_loss(v, a, mask, torch.tensor(10.0), k, 0.0, mode).item() for mode in modes}
     spurious = a.clone()
     spurious[1, k + 4:k + 4 + length] = v[0]  # segment 1's audio matches segment 0's lips 4 frames later
-    with_peak = {mode: _contrastive_loss(v, spurious, mask, torch.tensor(10.0), k, 0.0, mode).item()
+    with_peak = {mode: contrastive_loss(v, spurious, mask, torch.tensor(10.0), k, 0.0, mode).item()
                  for mode in modes}
     assert abs(with_peak[""] - losses[""]) < 0.01
     assert with_peak["all"] > losses["all"] + 0.05
@@ -109,7 +109,7 @@ def test_foreign_audio_at_any_shift_is_a_negative_when_asked():
     # the whole segment's term only (1 of its 3 terms here): penalised, by less than 'all'
     assert losses["segment"] + 0.02 < with_peak["segment"] < with_peak["all"] - (losses["all"] - losses["segment"]) - 0.02
     with pytest.raises(ValueError, match="foreign_shifts"):
-        _contrastive_loss(v, a, mask, torch.tensor(10.0), k, 0.0, "every")
+        contrastive_loss(v, a, mask, torch.tensor(10.0), k, 0.0, "every")
 
 
 def _synthetic_talker(t: int, rng):

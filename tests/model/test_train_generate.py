@@ -81,8 +81,16 @@ def test_every_log_step_has_copy_baselines_and_the_audio_swap_gap(trained):
     assert cfg["train"]["motion_early_stop"]
     final = heldout_motion(model, ShardTrainingSource(cfg_shards(trained), cfg, frontend))
     best = max(held, key=lambda h: h["r_matched"] + h["span_r_matched"])
-    assert final["r_matched"] == pytest.approx(best["r_matched"], abs=1e-4)
-    assert final["span_r_matched"] == pytest.approx(best["span_r_matched"], abs=1e-4)
+    # the head's weights are the best checkpoint's exactly; the face encoder it reads is the last
+    # step's (the DiT's), so its figure is the best one's up to that change
+    import torch
+
+    best_blob = torch.load(trained / "checkpoints" / f"step_{best['step']:07d}.pt", weights_only=False)
+    for name, value in model.state_dict().items():
+        if name.startswith("motion."):
+            assert torch.equal(value, best_blob["model"][name].to(value.dtype)), name
+    assert final["r_matched"] == pytest.approx(best["r_matched"], abs=0.01)
+    assert final["span_r_matched"] == pytest.approx(best["span_r_matched"], abs=0.01)
 
 
 def test_a_fresh_model_predicts_the_context_frame():
@@ -179,7 +187,7 @@ def test_generate_two_people_from_2p0(trained, tmp_path):
     left = shared_file("anytalker_benchmark/audio_left/interact_11_left.flac")
     right = shared_file("anytalker_benchmark/audio_right/interact_11_right.flac")
     out = tmp_path / "2p.mp4"
-    assert _generate(trained, image, [left, right], out) == 0
+    assert _generate(trained, image, [left, right], out, ["--sync-guidance"]) == 0
     info = probe(out)
     assert info.has_video and info.has_audio and info.fps == pytest.approx(24)
     frames = read_frames(out)
@@ -194,6 +202,13 @@ def test_generate_two_people_from_2p0(trained, tmp_path):
     assert motion["warp_context"] and motion["reference_lips_found"] == [True, True]
     assert motion["residual_region"] == "mouth" and motion["motion_gain"] >= 1
     assert len(motion["predicted_opening_change_px"]["mean"]) == 2
+    # sync guidance (--sync-guidance): both identities guided toward their own audio by the
+    # guiding judge seeds, never by the seed the benchmark keeps for scoring
+    guided = motion["sync_guidance"]
+    assert guided["guided_identities"] == [0, 1] and 2 not in guided["seeds"]
+    assert guided["judge_loss_after"] < guided["judge_loss_before"]
+    assert [len(o) for o in motion["intended_opening_px"]] == [12, 12]
+    assert rec["identical_consecutive_frames_before_encoding"] == 0
 
 
 @pytest.mark.parametrize("n_id", [1, 3])
@@ -205,6 +220,15 @@ def test_same_checkpoint_generates_one_and_three_identities(trained, tmp_path, n
     assert _generate(trained, image, [audio] * n_id, out, ["--boxes", ";".join(boxes)]) == 0
     assert len(read_frames(out)) == 12
     assert json.loads(out.with_suffix(".json").read_text())["identities"] == n_id
+
+
+def test_sync_guidance_is_off_by_default(trained, tmp_path):
+    image = shared_file("images/anytalker/2p-0.png")
+    audio = shared_file("talking/syncnet_example_speech.wav")
+    out = tmp_path / "off.mp4"
+    assert _generate(trained, image, [audio], out, ["--boxes", "120,130,310,320"]) == 0
+    guided = json.loads(out.with_suffix(".json").read_text())["mouth_motion"]["sync_guidance"]
+    assert guided["steps"] == 0 and "judge_loss_after" not in guided
 
 
 def test_more_audios_than_faces_names_the_image(trained, tmp_path, capsys):
