@@ -107,6 +107,12 @@ def map_box(box, x0: int, y0: int, cw: int, ch: int, out_w: int, out_h: int) -> 
     return np.array([(x1 - x0) * sx, (y1 - y0) * sy, (x2 - x0) * sx, (y2 - y0) * sy], np.float32)
 
 
+def map_points(points: np.ndarray, x0: int, y0: int, cw: int, ch: int, out_w: int, out_h: int) -> np.ndarray:
+    """(..., 2) source-pixel points -> the pixels of the (x0, y0, cw, ch) region resized to out_w x out_h
+    (``map_box`` for points: lip landmarks and eye corners into a crop)."""
+    return (points - np.array([x0, y0], np.float32)) * np.array([out_w / cw, out_h / ch], np.float32)
+
+
 def to_model_range(frames_uint8: np.ndarray) -> torch.Tensor:
     """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [-1, 1]."""
     t = torch.from_numpy(np.ascontiguousarray(frames_uint8)).float() / 127.5 - 1.0
@@ -278,7 +284,7 @@ class ShardTrainingSource:
                 rel = idx - int(item.row["start_frame"])
                 inside = (rel >= 0) & (rel < len(item.lips))
                 src = item.lips[np.clip(rel, 0, len(item.lips) - 1)] * np.array([sx, sy], np.float32)
-                crop_px = (src - np.array([x0, y0], np.float32)) * np.array([width / cw, self.H / ch], np.float32)
+                crop_px = map_points(src, x0, y0, cw, ch, width, self.H)
                 lips[0] = np.where(inside[:, None, None], crop_px, np.nan)
             self._cache[(item_idx, w, width)] = {"frames": crops, "faces": faces, "masks": masks, "mouth": mouth,
                                                  "audio": audio.astype(np.float32), "lips": lips}

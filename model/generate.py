@@ -32,7 +32,7 @@ import torch
 from curation.media import AUDIO_SR, MediaError, load_audio, sha256_file, write_video, write_wav
 from model.audio import build_frontend, frame_windows
 from model.checkpoint import load_checkpoint
-from model.data import crop_face, crop_region, map_box, to_model_range
+from model.data import crop_face, crop_region, map_box, map_points, to_model_range
 from model.dit import AnyTalkerDiT
 from model.flow import sample, warped_context
 from model.motion import destination, lip_opening
@@ -232,7 +232,7 @@ def generate(checkpoint: str | Path, image: str | Path, audios: list[str | Path]
             if lp is None:
                 rows.append(np.full((len(LIP_POINTS) + len(EYE_CORNERS), 2), np.nan, np.float32))
             else:
-                rows.append((lp - np.array([x0, y0], np.float32)) * np.array([crop_w / cw, crop_h / ch], np.float32))
+                rows.append(map_points(lp, x0, y0, cw, ch, crop_w, crop_h))
         points = torch.from_numpy(np.stack(rows))  # (I, K + 2, 2) crop px
         ref_lips_t = points[:, None, :len(LIP_POINTS)]  # (I, 1, K, 2)
         eyes_t = points[:, len(LIP_POINTS):]  # (I, 2, 2)

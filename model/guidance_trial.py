@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     from curation.sync_judge import WEIGHTS_DIR, load_ensemble
     from model.audio import frame_windows
     from model.generate import detect_faces, load_model, read_image, reference_lips
-    from model.data import crop_face, crop_region
+    from model.data import crop_face, crop_region, map_points
     from model.data import to_model_range
     from model.motion import centre_features
     from model.sync_guidance import SyncGuidance, guide_coefficients, judge_lip_features, resample_frames, JUDGE_FPS
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     boxes, _ = detect_faces(rgb, "2p-0.png")
     box = sorted(boxes, key=lambda b: b[0])[0]
     x0, y0, cw, ch = crop_region([box], rgb.shape[1], rgb.shape[0], crop_w / crop_h, float(v["crop_scale"]))
-    pts = (reference_lips(rgb, [box])[0][0] - np.array([x0, y0], np.float32)) * np.array([crop_w / cw, crop_h / ch], np.float32)
+    pts = map_points(reference_lips(rgb, [box])[0][0], x0, y0, cw, ch, crop_w, crop_h)
     ref_lips, eyes = torch.from_numpy(pts[:-2])[None, None], torch.from_numpy(pts[-2:])[None]
     face_tokens = model.encode_faces(to_model_range(crop_face(rgb, box, int(cfg["model"]["face_size"]))[None, None]))
     n = int(round(args.seconds * fps))
